@@ -1,0 +1,162 @@
+"""Object storage for the lake: one interface, a local-folder and an S3 implementation.
+
+Asset code only ever sees `ObjectStore`; which implementation runs is chosen from
+`TELEMETRY_LAKE_URL` (see `object_store_from_url`). Keys are always '/'-separated and relative to
+the store's root (a folder, or a bucket prefix).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from abc import abstractmethod
+from pathlib import Path
+from typing import BinaryIO, Iterator
+
+import boto3
+import dagster as dg
+from botocore.config import Config
+from pydantic import Field
+
+
+class ObjectStore(dg.ConfigurableResource):
+    """Read, list and write objects by key under one root."""
+
+    @abstractmethod
+    def list_keys(self, prefix: str) -> Iterator[str]:
+        """Every key under `prefix`, in lexicographic order."""
+
+    @abstractmethod
+    def list_folders(self, prefix: str) -> list[str]:
+        """The immediate sub-folders of `prefix` (each ending in '/'), like `ls -d prefix*/`."""
+
+    @abstractmethod
+    def open(self, key: str) -> BinaryIO:
+        """A streaming binary reader for one object; the caller closes it."""
+
+    @abstractmethod
+    def put(self, key: str, data: bytes) -> None:
+        """Write (or replace) one object."""
+
+    @abstractmethod
+    def delete_prefix(self, prefix: str) -> None:
+        """Remove every object under `prefix` (used to replace a partition's exports)."""
+
+    @abstractmethod
+    def describe(self) -> str:
+        """Where the store points, for logs and metadata."""
+
+
+class LocalObjectStore(ObjectStore):
+    """A folder on disk: the embedded default under `$TELEMETRY_HOME/lake`."""
+
+    root: str = Field(description="Folder holding the lake.")
+
+    def _path(self, key: str) -> Path:
+        return Path(self.root) / key
+
+    def list_keys(self, prefix: str) -> Iterator[str]:
+        root = Path(self.root)
+        base = self._path(prefix)
+        folder = base if prefix.endswith("/") or base.is_dir() else base.parent
+        if not folder.is_dir():
+            return
+        keys = (p.relative_to(root).as_posix() for p in folder.rglob("*") if p.is_file())
+        yield from sorted(k for k in keys if k.startswith(prefix))
+
+    def list_folders(self, prefix: str) -> list[str]:
+        folder = self._path(prefix)
+        if not folder.is_dir():
+            return []
+        return sorted(f"{prefix}{p.name}/" for p in folder.iterdir() if p.is_dir())
+
+    def open(self, key: str) -> BinaryIO:
+        return open(self._path(key), "rb")
+
+    def put(self, key: str, data: bytes) -> None:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+
+    def delete_prefix(self, prefix: str) -> None:
+        folder = self._path(prefix)
+        if folder.is_dir():
+            shutil.rmtree(folder)
+
+    def describe(self) -> str:
+        return str(Path(self.root).resolve())
+
+
+class S3ObjectStore(ObjectStore):
+    """An S3 bucket and prefix through boto3.
+
+    The endpoint comes from the standard `AWS_ENDPOINT_URL_S3` / `AWS_ENDPOINT_URL` variables (boto3
+    reads them itself) unless `endpoint_url` is set; credentials come from the usual boto3 chain.
+    Listing is paginated and reads stream the body, so neither lists nor objects are held whole.
+    """
+
+    bucket: str
+    prefix: str = ""
+    endpoint_url: str | None = None
+    region_name: str | None = None
+    retry_mode: str = Field(default="standard", description="botocore retry mode: standard or adaptive.")
+    max_attempts: int = 5
+
+    def _client(self):
+        if self.retry_mode not in ("standard", "adaptive"):
+            raise ValueError(f"retry_mode must be 'standard' or 'adaptive', not {self.retry_mode!r}")
+        config = Config(retries={"mode": self.retry_mode, "max_attempts": self.max_attempts})
+        return boto3.client("s3", endpoint_url=self.endpoint_url, region_name=self.region_name, config=config)
+
+    def _full(self, key: str) -> str:
+        root = self.prefix.strip("/")
+        return f"{root}/{key}" if root else key
+
+    def _relative(self, full_key: str) -> str:
+        root = self.prefix.strip("/")
+        return full_key[len(root) + 1 :] if root else full_key
+
+    def list_keys(self, prefix: str) -> Iterator[str]:
+        pages = self._client().get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=self._full(prefix)
+        )
+        for page in pages:
+            for item in page.get("Contents", []):
+                yield self._relative(item["Key"])
+
+    def list_folders(self, prefix: str) -> list[str]:
+        pages = self._client().get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=self._full(prefix), Delimiter="/"
+        )
+        return sorted(
+            self._relative(common["Prefix"]) for page in pages for common in page.get("CommonPrefixes", [])
+        )
+
+    def open(self, key: str) -> BinaryIO:
+        return self._client().get_object(Bucket=self.bucket, Key=self._full(key))["Body"]
+
+    def put(self, key: str, data: bytes) -> None:
+        self._client().put_object(Bucket=self.bucket, Key=self._full(key), Body=data)
+
+    def delete_prefix(self, prefix: str) -> None:
+        client = self._client()
+        keys = [self._full(k) for k in self.list_keys(prefix)]
+        for start in range(0, len(keys), 1000):
+            batch = [{"Key": k} for k in keys[start : start + 1000]]
+            client.delete_objects(Bucket=self.bucket, Delete={"Objects": batch})
+
+    def describe(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix.strip('/')}"
+
+
+def object_store_from_url(url: str) -> ObjectStore:
+    """`s3://bucket/prefix` gives an S3 store; anything else is a local folder."""
+    if url.startswith("s3://"):
+        bucket, _, prefix = url[len("s3://") :].partition("/")
+        if not bucket:
+            raise ValueError(f"TELEMETRY_LAKE_URL {url!r} names no bucket")
+        retry_mode = os.environ.get("TELEMETRY_S3_RETRY_MODE", "standard")
+        return S3ObjectStore(bucket=bucket, prefix=prefix.strip("/"), retry_mode=retry_mode)
+    return LocalObjectStore(root=url)

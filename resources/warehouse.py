@@ -1,0 +1,22 @@
+"""The warehouse: a DuckDB file behind dagster-duckdb's resource. Asset code never sees its path."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+
+from dagster_duckdb import DuckDBResource
+
+
+class Warehouse(DuckDBResource):
+    """DuckDB has one writer: runs that write it are serialised by the `warehouse` pool (limit 1).
+
+    Connections are set to UTC so timestamps in the raw calls land as UTC whatever the host says.
+    """
+
+    @contextmanager
+    def get_connection(self):
+        Path(self.database).parent.mkdir(parents=True, exist_ok=True)
+        with super().get_connection() as con:
+            con.execute("SET TimeZone = 'UTC'")
+            yield con

@@ -1,0 +1,41 @@
+"""Where things live, from the environment variables fixed in DESIGN.md.
+
+Read at call time (never cached at import) so tests and the CLI can point a process elsewhere.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+CONFIG_DIR = Path(__file__).parent / "config"
+
+
+def telemetry_home() -> Path:
+    return Path(os.environ.get("TELEMETRY_HOME", ".telemetry")).resolve()
+
+
+def lake_url() -> str:
+    return os.environ.get("TELEMETRY_LAKE_URL") or str(telemetry_home() / "lake")
+
+
+def warehouse_path() -> Path:
+    return telemetry_home() / "warehouse.duckdb"
+
+
+def dagster_home() -> Path:
+    return Path(os.environ.get("DAGSTER_HOME") or telemetry_home() / "dagster")
+
+
+def tracking_plan_path() -> Path:
+    return Path(os.environ.get("TELEMETRY_TRACKING_PLAN") or CONFIG_DIR / "tracking_plan.yaml")
+
+
+def partitions_start() -> str:
+    """First day of the daily partitions shown in Dagster."""
+    return os.environ.get("TELEMETRY_PARTITIONS_START", "2026-01-01")
+
+
+def dedupe_lookback_days() -> int:
+    """How many earlier partitions a message id is checked against (re-sends arrive late)."""
+    return int(os.environ.get("TELEMETRY_DEDUPE_LOOKBACK_DAYS", "1"))

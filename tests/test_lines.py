@@ -1,0 +1,50 @@
+import gzip
+import io
+
+from telemetry_assets.ingest.lines import read_lines
+
+
+def lines_of(data: bytes, **options):
+    return [(line.line_number, line.text, line.read_error) for line in read_lines(io.BytesIO(data), **options)]
+
+
+def test_plain_ndjson_keeps_blank_lines_and_strips_crlf():
+    assert lines_of(b'{"a":1}\r\n\n{"b":2}') == [(1, '{"a":1}', None), (2, "", None), (3, '{"b":2}', None)]
+
+
+def test_gzip_with_several_members_reads_as_one_stream():
+    data = gzip.compress(b'{"a":1}\n{"b":') + gzip.compress(b'2}\n{"c":3}\n')
+    assert [text for _, text, _ in lines_of(data)] == ['{"a":1}', '{"b":2}', '{"c":3}']
+
+
+def test_truncated_gzip_member_reports_the_cut_line_and_keeps_earlier_lines():
+    body = b"".join(b'{"n":%d}\n' % i for i in range(20_000))
+    data = gzip.compress(b'{"first":true}\n') + gzip.compress(body)[:-2_000]
+    lines = lines_of(data)
+    assert lines[0] == (1, '{"first":true}', None)
+    assert all(error is None for _, _, error in lines[:-1])
+    number, text, error = lines[-1]
+    assert text is None and "truncated" in error and number == len(lines)
+
+
+def test_corrupt_gzip_data_is_reported_not_raised():
+    data = bytearray(gzip.compress(b'{"a":1}\n' * 1000))
+    data[30:40] = b"\x00" * 10
+    *_, (_, text, error) = lines_of(bytes(data))
+    assert text is None and "gzip" in error
+
+
+def test_invalid_utf8_is_reported_per_line():
+    assert lines_of(b'{"a":1}\n\xff\xfe{"b":2}\n{"c":3}\n')[1] == (2, None, "invalid UTF-8 at byte 0")
+
+
+def test_oversized_line_is_reported_with_its_size_and_the_next_line_survives():
+    huge = b'{"prompt_text":"' + b"x" * (5 * 1024 * 1024) + b'"}'
+    lines = lines_of(huge + b'\n{"ok":1}\n', max_line_bytes=1024 * 1024)
+    assert lines[0][1] is None and f"line of {len(huge)} bytes exceeds" in lines[0][2]
+    assert lines[1] == (2, '{"ok":1}', None)
+
+
+def test_empty_object_is_empty():
+    assert lines_of(b"") == []
+    assert lines_of(gzip.compress(b"")) == []
