@@ -1,0 +1,1 @@
+"""Data contracts: the tracking plan compiled to pandera models, and the asset checks that guard tables."""

@@ -1,0 +1,346 @@
+"""The tracking plan (versioned YAML) loaded, validated and compiled to one pandera model per event.
+
+Validation works on a frame the ingest SQL builds from the raw calls: for every planned field
+`<column>__json_type` holds the JSON type the sender used (NULL when absent or null) and `<column>`
+holds the value cast to the plan's type (never for sensitive fields: their text is only typed, not
+read). Checking the JSON type rather than a cast value is what makes `"12"` for an integer a
+`Datatype-Mismatch` instead of a silent coercion.
+
+Each pandera failure maps back to a typed violation (RudderStack's names): every check is
+registered with the violation it stands for, so no failure is guessed from its message.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import pandas as pd
+import pandera.pandas as pa
+import yaml
+
+VIOLATION_TYPES = (
+    "Unplanned-Event",
+    "Required-Missing",
+    "Datatype-Mismatch",
+    "Additional-Properties",
+    "Advance-Rules-Violation",
+    "Unknown-Violation",
+    "Malformed-Line",
+)
+FIELD_TYPES = {
+    # plan type: (JSON types DuckDB's json_type reports that are acceptable, warehouse type)
+    "string": (("VARCHAR",), "VARCHAR"),
+    "integer": (("UBIGINT", "BIGINT"), "BIGINT"),
+    "number": (("UBIGINT", "BIGINT", "DOUBLE"), "DOUBLE"),
+    "boolean": (("BOOLEAN",), "BOOLEAN"),
+    "timestamp": (("VARCHAR",), "TIMESTAMP"),
+    "object": (("OBJECT",), None),
+}
+JSON_TYPE_NAMES = {
+    "VARCHAR": "string",
+    "UBIGINT": "integer",
+    "BIGINT": "integer",
+    "HUGEINT": "integer",
+    "DOUBLE": "number",
+    "BOOLEAN": "boolean",
+    "OBJECT": "object",
+    "ARRAY": "array",
+}
+MODES = ("quarantine", "forward")
+_FIELD_KEYS = {"path", "type", "required", "sensitive", "minimum", "maximum", "enum", "required_when"}
+_EVENT_KEYS = {"mode", "additional_properties", "properties"}
+_PLAN_KEYS = {"version", "changes", "namespace", "envelope", "require_one_of", "common_properties", "events"}
+
+
+class TrackingPlanError(ValueError):
+    """The plan file is not valid; the message names the offending key."""
+
+
+@dataclass(frozen=True)
+class Field:
+    """One planned field: where it is in the raw call and what it must hold."""
+
+    column: str
+    name: str  # as the sender spells it, for messages
+    json_path: str
+    type: str
+    required: bool = False
+    sensitive: bool = False
+    minimum: float | None = None
+    maximum: float | None = None
+    enum: tuple[str, ...] | None = None
+    required_when: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def allowed_json_types(self) -> tuple[str, ...]:
+        return FIELD_TYPES[self.type][0]
+
+    @property
+    def warehouse_type(self) -> str | None:
+        return FIELD_TYPES[self.type][1]
+
+    @property
+    def has_value_column(self) -> bool:
+        """Sensitive text and whole objects are typed but never read into the frame."""
+        return not self.sensitive and self.type != "object"
+
+
+@dataclass(frozen=True)
+class EventPlan:
+    name: str
+    mode: str
+    additional_properties: bool
+    fields: tuple[Field, ...]
+    property_names: tuple[str, ...]
+    require_one_of: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class TrackingPlan:
+    version: str
+    namespace: str
+    events: dict[str, EventPlan]
+    changes: tuple[dict, ...] = field(default=())
+
+    def is_ai_event(self, event_name: str | None) -> bool:
+        return bool(event_name) and event_name.startswith(self.namespace)
+
+
+def load_tracking_plan(path: Path) -> TrackingPlan:
+    """Read and validate the plan; any unknown or bad key fails loudly with its location."""
+    try:
+        raw = yaml.safe_load(Path(path).read_text())
+    except yaml.YAMLError as error:
+        raise TrackingPlanError(f"{path}: not valid YAML: {error}") from None
+    if not isinstance(raw, dict):
+        raise TrackingPlanError(f"{path}: the plan must be a mapping")
+    _reject_unknown(raw, _PLAN_KEYS, "plan")
+    for key in ("version", "namespace", "envelope", "events"):
+        if key not in raw:
+            raise TrackingPlanError(f"plan: missing required key '{key}'")
+    changes = raw.get("changes") or []
+    if not changes or str(changes[0].get("version")) != str(raw["version"]):
+        raise TrackingPlanError(f"changes: the newest entry must describe version {raw['version']}")
+    envelope = [_field(name, spec, f"envelope.{name}", spec.get("path") if isinstance(spec, dict) else None)
+                for name, spec in raw["envelope"].items()]
+    envelope.append(Field(column="properties", name="properties", json_path="$.properties", type="object", required=True))
+    common = raw.get("common_properties") or {}
+    require_one_of = tuple(raw.get("require_one_of") or ())
+    for column in require_one_of:
+        if column not in raw["envelope"]:
+            raise TrackingPlanError(f"require_one_of: '{column}' is not an envelope field")
+    events = {
+        name: _event(name, spec, envelope, common, require_one_of) for name, spec in raw["events"].items()
+    }
+    for name in events:
+        if not name.startswith(raw["namespace"]):
+            raise TrackingPlanError(f"events.{name}: name does not start with namespace '{raw['namespace']}'")
+    return TrackingPlan(str(raw["version"]), raw["namespace"], events, tuple(changes))
+
+
+def _event(name, spec, envelope, common, require_one_of) -> EventPlan:
+    where = f"events.{name}"
+    if not isinstance(spec, dict):
+        raise TrackingPlanError(f"{where}: must be a mapping")
+    _reject_unknown(spec, _EVENT_KEYS, where)
+    mode = spec.get("mode", "quarantine")
+    if mode not in MODES:
+        raise TrackingPlanError(f"{where}.mode: '{mode}' is not one of {', '.join(MODES)}")
+    properties = {**common, **(spec.get("properties") or {})}
+    prop_fields = [_field(prop, prop_spec, f"{where}.properties.{prop}", f"properties.{prop}")
+                   for prop, prop_spec in properties.items()]
+    columns = {f.column for f in prop_fields}
+    for f in prop_fields:
+        for other, _ in f.required_when:
+            if other not in columns:
+                raise TrackingPlanError(f"{where}.properties.{f.column}.required_when: unknown property '{other}'")
+    return EventPlan(
+        name=name,
+        mode=mode,
+        additional_properties=bool(spec.get("additional_properties", True)),
+        fields=tuple(envelope + prop_fields),
+        property_names=tuple(properties),
+        require_one_of=require_one_of,
+    )
+
+
+def _field(column: str, spec: Any, where: str, path: str | None) -> Field:
+    if not isinstance(spec, dict):
+        raise TrackingPlanError(f"{where}: must be a mapping")
+    _reject_unknown(spec, _FIELD_KEYS, where)
+    if spec.get("type") not in FIELD_TYPES or spec.get("type") == "object":
+        allowed = ", ".join(t for t in FIELD_TYPES if t != "object")
+        raise TrackingPlanError(f"{where}.type: '{spec.get('type')}' is not one of {allowed}")
+    if not path:
+        raise TrackingPlanError(f"{where}.path: missing")
+    enum = spec.get("enum")
+    if enum is not None and (not isinstance(enum, list) or not enum):
+        raise TrackingPlanError(f"{where}.enum: must be a non-empty list")
+    required_when = spec.get("required_when") or {}
+    if not isinstance(required_when, dict):
+        raise TrackingPlanError(f"{where}.required_when: must map a property to a value")
+    name = path.removeprefix("properties.")
+    json_path = "$." + ".".join(f'"{part}"' for part in path.split("."))
+    return Field(
+        column=column,
+        name=name,
+        json_path=json_path,
+        type=spec["type"],
+        required=bool(spec.get("required", False)),
+        sensitive=bool(spec.get("sensitive", False)),
+        minimum=spec.get("minimum"),
+        maximum=spec.get("maximum"),
+        enum=tuple(enum) if enum else None,
+        required_when=tuple(required_when.items()),
+    )
+
+
+def _reject_unknown(mapping: dict, allowed: set[str], where: str) -> None:
+    unknown = sorted(set(mapping) - allowed)
+    if unknown:
+        raise TrackingPlanError(f"{where}: unknown key '{unknown[0]}' (allowed: {', '.join(sorted(allowed))})")
+
+
+# --- compiling to pandera -------------------------------------------------------------------------
+
+ADDITIONAL_PROPERTIES_COLUMN = "additional_properties"
+
+
+def type_column(f: Field) -> str:
+    return f"{f.column}__json_type"
+
+
+@dataclass(frozen=True)
+class _Rule:
+    """What a failing check means: its violation type and how to say it for one failing value."""
+
+    violation: str
+    message: Callable[[Any], str]
+
+
+@dataclass(frozen=True)
+class CompiledEvent:
+    plan: EventPlan
+    schema: pa.DataFrameSchema
+    rules: dict[tuple[str, Any], _Rule]  # (column or "*", check number or "not_nullable") -> rule
+
+
+def compile_event(plan: EventPlan) -> CompiledEvent:
+    """One pandera model for one event, with each check's meaning registered beside it."""
+    columns: dict[str, pa.Column] = {}
+    frame_checks: list[pa.Check] = []
+    rules: dict[tuple[str, Any], _Rule] = {}
+
+    def frame_rule(check: pa.Check, rule: _Rule) -> None:
+        rules[("*", len(frame_checks))] = rule
+        frame_checks.append(check)
+
+    for f in plan.fields:
+        tcol = type_column(f)
+        columns[tcol] = pa.Column(
+            nullable=not f.required,
+            checks=[pa.Check.isin(list(f.allowed_json_types))],
+            required=True,
+        )
+        rules[(tcol, "not_nullable")] = _Rule("Required-Missing", lambda _, f=f: f"{f.name} is required")
+        rules[(tcol, 0)] = _Rule(
+            "Datatype-Mismatch",
+            lambda got, f=f: f"{f.name} must be {f.type}, got {JSON_TYPE_NAMES.get(got, str(got).lower())}",
+        )
+        if f.has_value_column:
+            columns[f.column], value_rules = _value_column(f)
+            rules.update(value_rules)
+            frame_rule(
+                pa.Check(_castable(f), name=f"{f.column}:castable"),
+                _Rule("Datatype-Mismatch", lambda _, f=f: f"{f.name} is not a valid {f.type}"),
+            )
+        for other, expected in f.required_when:
+            frame_rule(
+                pa.Check(_required_when(f.column, other, expected), name=f"{f.column}:required_when"),
+                _Rule("Required-Missing", lambda _, f=f, o=other, e=expected: f"{f.name} is required when {o} = '{e}'"),
+            )
+    if plan.require_one_of:
+        names = [f.name for f in plan.fields if f.column in plan.require_one_of]
+        frame_rule(
+            pa.Check(_one_of(plan.require_one_of), name="require_one_of"),
+            _Rule("Required-Missing", lambda _: f"one of {', '.join(names)} is required"),
+        )
+    if not plan.additional_properties:
+        columns[ADDITIONAL_PROPERTIES_COLUMN] = pa.Column(
+            nullable=True, checks=[pa.Check(lambda s: s.isna() | (s == ""), element_wise=False)]
+        )
+        rules[(ADDITIONAL_PROPERTIES_COLUMN, 0)] = _Rule(
+            "Additional-Properties", lambda extra: f"properties not in the plan: {str(extra)[:200]}"
+        )
+    schema = pa.DataFrameSchema(columns, checks=frame_checks, name=plan.name, strict=False)
+    return CompiledEvent(plan, schema, rules)
+
+
+def _value_column(f: Field) -> tuple[pa.Column, dict]:
+    checks, rules = [], {}
+    if f.minimum is not None:
+        rules[(f.column, len(checks))] = _Rule(
+            "Advance-Rules-Violation", lambda v, f=f: f"{f.name} = {v} is below the minimum {f.minimum}"
+        )
+        checks.append(pa.Check.ge(f.minimum))
+    if f.maximum is not None:
+        rules[(f.column, len(checks))] = _Rule(
+            "Advance-Rules-Violation", lambda v, f=f: f"{f.name} = {v} is above the maximum {f.maximum}"
+        )
+        checks.append(pa.Check.le(f.maximum))
+    if f.enum:
+        # The offending string is not repeated: free text in an enum field may carry personal data.
+        rules[(f.column, len(checks))] = _Rule(
+            "Advance-Rules-Violation", lambda _, f=f: f"{f.name} is not one of: {', '.join(f.enum)}"
+        )
+        checks.append(pa.Check.isin(list(f.enum)))
+    return pa.Column(nullable=True, checks=checks, required=True), rules
+
+
+def _castable(f: Field):
+    tcol = type_column(f)
+    allowed = list(f.allowed_json_types)
+    return lambda df: ~(df[tcol].isin(allowed) & df[f.column].isna())
+
+
+def _required_when(column: str, other: str, expected: Any):
+    return lambda df: ~((df[other] == expected).fillna(False) & df[column].isna())
+
+
+def _one_of(columns: tuple[str, ...]):
+    return lambda df: df[list(columns)].notna().any(axis=1)
+
+
+def violations_by_row(compiled: CompiledEvent, frame: pd.DataFrame) -> dict[Any, list[dict]]:
+    """Validate `frame` lazily; map each failing row's index to its typed violations."""
+    try:
+        compiled.schema.validate(frame, lazy=True)
+        return {}
+    except pa.errors.SchemaErrors as errors:
+        failures = errors.failure_cases
+    found: dict[Any, list[dict]] = {}
+    seen: set[tuple] = set()
+    for case in failures.itertuples(index=False):
+        key = _rule_key(case)
+        rule = compiled.rules.get(key)
+        if pd.isna(case.index):
+            raise RuntimeError(f"{compiled.plan.name}: schema-wide failure {case.check} on {case.column}")
+        if (case.index, key) in seen:
+            continue
+        seen.add((case.index, key))
+        if rule is None:
+            violation = {"type": "Unknown-Violation", "message": f"{case.column}: {case.check}"}
+        else:
+            violation = {"type": rule.violation, "message": rule.message(case.failure_case)}
+        found.setdefault(case.index, []).append(violation)
+    return found
+
+
+def _rule_key(case) -> tuple[str, Any]:
+    if case.schema_context == "DataFrameSchema":
+        return ("*", int(case.check_number))
+    if case.check == "not_nullable":
+        return (case.column, "not_nullable")
+    return (case.column, int(case.check_number))

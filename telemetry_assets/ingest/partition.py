@@ -1,0 +1,379 @@
+"""Ingest one daily partition: the day's raw objects into governed, quarantine and audit rows.
+
+Per chunk of lines (memory is bounded by the chunk, never by the partition):
+
+1. classify each line in DuckDB: blank, malformed (not a JSON object), untyped (no `type`), a
+   non-AI call (page, identify, `Order Completed`: counted, never quarantined) or an AI event;
+2. dedupe AI events by `messageId`, first copy in key order wins, against this partition's earlier
+   lines and the look-back window of earlier partitions (at-least-once delivery re-sends);
+3. validate first copies against their event's pandera model (unknown `ai_*` names are
+   `Unplanned-Event`);
+4. insert governed rows, quarantine rows and one governance-log row per processed event.
+
+All of it runs in one transaction that first deletes the day's rows, so a re-run replaces exactly
+that partition. Before committing, every object's lines are reconciled against what landed:
+lines read = valid + quarantined + duplicates + non-AI events + blank lines. A gap aborts the run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from dataclasses import dataclass, fields
+from datetime import date, timedelta
+from typing import Iterator
+
+import pandas as pd
+
+from checks.tracking_plan import (
+    ADDITIONAL_PROPERTIES_COLUMN,
+    CompiledEvent,
+    Field,
+    TrackingPlan,
+    compile_event,
+    type_column,
+    violations_by_row,
+)
+from telemetry_assets.ingest.layouts import RawObject, partition_objects
+from telemetry_assets.ingest.lines import DEFAULT_MAX_LINE_BYTES, read_lines
+from telemetry_assets.ingest.reconcile import quarantined_by_type
+from telemetry_assets.ingest.tables import AUDIT_TABLES, VIOLATIONS_TYPE, ensure_tables, governed_table
+
+CHUNK_LINES = 50_000
+CHUNK_BYTES = 64 << 20
+
+
+class ReconciliationError(RuntimeError):
+    """Lines were read that did not land anywhere: the partition is not committed."""
+
+
+@dataclass(frozen=True)
+class FileReport:
+    """How one raw object's lines were accounted for. Grain: one raw object in one partition."""
+
+    source_key: str
+    layout: str
+    source_id: str | None
+    lines_read: int
+    blank_lines: int
+    valid_events: int
+    quarantined: int
+    duplicates: int
+    non_ai_events: int
+
+    @property
+    def unaccounted(self) -> int:
+        accounted = self.blank_lines + self.valid_events + self.quarantined + self.duplicates + self.non_ai_events
+        return self.lines_read - accounted
+
+
+@dataclass(frozen=True)
+class PartitionReport:
+    day: date
+    tracking_plan_version: str
+    files: tuple[FileReport, ...]
+    quarantined_by_type: dict[str, int]
+
+    def total(self, name: str) -> int:
+        return sum(getattr(f, name) for f in self.files)
+
+    def summary(self) -> dict[str, int]:
+        counted = ("lines_read", "valid_events", "quarantined", "duplicates", "non_ai_events", "blank_lines")
+        return {name: self.total(name) for name in counted}
+
+
+@dataclass
+class _Tally:
+    obj: RawObject
+    lines_read: int = 0
+    blank_lines: int = 0
+    duplicates: int = 0
+    non_ai_events: int = 0
+
+
+def ingest_partition(
+    store,
+    con,
+    day: date,
+    tracking_plan: TrackingPlan,
+    lookback_days: int = 1,
+    chunk_lines: int = CHUNK_LINES,
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+) -> PartitionReport:
+    """Replace `day`'s rows in the ingest tables with what the day's raw objects say."""
+    objects = partition_objects(store, day)
+    compiled = {name: compile_event(plan) for name, plan in tracking_plan.events.items()}
+    ensure_tables(con, tracking_plan)
+    con.execute("BEGIN TRANSACTION")
+    try:
+        _delete_partition(con, day, tracking_plan)
+        _load_seen_message_ids(con, day, lookback_days)
+        tallies = {obj.key: _Tally(obj) for obj in objects}
+        for frame in _line_chunks(store, objects, tallies, chunk_lines, max_line_bytes):
+            _process_chunk(con, frame, day, tracking_plan, compiled, tallies)
+        report = _reconcile(con, day, tracking_plan.version, tallies)
+        _write_file_rows(con, day, report)
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return report
+
+
+def _delete_partition(con, day: date, tracking_plan: TrackingPlan) -> None:
+    tables = list(AUDIT_TABLES) + [governed_table(name) for name in tracking_plan.events]
+    for table in tables:
+        con.execute(f"DELETE FROM {table} WHERE dt = ?", [day])
+
+
+def _load_seen_message_ids(con, day: date, lookback_days: int) -> None:
+    con.execute(
+        """CREATE OR REPLACE TEMP TABLE seen_message_ids AS
+           SELECT DISTINCT message_id FROM audit.governance_log
+           WHERE dt >= ? AND dt < ? AND message_id IS NOT NULL""",
+        [day - timedelta(days=lookback_days), day],
+    )
+
+
+def _line_chunks(store, objects, tallies, chunk_lines: int, max_line_bytes: int) -> Iterator[pd.DataFrame]:
+    """Frames of (source_key, line_number, line, read_error), bounded in lines and bytes."""
+    columns: dict[str, list] = {"source_key": [], "line_number": [], "line": [], "read_error": []}
+    size = 0
+    for obj in objects:
+        with contextlib.closing(store.open(obj.key)) as stream:
+            for raw in read_lines(stream, max_line_bytes):
+                tallies[obj.key].lines_read = raw.line_number
+                columns["source_key"].append(obj.key)
+                columns["line_number"].append(raw.line_number)
+                columns["line"].append(raw.text)
+                columns["read_error"].append(raw.read_error)
+                size += len(raw.text or "")
+                if len(columns["line"]) >= chunk_lines or size >= CHUNK_BYTES:
+                    yield pd.DataFrame(columns)
+                    columns = {name: [] for name in columns}
+                    size = 0
+    if columns["line"]:
+        yield pd.DataFrame(columns)
+
+
+def _process_chunk(con, frame, day, tracking_plan: TrackingPlan, compiled, tallies) -> None:
+    con.register("chunk_lines", frame)  # registering again replaces the previous chunk
+    _classify(con, tracking_plan.namespace)
+    _count(con, tallies, "SELECT source_key, count(*) FROM chunk WHERE kind = 'blank' GROUP BY 1", "blank_lines")
+    _count(con, tallies, "SELECT source_key, count(*) FROM chunk WHERE kind = 'non_ai' GROUP BY 1", "non_ai_events")
+    _quarantine_unreadable(con, day, tracking_plan.version)
+    _dedupe(con)
+    _count(con, tallies, "SELECT source_key, count(*) FROM chunk_ai WHERE is_duplicate GROUP BY 1", "duplicates")
+    _quarantine_unplanned(con, day, tracking_plan)
+    for event in compiled.values():
+        _validate_and_land(con, day, event, tracking_plan.version)
+
+
+def _classify(con, namespace: str) -> None:
+    con.execute(
+        r"""CREATE OR REPLACE TEMP TABLE chunk AS
+        WITH parsed AS (
+            SELECT source_key, line_number, line, read_error,
+                   CASE WHEN read_error IS NULL THEN TRY_CAST(line AS JSON) END AS doc
+            FROM chunk_lines
+        )
+        SELECT source_key, line_number, doc,
+            json_extract_string(doc, '$.event') AS event,
+            CASE
+                WHEN read_error IS NULL AND regexp_full_match(line, '\s*') THEN 'blank'
+                WHEN doc IS NULL OR json_type(doc) <> 'OBJECT' THEN 'malformed'
+                WHEN json_extract_string(doc, '$.type') IS NULL THEN 'untyped'
+                WHEN json_extract_string(doc, '$.type') = 'track'
+                     AND starts_with(json_extract_string(doc, '$.event'), $namespace) THEN 'ai'
+                ELSE 'non_ai'
+            END AS kind,
+            CASE
+                WHEN read_error IS NOT NULL THEN read_error
+                WHEN doc IS NULL THEN 'not valid JSON (truncated or corrupt line)'
+                ELSE 'a JSON ' || lower(json_type(doc)) || ' line, not an object'
+            END AS malformed_reason
+        FROM parsed""",
+        {"namespace": namespace},
+    )
+
+
+def _count(con, tallies, sql: str, attribute: str) -> None:
+    for key, count in con.execute(sql).fetchall():
+        tally = tallies[key]
+        setattr(tally, attribute, getattr(tally, attribute) + count)
+
+
+def _quarantine_unreadable(con, day: date, plan_version: str) -> None:
+    con.execute(
+        f"""INSERT INTO audit.quarantine BY NAME
+        SELECT $day AS dt, source_key, line_number,
+            CASE kind
+                WHEN 'malformed' THEN [{{'type': 'Malformed-Line', 'message': malformed_reason}}]
+                ELSE [{{'type': 'Required-Missing', 'message': 'type is required on every call'}}]
+            END::{VIOLATIONS_TYPE} AS violations,
+            $plan_version AS tracking_plan_version
+        FROM chunk WHERE kind IN ('malformed', 'untyped')""",
+        {"day": day, "plan_version": plan_version},
+    )
+    _log(con, day, plan_version, "SELECT NULL AS message_id, NULL AS event, source_key, line_number, 'quarantined' AS outcome "
+         "FROM chunk WHERE kind IN ('malformed', 'untyped')")
+
+
+def _dedupe(con) -> None:
+    con.execute(
+        """CREATE OR REPLACE TEMP TABLE chunk_ai AS
+        SELECT *, message_id IS NOT NULL AND (
+                row_number() OVER (PARTITION BY message_id ORDER BY source_key, line_number) > 1
+                OR message_id IN (SELECT message_id FROM seen_message_ids)
+            ) AS is_duplicate
+        FROM (SELECT source_key, line_number, doc, event,
+                     json_extract_string(doc, '$.messageId') AS message_id
+              FROM chunk WHERE kind = 'ai')"""
+    )
+    con.execute(
+        "INSERT INTO seen_message_ids SELECT message_id FROM chunk_ai WHERE message_id IS NOT NULL AND NOT is_duplicate"
+    )
+
+
+def _quarantine_unplanned(con, day: date, tracking_plan: TrackingPlan) -> None:
+    unplanned = "NOT is_duplicate AND event NOT IN (SELECT unnest($planned))"
+    params = {"day": day, "plan_version": tracking_plan.version, "planned": list(tracking_plan.events)}
+    con.execute(
+        f"""INSERT INTO audit.quarantine BY NAME
+        SELECT $day AS dt, source_key, line_number, message_id, event,
+            [{{'type': 'Unplanned-Event',
+               'message': 'event ' || event || ' is not in tracking plan ' || $plan_version}}]::{VIOLATIONS_TYPE}
+               AS violations,
+            $plan_version AS tracking_plan_version
+        FROM chunk_ai WHERE {unplanned}""",
+        params,
+    )
+    _log(con, day, tracking_plan.version,
+         f"SELECT message_id, event, source_key, line_number, 'quarantined' AS outcome FROM chunk_ai WHERE {unplanned}",
+         {"planned": list(tracking_plan.events)})
+
+
+def _validate_and_land(con, day: date, event: CompiledEvent, plan_version: str) -> None:
+    """Validate one event's first copies; land the passing (or forwarded) ones, quarantine the rest."""
+    plan = event.plan
+    selects = ", ".join(expr for f in plan.fields for expr in _field_expressions(f))
+    known = ", ".join(f"'{name}'" for name in plan.property_names)
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE event_rows AS
+        SELECT (row_number() OVER (ORDER BY source_key, line_number)) - 1 AS row_id,
+            source_key, line_number, {selects},
+            array_to_string(list_filter(json_keys(doc, '$.properties'), lambda k: k NOT IN ({known})), ', ')
+                AS {ADDITIONAL_PROPERTIES_COLUMN}
+        FROM chunk_ai WHERE NOT is_duplicate AND event = $event""",
+        {"event": plan.name},
+    )
+    frame = con.execute("SELECT * FROM event_rows ORDER BY row_id").df().set_index("row_id")
+    if frame.empty:
+        return
+    found = violations_by_row(event, frame)
+    failing = pd.DataFrame(
+        {"row_id": list(found), "violations": [json.dumps(v) for v in found.values()]},
+        columns=["row_id", "violations"],
+    ).astype({"row_id": "int64", "violations": "str"})
+    con.register("failing_rows", failing)
+    _land_event_rows(con, day, plan, plan_version)
+
+
+def _field_expressions(f: Field) -> list[str]:
+    path = f"'{f.json_path}'"
+    exprs = [f"nullif(json_type(doc, {path}), 'NULL') AS \"{type_column(f)}\""]
+    if f.has_value_column:
+        exprs.append(f'{_typed_value(f, path)} AS "{f.column}"')
+    return exprs
+
+
+def _typed_value(f: Field, path: str) -> str:
+    """The field cast to its plan type, only when the sender used an allowed JSON type."""
+    allowed = ", ".join(f"'{t}'" for t in f.allowed_json_types)
+    text = f"json_extract_string(doc, {path})"
+    value = {
+        "string": text,
+        "integer": f"TRY_CAST({text} AS BIGINT)",
+        "number": f"TRY_CAST({text} AS DOUBLE)",
+        "boolean": f"{text} = 'true'",
+        "timestamp": f"timezone('UTC', TRY_CAST({text} AS TIMESTAMPTZ))",
+    }[f.type]
+    return f"CASE WHEN json_type(doc, {path}) IN ({allowed}) THEN {value} END"
+
+
+def _land_event_rows(con, day: date, plan, plan_version: str) -> None:
+    violations = f"from_json(failing_rows.violations, '[{{\"type\": \"VARCHAR\", \"message\": \"VARCHAR\"}}]')"
+    kept = "failing_rows.row_id IS NULL OR $mode = 'forward'"
+    value_columns = [f.column for f in plan.fields if f.has_value_column]
+    intent = (
+        ", CASE WHEN intent_label IS NOT NULL THEN 'provided' ELSE 'not_sampled' END AS intent_source"
+        if "intent_label" in value_columns else ""
+    )
+    params = {"day": day, "plan_version": plan_version, "mode": plan.mode}
+    rows = "FROM event_rows LEFT JOIN failing_rows USING (row_id)"
+    con.execute(
+        f"""INSERT INTO {governed_table(plan.name)} BY NAME
+        SELECT $day AS dt, {", ".join(f'"{c}"' for c in value_columns)}{intent},
+            source_key, line_number, $plan_version AS tracking_plan_version,
+            coalesce({violations}, [])::{VIOLATIONS_TYPE} AS plan_violations
+        {rows} WHERE {kept}""",
+        params,
+    )
+    con.execute(
+        f"""INSERT INTO audit.quarantine BY NAME
+        SELECT $day AS dt, source_key, line_number, message_id, $event AS event,
+            {violations}::{VIOLATIONS_TYPE} AS violations, $plan_version AS tracking_plan_version
+        {rows} WHERE NOT ({kept})""",
+        {**params, "event": plan.name},
+    )
+    _log(con, day, plan_version,
+         f"""SELECT message_id, $event AS event, source_key, line_number,
+                CASE WHEN failing_rows.row_id IS NULL THEN 'valid'
+                     WHEN $mode = 'forward' THEN 'forwarded' ELSE 'quarantined' END AS outcome
+             {rows}""",
+         {"event": plan.name, "mode": plan.mode})
+
+
+def _log(con, day: date, plan_version: str, select_sql: str, params: dict | None = None) -> None:
+    con.execute(
+        f"""INSERT INTO audit.governance_log BY NAME
+        SELECT $day AS dt, $plan_version AS tracking_plan_version, logged.* FROM ({select_sql}) AS logged""",
+        {"day": day, "plan_version": plan_version, **(params or {})},
+    )
+
+
+def _reconcile(con, day: date, plan_version: str, tallies: dict[str, _Tally]) -> PartitionReport:
+    landed = dict.fromkeys(tallies, (0, 0))
+    for key, valid, quarantined in con.execute(
+        """SELECT source_key,
+                  count(*) FILTER (WHERE outcome IN ('valid', 'forwarded')),
+                  count(*) FILTER (WHERE outcome = 'quarantined')
+           FROM audit.governance_log WHERE dt = ? GROUP BY 1""",
+        [day],
+    ).fetchall():
+        landed[key] = (valid, quarantined)
+    files = tuple(
+        FileReport(
+            source_key=key,
+            layout=t.obj.layout,
+            source_id=t.obj.source_id,
+            lines_read=t.lines_read,
+            blank_lines=t.blank_lines,
+            valid_events=landed[key][0],
+            quarantined=landed[key][1],
+            duplicates=t.duplicates,
+            non_ai_events=t.non_ai_events,
+        )
+        for key, t in tallies.items()
+    )
+    gaps = [f"{f.source_key}: {f.unaccounted:+d} lines" for f in files if f.unaccounted]
+    if gaps:
+        raise ReconciliationError(f"{day}: lines read do not reconcile: {'; '.join(gaps)}")
+    return PartitionReport(day, plan_version, files, quarantined_by_type(con, day, day))
+
+
+def _write_file_rows(con, day: date, report: PartitionReport) -> None:
+    names = [f.name for f in fields(FileReport)]
+    frame = pd.DataFrame([[getattr(f, n) for n in names] for f in report.files], columns=names)
+    con.register("file_reports", frame)
+    con.execute("INSERT INTO audit.ingest_files BY NAME SELECT ? AS dt, * FROM file_reports", [day])

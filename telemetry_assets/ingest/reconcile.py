@@ -1,0 +1,44 @@
+"""Read back what partitions landed: row counts, line reconciliation and quarantine by type."""
+
+from __future__ import annotations
+
+from datetime import date
+
+LANDED_TABLES = (
+    "governed.ai_user_prompt_created",
+    "governed.ai_llm_response_received",
+    "governed.ai_user_action",
+    "audit.quarantine",
+    "audit.governance_log",
+    "audit.ingest_files",
+)
+RECONCILED_COLUMNS = ("lines_read", "valid_events", "quarantined", "duplicates", "non_ai_events", "blank_lines")
+
+
+def landed_row_counts(con, day: date) -> dict[str, int]:
+    """Rows per table for one partition."""
+    return {table: con.execute(f"SELECT count(*) FROM {table} WHERE dt = ?", [day]).fetchone()[0] for table in LANDED_TABLES}
+
+
+def line_reconciliation(con, start: date, end: date) -> list[dict]:
+    """Per partition: the line counts of `audit.ingest_files`, summed over the day's objects."""
+    sums = ", ".join(f"sum({column})::BIGINT AS {column}" for column in RECONCILED_COLUMNS)
+    rows = con.execute(
+        f"SELECT dt, count(*) AS objects, {sums} FROM audit.ingest_files WHERE dt BETWEEN ? AND ? GROUP BY dt ORDER BY dt",
+        [start, end],
+    )
+    names = [d[0] for d in rows.description]
+    return [dict(zip(names, row)) for row in rows.fetchall()]
+
+
+def quarantined_by_type(con, start: date, end: date) -> dict[str, int]:
+    """Quarantined lines per violation type (a line with two types counts under each)."""
+    return dict(
+        con.execute(
+            """SELECT kind, count(*) FROM (
+                   SELECT unnest(list_distinct(list_transform(violations, lambda v: v.type))) AS kind
+                   FROM audit.quarantine WHERE dt BETWEEN ? AND ?)
+               GROUP BY 1 ORDER BY 1""",
+            [start, end],
+        ).fetchall()
+    )

@@ -1,0 +1,93 @@
+"""Warehouse tables written by ingest, each with its grain. Governed tables are built from the plan.
+
+`ensure_tables` is additive: a new plan property becomes a new column on the next run (existing
+rows read NULL), so a plan change never needs a manual migration.
+"""
+
+from __future__ import annotations
+
+from checks.tracking_plan import EventPlan, TrackingPlan
+
+VIOLATIONS_TYPE = "STRUCT(type VARCHAR, message VARCHAR)[]"
+
+AUDIT_TABLES = {
+    "audit.quarantine": (
+        "One row per raw line that failed parsing or the tracking plan. Never holds the payload.",
+        {
+            "dt": "DATE",
+            "source_key": "VARCHAR",
+            "line_number": "BIGINT",
+            "message_id": "VARCHAR",
+            "event": "VARCHAR",
+            "violations": VIOLATIONS_TYPE,
+            "tracking_plan_version": "VARCHAR",
+        },
+    ),
+    "audit.governance_log": (
+        "One row per processed AI event (governed, forwarded or quarantined) of the partition.",
+        {
+            "dt": "DATE",
+            "message_id": "VARCHAR",
+            "event": "VARCHAR",
+            "source_key": "VARCHAR",
+            "line_number": "BIGINT",
+            "outcome": "VARCHAR",  # governed | forwarded | quarantined
+            "tracking_plan_version": "VARCHAR",
+        },
+    ),
+    "audit.ingest_files": (
+        "One row per raw object read for the partition, with its line reconciliation.",
+        {
+            "dt": "DATE",
+            "source_key": "VARCHAR",
+            "layout": "VARCHAR",
+            "source_id": "VARCHAR",
+            "lines_read": "BIGINT",
+            "blank_lines": "BIGINT",
+            "valid_events": "BIGINT",
+            "quarantined": "BIGINT",
+            "duplicates": "BIGINT",
+            "non_ai_events": "BIGINT",
+        },
+    ),
+}
+
+ENVELOPE_COLUMNS = ("message_id", "user_id", "anonymous_id", "event_ts", "original_ts", "sent_at", "received_at")
+
+
+def governed_table(event: str) -> str:
+    return f"governed.{event}"
+
+
+def governed_columns(plan: EventPlan) -> dict[str, str]:
+    """dt, the envelope, the event's properties as typed columns, then lineage and plan stamps."""
+    columns = {"dt": "DATE"}
+    for f in plan.fields:
+        if f.warehouse_type:
+            columns[f.column] = f.warehouse_type
+    if "intent_label" in columns:
+        columns["intent_source"] = "VARCHAR"  # provided | classified | not_sampled
+    columns.update(
+        {
+            "source_key": "VARCHAR",
+            "line_number": "BIGINT",
+            "tracking_plan_version": "VARCHAR",
+            "plan_violations": VIOLATIONS_TYPE,  # non-empty only for events in `forward` mode
+        }
+    )
+    return columns
+
+
+def ensure_tables(con, tracking_plan: TrackingPlan) -> None:
+    tables = dict(AUDIT_TABLES)
+    for name, plan in tracking_plan.events.items():
+        grain = f"One row per unique message_id of {name} that passed validation (or was forwarded)."
+        tables[governed_table(name)] = (grain, governed_columns(plan))
+    for schema in sorted({table.split(".")[0] for table in tables}):
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+    for table, (grain, columns) in tables.items():
+        ddl = ", ".join(f'"{column}" {sql_type}' for column, sql_type in columns.items())
+        con.execute(f"CREATE TABLE IF NOT EXISTS {table} ({ddl})")
+        for column, sql_type in columns.items():
+            con.execute(f'ALTER TABLE {table} ADD COLUMN IF NOT EXISTS "{column}" {sql_type}')
+        con.execute(f"COMMENT ON TABLE {table} IS '{grain}'")

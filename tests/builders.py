@@ -1,0 +1,57 @@
+"""Raw lines for tests, in the envelope shape the Segment and RudderStack SDKs send."""
+
+from __future__ import annotations
+
+import gzip
+import itertools
+import json
+
+_ids = itertools.count(1)
+
+PROPERTIES = {
+    "ai_user_prompt_created": {"prompt_number": 1, "intent_label": None, "prompt_text": "How do I rotate my key?"},
+    "ai_llm_response_received": {
+        "prompt_number": 1, "response_status": "success", "latency_ms": 812.5, "input_tokens": 420,
+        "output_tokens": 180, "token_count": 600, "cost": 0.00019, "response_text": "Go to Settings.",
+    },
+    "ai_user_action": {"prompt_number": 1, "action_type": "accepted", "conversion_flag": False, "rating": 5},
+}
+ANALYTICAL_KEY = {
+    "conversation_id": "conv_1", "model_version": "gpt-4o-mini-2024-07-18", "prompt_version": "v7",
+    "feature_flag_state": "control", "model_used": "gpt-4o-mini",
+}
+
+
+def ai_call(event: str = "ai_llm_response_received", message_id: str | None = None,
+            drop: tuple[str, ...] = (), **properties) -> dict:
+    """A valid AI track call; keyword arguments override properties, `drop` removes them."""
+    props = {**ANALYTICAL_KEY, **PROPERTIES.get(event, PROPERTIES["ai_user_action"]), **properties}
+    for name in drop:
+        props.pop(name)
+    return {
+        "type": "track", "event": event, "messageId": message_id or f"msg-{next(_ids)}",
+        "userId": "usr_1", "anonymousId": "anon_1",
+        "timestamp": "2026-09-14T08:00:00.000Z", "originalTimestamp": "2026-09-14T08:00:00.000Z",
+        "sentAt": "2026-09-14T08:00:00.100Z", "receivedAt": "2026-09-14T08:00:00.900Z",
+        "context": {"library": {"name": "analytics-python", "version": "2.4.0"}},
+        "properties": props,
+    }
+
+
+def page_call() -> dict:
+    return {"type": "page", "name": "Pricing", "messageId": f"page-{next(_ids)}", "userId": "usr_1",
+            "receivedAt": "2026-09-14T08:00:00.900Z", "properties": {"path": "/pricing"}}
+
+
+def ndjson(*lines) -> bytes:
+    """Lines as bytes: dicts are JSON-encoded, str and bytes are written as they are."""
+    out = []
+    for line in lines:
+        if isinstance(line, dict):
+            line = json.dumps(line)
+        out.append(line if isinstance(line, bytes) else line.encode())
+    return b"\n".join(out) + b"\n"
+
+
+def gz(*lines) -> bytes:
+    return gzip.compress(ndjson(*lines))

@@ -1,0 +1,51 @@
+from datetime import date
+
+import duckdb
+import pytest
+
+from checks.tracking_plan import load_tracking_plan
+from resources.object_store import LocalObjectStore
+from telemetry_assets.ingest.partition import ingest_partition
+from telemetry_assets.settings import CONFIG_DIR
+
+DAY = date(2026, 9, 14)
+
+
+@pytest.fixture
+def plan():
+    return load_tracking_plan(CONFIG_DIR / "tracking_plan.yaml")
+
+
+@pytest.fixture
+def lake(tmp_path):
+    return LocalObjectStore(root=str(tmp_path / "lake"))
+
+
+@pytest.fixture
+def warehouse(tmp_path):
+    con = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
+    con.execute("SET TimeZone = 'UTC'")
+    yield con
+    con.close()
+
+
+@pytest.fixture
+def ingest(lake, warehouse, plan):
+    """Ingest one day of `lake` into `warehouse` and check nothing was lost."""
+
+    def run(day=DAY, **options):
+        report = ingest_partition(lake, warehouse, day, plan, **options)
+        for f in report.files:
+            assert f.unaccounted == 0, f
+        return report
+
+    return run
+
+
+def quarantine_rows(con, day=DAY) -> list[tuple]:
+    """(line_number, message_id, event, [violation types]) ordered by key and line."""
+    return con.execute(
+        """SELECT line_number, message_id, event, list_transform(violations, lambda v: v.type)
+           FROM audit.quarantine WHERE dt = ? ORDER BY source_key, line_number""",
+        [day],
+    ).fetchall()

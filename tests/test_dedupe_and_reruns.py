@@ -1,0 +1,94 @@
+"""At-least-once re-sends never double-count; re-running a day replaces exactly that day."""
+
+from datetime import timedelta
+
+from tests.builders import ai_call, gz
+from tests.conftest import DAY
+
+
+def day_key(day, name="part-0"):
+    return f"raw/ai_events/dt={day.isoformat()}/{name}.jsonl.gz"
+
+
+def governed_ids(con, day=None):
+    where = "WHERE dt = ?" if day else ""
+    return [r[0] for r in con.execute(
+        f"SELECT message_id FROM governed.ai_llm_response_received {where} ORDER BY 1", [day] if day else []
+    ).fetchall()]
+
+
+def test_duplicates_within_a_file_and_across_files_keep_the_first_copy(lake, warehouse, ingest):
+    first = ai_call(message_id="dup", latency_ms=100)
+    lake.put(day_key(DAY, "part-0"), gz(first, ai_call(message_id="a"), first))
+    lake.put(day_key(DAY, "part-1"), gz(ai_call(message_id="dup", latency_ms=999), ai_call(message_id="b")))
+    report = ingest()
+    assert report.summary()["duplicates"] == 2
+    assert governed_ids(warehouse) == ["a", "b", "dup"]
+    kept = warehouse.execute("SELECT latency_ms, source_key FROM governed.ai_llm_response_received WHERE message_id = 'dup'").fetchall()
+    assert kept == [(100.0, day_key(DAY, "part-0"))]
+
+
+def test_a_resend_received_the_next_day_is_a_duplicate_there(lake, warehouse, ingest):
+    lake.put(day_key(DAY), gz(ai_call(message_id="late")))
+    lake.put(day_key(DAY + timedelta(days=1)), gz(ai_call(message_id="late"), ai_call(message_id="new")))
+    ingest(DAY)
+    report = ingest(DAY + timedelta(days=1))
+    assert report.summary()["duplicates"] == 1
+    assert governed_ids(warehouse, DAY + timedelta(days=1)) == ["new"]
+
+
+def test_the_lookback_window_bounds_how_far_back_resends_are_matched(lake, warehouse, ingest):
+    two_days_later = DAY + timedelta(days=2)
+    lake.put(day_key(DAY), gz(ai_call(message_id="old")))
+    lake.put(day_key(two_days_later), gz(ai_call(message_id="old")))
+    ingest(DAY)
+    assert ingest(two_days_later, lookback_days=1).summary()["duplicates"] == 0
+    assert ingest(two_days_later, lookback_days=2).summary()["duplicates"] == 1
+
+
+def test_a_resent_invalid_event_is_counted_once_as_quarantined(lake, warehouse, ingest):
+    bad = ai_call(message_id="bad", latency_ms=-1)
+    lake.put(day_key(DAY), gz(bad, bad))
+    assert ingest().summary()["quarantined"] == 1
+    assert ingest().summary()["duplicates"] == 1
+
+
+def test_rerunning_a_partition_twice_gives_identical_rows(lake, warehouse, ingest):
+    lake.put(day_key(DAY), gz(*[ai_call() for _ in range(50)], ai_call(message_id="x"), ai_call(message_id="x"), "{bad"))
+    lake.put(day_key(DAY + timedelta(days=1)), gz(ai_call(message_id="next-day")))
+    ingest(DAY + timedelta(days=1))
+
+    def snapshot():
+        return {
+            table: warehouse.execute(f"SELECT * FROM {table} ORDER BY ALL").fetchall()
+            for table in ("governed.ai_llm_response_received", "audit.quarantine", "audit.governance_log", "audit.ingest_files")
+        }
+
+    first_report = ingest(DAY)
+    first = snapshot()
+    second_report = ingest(DAY)
+    assert snapshot() == first
+    assert first_report.summary() == second_report.summary()
+    (dupes,) = warehouse.execute(
+        "SELECT count(*) - count(DISTINCT message_id) FROM governed.ai_llm_response_received"
+    ).fetchone()
+    assert dupes == 0
+    assert governed_ids(warehouse, DAY + timedelta(days=1)) == ["next-day"]
+
+
+def test_a_failed_run_leaves_the_previous_rows_untouched(lake, warehouse, ingest, plan, monkeypatch):
+    lake.put(day_key(DAY), gz(ai_call(message_id="kept")))
+    ingest()
+    lake.put(day_key(DAY, "part-1"), gz(ai_call(message_id="new")))
+
+    def broken_open(key):
+        raise ConnectionError("lake unreachable")
+
+    monkeypatch.setattr(type(lake), "open", lambda self, key: broken_open(key))
+    try:
+        ingest()
+    except ConnectionError:
+        pass
+    else:
+        raise AssertionError("the run should have failed")
+    assert governed_ids(warehouse) == ["kept"]

@@ -1,0 +1,75 @@
+"""The plan file: validated on load with errors that name the key, and its modes honoured."""
+
+import pytest
+import yaml
+
+from checks.tracking_plan import TrackingPlanError, load_tracking_plan
+from telemetry_assets.ingest.partition import ingest_partition
+from telemetry_assets.settings import CONFIG_DIR
+from tests.builders import ai_call, gz
+from tests.conftest import DAY
+
+SHIPPED = yaml.safe_load((CONFIG_DIR / "tracking_plan.yaml").read_text())
+
+
+def write_plan(tmp_path, plan):
+    path = tmp_path / "plan.yaml"
+    path.write_text(yaml.safe_dump(plan))
+    return path
+
+
+def edited(change):
+    plan = yaml.safe_load(yaml.safe_dump(SHIPPED))
+    change(plan)
+    return plan
+
+
+@pytest.mark.parametrize(
+    "change, named",
+    [
+        (lambda p: p["events"]["ai_user_action"]["properties"]["rating"].update(maximun=5), "events.ai_user_action.properties.rating: unknown key 'maximun'"),
+        (lambda p: p["events"]["ai_user_action"]["properties"]["rating"].update(type="int"), "events.ai_user_action.properties.rating.type"),
+        (lambda p: p["events"]["ai_user_action"].update(mode="drop"), "events.ai_user_action.mode"),
+        (lambda p: p.update(version="9.9.9"), "changes: the newest entry must describe version 9.9.9"),
+        (lambda p: p["events"]["ai_llm_response_received"]["properties"]["error_type"].update(required_when={"status": "error"}), "required_when: unknown property 'status'"),
+        (lambda p: p["events"].update(chat_started={"properties": {}}), "events.chat_started: name does not start with namespace"),
+        (lambda p: p.update(colour="blue"), "plan: unknown key 'colour'"),
+    ],
+)
+def test_a_bad_plan_fails_on_load_naming_the_key(tmp_path, change, named):
+    with pytest.raises(TrackingPlanError, match=named.replace(".", r"\.").replace("(", r"\(")):
+        load_tracking_plan(write_plan(tmp_path, edited(change)))
+
+
+def test_shipped_plan_has_a_version_and_history():
+    plan = load_tracking_plan(CONFIG_DIR / "tracking_plan.yaml")
+    assert plan.version == plan.changes[0]["version"]
+    assert set(plan.events) == {"ai_user_prompt_created", "ai_llm_response_received", "ai_user_action"}
+
+
+def test_forward_mode_keeps_the_event_and_records_its_violations(tmp_path, lake, warehouse):
+    plan = load_tracking_plan(write_plan(tmp_path, edited(
+        lambda p: p["events"]["ai_llm_response_received"].update(mode="forward"))))
+    lake.put("raw/ai_events/dt=2026-09-14/p.jsonl.gz", gz(ai_call(message_id="odd", latency_ms=-3)))
+    ingest_partition(lake, warehouse, DAY, plan)
+    row = warehouse.execute(
+        "SELECT message_id, latency_ms, plan_violations FROM governed.ai_llm_response_received").fetchone()
+    assert row == ("odd", -3.0, [{"type": "Advance-Rules-Violation", "message": "latency_ms = -3.0 is below the minimum 0"}])
+    assert warehouse.execute("SELECT outcome FROM audit.governance_log").fetchall() == [("forwarded",)]
+    assert warehouse.execute("SELECT count(*) FROM audit.quarantine").fetchone() == (0,)
+
+
+def test_a_new_plan_property_becomes_a_column_without_migration(tmp_path, lake, warehouse, plan):
+    lake.put("raw/ai_events/dt=2026-09-14/p.jsonl.gz", gz(ai_call(message_id="one")))
+    ingest_partition(lake, warehouse, DAY, plan)
+    grown = load_tracking_plan(write_plan(tmp_path, edited(lambda p: (
+        p["events"]["ai_llm_response_received"]["properties"].update(region={"type": "string"}),
+        p.update(version="1.2.0"),
+        p["changes"].insert(0, {"version": "1.2.0", "date": "2026-11-27", "change": "region"}),
+    ))))
+    lake.put("raw/ai_events/dt=2026-09-15/p.jsonl.gz", gz(ai_call(message_id="two", region="eu")))
+    from datetime import date
+    ingest_partition(lake, warehouse, date(2026, 9, 15), grown)
+    rows = warehouse.execute(
+        "SELECT message_id, region, tracking_plan_version FROM governed.ai_llm_response_received ORDER BY 1").fetchall()
+    assert rows == [("one", None, "1.1.0"), ("two", "eu", "1.2.0")]
