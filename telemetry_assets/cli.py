@@ -1,0 +1,127 @@
+"""`telemetry`: generate a lake, run partitions through Dagster, or both (`demo`)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from datetime import date, timedelta
+
+from telemetry_assets import settings
+
+DAGSTER_YAML = """\
+# Written by `telemetry run`. DuckDB takes one writer: one warehouse step at a time, UI backfills too.
+concurrency:
+  pools:
+    default_limit: 1
+telemetry:
+  enabled: false
+"""
+QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="telemetry", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    generate = commands.add_parser("generate", help="write realistic AI traffic into the lake")
+    _generator_options(generate)
+    run = commands.add_parser("run", help="materialise every asset for a range of daily partitions")
+    run.add_argument("--start", type=date.fromisoformat, required=True)
+    run.add_argument("--end", type=date.fromisoformat, required=True)
+    demo = commands.add_parser("demo", help="generate a week of traffic, then run every partition")
+    _generator_options(demo)
+    args = parser.parse_args(argv)
+    if args.command == "generate":
+        _generate(args)
+        return 0
+    if args.command == "run":
+        return run_partitions(args.start, args.end)
+    manifest = _generate(args)
+    return run_partitions(date.fromisoformat(manifest["days"][0]), date.fromisoformat(manifest["days"][-1]))
+
+
+def _generator_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--days", type=int, default=7)
+    parser.add_argument("--users", type=int, default=200)
+    parser.add_argument("--events-per-day", type=int, default=2_000)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--start", type=date.fromisoformat, default=None, help="first day (default: ends yesterday)")
+
+
+def _generate(args) -> dict:
+    from resources.object_store import object_store_from_url
+    from telemetry_assets.generate.traffic import GeneratorConfig, generate
+
+    store = object_store_from_url(settings.lake_url())
+    config = GeneratorConfig(days=args.days, users=args.users, events_per_day=args.events_per_day,
+                             seed=args.seed, start=args.start)
+    manifest = generate(store, config)
+    print(f"generated {args.days} days x ~{args.events_per_day:,} AI events into {store.describe()}")
+    return manifest
+
+
+def run_partitions(start: date, end: date) -> int:
+    """Materialise `daily_pipeline` for each day through Dagster, on a persistent instance."""
+    if end < start:
+        print(f"--end {end} is before --start {start}", file=sys.stderr)
+        return 2
+    instance = _dagster_instance()
+    from resources.warehouse import Warehouse
+    from telemetry_assets.definitions import defs
+    from telemetry_assets.ingest.reconcile import line_reconciliation, quarantined_by_type
+
+    job = defs.resolve_job_def("daily_pipeline")
+    warehouse = Warehouse(database=str(settings.warehouse_path()))
+    failed = []
+    day = start
+    while day <= end:
+        result = job.execute_in_process(
+            partition_key=day.isoformat(), instance=instance, raise_on_error=False, run_config=QUIET_CONSOLE
+        )
+        if not result.success:
+            failed.append(day)
+            print(f"{day}  FAILED (run {result.run_id}; see `dagster dev` for the logs)")
+        else:
+            with warehouse.get_connection() as con:
+                (row,) = line_reconciliation(con, day, day) or [None]
+            print(_progress_line(day, row))
+        day += timedelta(days=1)
+    with warehouse.get_connection() as con:
+        _print_summary(line_reconciliation(con, start, end), quarantined_by_type(con, start, end))
+    return 1 if failed else 0
+
+
+def _dagster_instance():
+    home = settings.dagster_home()
+    home.mkdir(parents=True, exist_ok=True)
+    if not (home / "dagster.yaml").exists():
+        (home / "dagster.yaml").write_text(DAGSTER_YAML)
+    os.environ["DAGSTER_HOME"] = str(home)
+    import dagster as dg
+
+    return dg.DagsterInstance.get()
+
+
+def _progress_line(day: date, row: dict | None) -> str:
+    if row is None:
+        return f"{day}  no raw objects"
+    accounted = row["valid_events"] + row["quarantined"] + row["duplicates"] + row["non_ai_events"] + row["blank_lines"]
+    verdict = "reconciled" if accounted == row["lines_read"] else f"GAP {row['lines_read'] - accounted:+d}"
+    return (f"{day}  {row['objects']} objects  {row['lines_read']:>9,} lines = {row['valid_events']:,} valid"
+            f" + {row['quarantined']:,} quarantined + {row['duplicates']:,} duplicates"
+            f" + {row['non_ai_events']:,} non-AI + {row['blank_lines']:,} blank  [{verdict}]")
+
+
+def _print_summary(rows: list[dict], by_type: dict[str, int]) -> None:
+    total = {key: sum(r[key] for r in rows) for key in ("lines_read", "valid_events", "quarantined", "duplicates", "non_ai_events", "blank_lines")}
+    print()
+    print(f"events read   {total['lines_read']:>10,}  lines over {len(rows)} partitions")
+    print(f"governed      {total['valid_events']:>10,}")
+    print(f"quarantined   {total['quarantined']:>10,}  " + ", ".join(f"{k} {v:,}" for k, v in by_type.items()))
+    print(f"duplicates    {total['duplicates']:>10,}")
+    print(f"non-AI events {total['non_ai_events']:>10,}")
+    print(f"blank lines   {total['blank_lines']:>10,}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,22 @@
+"""The Dagster code location: assets from each stage, and resources picked from the environment.
+
+`TELEMETRY_LAKE_URL=s3://bucket/prefix` selects the S3 object store; anything else (default
+`$TELEMETRY_HOME/lake`) a local folder. The warehouse is `$TELEMETRY_HOME/warehouse.duckdb`.
+"""
+
+import dagster as dg
+
+from resources.object_store import object_store_from_url
+from resources.warehouse import Warehouse
+from telemetry_assets import settings
+from telemetry_assets.defs.ingest.assets import ingest_ai_events
+from telemetry_assets.defs.jobs import daily_pipeline
+
+defs = dg.Definitions(
+    assets=[ingest_ai_events],
+    jobs=[daily_pipeline],
+    resources={
+        "lake": object_store_from_url(settings.lake_url()),
+        "warehouse": Warehouse(database=str(settings.warehouse_path())),
+    },
+)

@@ -1,0 +1,94 @@
+"""Ingest as one Dagster step: the day's raw objects into governed, quarantine and audit tables.
+
+One multi-asset rather than an asset per table because the tables are written in one streaming
+pass and one transaction: no raw text is ever staged, and a partition lands whole or not at all.
+"""
+
+from datetime import date
+
+import dagster as dg
+
+from checks.tracking_plan import load_tracking_plan
+from resources.object_store import ObjectStore
+from resources.warehouse import Warehouse
+from telemetry_assets import settings
+from telemetry_assets.defs.partitions import daily_partitions
+from telemetry_assets.ingest.partition import PartitionReport, ingest_partition
+from telemetry_assets.ingest.reconcile import landed_row_counts
+
+EVENT_TABLES = ("ai_user_prompt_created", "ai_llm_response_received", "ai_user_action")
+OWNERS = ["team:ai-data-platform"]
+
+
+def _spec(key: list[str], group: str, description: str) -> dg.AssetSpec:
+    return dg.AssetSpec(key=key, group_name=group, description=description, owners=OWNERS, kinds={"duckdb"})
+
+
+INGEST_SPECS = [
+    *(
+        _spec(
+            ["governed", name],
+            "governed",
+            f"One row per unique message_id of `{name}` that passed the tracking plan (or was forwarded "
+            "with its violations recorded). Text columns hold no raw text.",
+        )
+        for name in EVENT_TABLES
+    ),
+    _spec(["audit", "quarantine"], "ingest", "One row per raw line that failed parsing or the tracking plan; "
+          "typed violations, never the payload."),
+    _spec(["audit", "governance_log"], "ingest", "One row per processed AI event (valid, forwarded or quarantined)."),
+    _spec(["audit", "ingest_files"], "ingest", "One row per raw object read, with its line reconciliation."),
+]
+RECONCILES = dg.AssetCheckSpec(
+    name="lines_reconcile",
+    asset=["audit", "ingest_files"],
+    description="Lines read = valid + quarantined + duplicates + non-AI + blank, and every counted row is in its table.",
+    blocking=True,
+)
+
+
+@dg.multi_asset(
+    name="ingest_ai_events",
+    specs=INGEST_SPECS,
+    check_specs=[RECONCILES],
+    partitions_def=daily_partitions,
+    pool="warehouse",
+    can_subset=False,
+)
+def ingest_ai_events(context: dg.AssetExecutionContext, lake: ObjectStore, warehouse: Warehouse):
+    """Stream the day's raw objects (any layout), validate, dedupe and land them in one transaction."""
+    day = date.fromisoformat(context.partition_key)
+    plan = load_tracking_plan(settings.tracking_plan_path())
+    with warehouse.get_connection() as con:
+        report = ingest_partition(lake, con, day, plan, lookback_days=settings.dedupe_lookback_days())
+        landed = landed_row_counts(con, day)
+    context.log.info(f"{day}: {report.summary()} quarantined by type {report.quarantined_by_type}")
+    yield from _materializations(report, landed, lake.describe())
+    yield _reconciliation_check(report, landed)
+
+
+def _materializations(report: PartitionReport, landed: dict[str, int], lake: str):
+    shared = {"tracking_plan_version": report.tracking_plan_version}
+    for spec in INGEST_SPECS:
+        table = ".".join(spec.key.path)
+        metadata = {**shared, "dagster/row_count": landed[table]}
+        if table == "audit.ingest_files":
+            metadata.update({**report.summary(), "objects": len(report.files), "lake": lake})
+        if table == "audit.quarantine":
+            metadata.update({f"quarantined/{kind}": count for kind, count in report.quarantined_by_type.items()})
+        yield dg.MaterializeResult(asset_key=spec.key, metadata=metadata)
+
+
+def _reconciliation_check(report: PartitionReport, landed: dict[str, int]) -> dg.AssetCheckResult:
+    governed = sum(landed[f"governed.{name}"] for name in EVENT_TABLES)
+    problems = [f"{f.source_key}: {f.unaccounted:+d} lines" for f in report.files if f.unaccounted]
+    if governed != report.total("valid_events"):
+        problems.append(f"governed tables hold {governed} rows, the log counts {report.total('valid_events')} valid")
+    if landed["audit.quarantine"] != report.total("quarantined"):
+        problems.append(f"quarantine holds {landed['audit.quarantine']} rows, the log counts {report.total('quarantined')}")
+    return dg.AssetCheckResult(
+        check_name=RECONCILES.name,
+        asset_key=RECONCILES.asset_key,
+        passed=not problems,
+        metadata={**report.summary(), "problems": "; ".join(problems) or "none"},
+    )

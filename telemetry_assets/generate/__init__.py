@@ -1,0 +1,1 @@
+"""Synthetic, realistic AI-feature traffic for demos, tests and the benchmark."""

@@ -1,0 +1,96 @@
+"""The same fixtures in a local folder and in S3 (moto's server on 127.0.0.1) give the same tables."""
+
+import socket
+
+import boto3
+import duckdb
+import pytest
+from moto.server import ThreadedMotoServer
+
+from resources.object_store import LocalObjectStore, S3ObjectStore, object_store_from_url
+from telemetry_assets.ingest.partition import ingest_partition
+from tests.builders import ai_call, gz, ndjson, page_call
+from tests.conftest import DAY
+
+FIXTURES = {
+    "raw/ai_events/dt=2026-09-14/part-0.jsonl.gz": gz(ai_call(message_id="h1"), ai_call(message_id="dup"), "{oops"),
+    "acme/rudder-logs/srcR/09-14-2026/1789380000.srcR.u1.json.gz": gz(
+        ai_call(event="ai_user_action", message_id="r1"), page_call(), ai_call(message_id="dup")),
+    "segment-logs/srcS/1789344000000/1789347600.srcS.u2.gz": gz(
+        ai_call(event="ai_user_prompt_created", message_id="s1"), "", ai_call(latency_ms=-1)),
+    "raw/ai_events/dt=2026-09-14/plain.jsonl": ndjson(ai_call(message_id="p1")),
+    "raw/ai_events/dt=2026-09-15/other-day.jsonl.gz": gz(ai_call(message_id="tomorrow")),
+}
+TABLES = ("governed.ai_llm_response_received", "governed.ai_user_action", "governed.ai_user_prompt_created",
+          "audit.quarantine", "audit.governance_log", "audit.ingest_files")
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3_env(monkeypatch, s3_endpoint):
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", s3_endpoint)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    return s3_endpoint
+
+
+def make_bucket(name):
+    boto3.client("s3").create_bucket(Bucket=name)
+
+
+def tables_after_ingest(store, tmp_path, name, plan):
+    con = duckdb.connect(str(tmp_path / f"{name}.duckdb"))
+    con.execute("SET TimeZone = 'UTC'")
+    report = ingest_partition(store, con, DAY, plan)
+    return report, {table: con.execute(f"SELECT * FROM {table} ORDER BY ALL").fetchall() for table in TABLES}
+
+
+def test_s3_and_local_folder_give_identical_tables(s3_env, tmp_path, plan):
+    make_bucket("lake-same")
+    local = LocalObjectStore(root=str(tmp_path / "lake"))
+    s3 = object_store_from_url("s3://lake-same/prod/events")  # endpoint from AWS_ENDPOINT_URL_S3
+    for key, data in FIXTURES.items():
+        local.put(key, data)
+        s3.put(key, data)
+    local_report, local_tables = tables_after_ingest(local, tmp_path, "local", plan)
+    s3_report, s3_tables = tables_after_ingest(s3, tmp_path, "s3", plan)
+    assert local_report.summary() == {"lines_read": 10, "valid_events": 5, "quarantined": 2, "duplicates": 1,
+                                      "non_ai_events": 1, "blank_lines": 1}
+    assert {f.layout for f in s3_report.files} == {"hive", "rudderstack", "segment"}
+    assert s3_tables == local_tables
+    assert s3_report == local_report
+
+
+def test_s3_listing_follows_pagination_past_a_thousand_keys(s3_env):
+    make_bucket("lake-many")
+    store = S3ObjectStore(bucket="lake-many", prefix="p", retry_mode="adaptive")
+    client = boto3.client("s3")
+    for i in range(1_005):
+        client.put_object(Bucket="lake-many", Key=f"p/raw/ai_events/dt=2026-09-14/{i:05d}.jsonl", Body=b"")
+    keys = list(store.list_keys("raw/ai_events/dt=2026-09-14/"))
+    assert len(keys) == 1_005 and keys[0] == "raw/ai_events/dt=2026-09-14/00000.jsonl"
+
+
+def test_s3_reads_stream_the_body(s3_env):
+    make_bucket("lake-stream")
+    store = S3ObjectStore(bucket="lake-stream")
+    store.put("raw/x.jsonl", b"a\nb\n")
+    body = store.open("raw/x.jsonl")
+    assert body.read(2) == b"a\n" and body.read() == b"b\n"
+    body.close()
+
+
+def test_bad_retry_mode_is_a_clear_error():
+    with pytest.raises(ValueError, match="retry_mode must be 'standard' or 'adaptive'"):
+        list(S3ObjectStore(bucket="b", retry_mode="legacy").list_keys(""))
