@@ -22,7 +22,7 @@ test: $(INSTALLED)
 	$(BIN)/pytest
 
 dev: $(INSTALLED)
-	DAGSTER_HOME=$(TELEMETRY_HOME)/dagster $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1
+	$(BIN)/telemetry ui
 
 clean:
 	rm -rf $(TELEMETRY_HOME)

@@ -4,19 +4,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 from datetime import date, timedelta
 
 from telemetry_assets import settings
 
-DAGSTER_YAML = """\
-# Written by `telemetry run`. DuckDB takes one writer: one warehouse step at a time, UI backfills too.
-concurrency:
-  pools:
-    default_limit: 1
-telemetry:
-  enabled: false
-"""
 QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
@@ -30,7 +23,12 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--end", type=date.fromisoformat, required=True)
     demo = commands.add_parser("demo", help="generate a week of traffic, then run every partition")
     _generator_options(demo)
+    commands.add_parser("ui", help="open the Dagster UI on the instance `run` records to")
     args = parser.parse_args(argv)
+    if args.command == "ui":
+        _prepare_dagster_home()
+        dagster_dev = [sys.executable, "-m", "dagster", "dev", "-m", "telemetry_assets.definitions", "-h", "127.0.0.1"]
+        os.execv(sys.executable, dagster_dev)
     if args.command == "generate":
         _generate(args)
         return 0
@@ -91,12 +89,17 @@ def run_partitions(start: date, end: date) -> int:
     return 1 if failed else 0
 
 
-def _dagster_instance():
+def _prepare_dagster_home() -> None:
+    """A persistent instance under $TELEMETRY_HOME, with the single-writer pool limit."""
     home = settings.dagster_home()
     home.mkdir(parents=True, exist_ok=True)
     if not (home / "dagster.yaml").exists():
-        (home / "dagster.yaml").write_text(DAGSTER_YAML)
+        shutil.copy(settings.CONFIG_DIR / "dagster.yaml", home / "dagster.yaml")
     os.environ["DAGSTER_HOME"] = str(home)
+
+
+def _dagster_instance():
+    _prepare_dagster_home()
     import dagster as dg
 
     return dg.DagsterInstance.get()
