@@ -18,7 +18,8 @@ from typing import Any, Callable
 
 import pandas as pd
 import pandera.pandas as pa
-import yaml
+
+from telemetry_assets.config_files import load_versioned_yaml, reject_unknown
 
 VIOLATION_TYPES = (
     "Unplanned-Event",
@@ -110,19 +111,7 @@ class TrackingPlan:
 
 def load_tracking_plan(path: Path) -> TrackingPlan:
     """Read and validate the plan; any unknown or bad key fails loudly with its location."""
-    try:
-        raw = yaml.safe_load(Path(path).read_text())
-    except yaml.YAMLError as error:
-        raise TrackingPlanError(f"{path}: not valid YAML: {error}") from None
-    if not isinstance(raw, dict):
-        raise TrackingPlanError(f"{path}: the plan must be a mapping")
-    _reject_unknown(raw, _PLAN_KEYS, "plan")
-    for key in ("version", "namespace", "envelope", "events"):
-        if key not in raw:
-            raise TrackingPlanError(f"plan: missing required key '{key}'")
-    changes = raw.get("changes") or []
-    if not changes or str(changes[0].get("version")) != str(raw["version"]):
-        raise TrackingPlanError(f"changes: the newest entry must describe version {raw['version']}")
+    raw = load_versioned_yaml(path, TrackingPlanError, _PLAN_KEYS, {"namespace", "envelope", "events"})
     envelope = [_field(name, spec, f"envelope.{name}", spec.get("path") if isinstance(spec, dict) else None)
                 for name, spec in raw["envelope"].items()]
     envelope.append(Field(column="properties", name="properties", json_path="$.properties", type="object", required=True))
@@ -137,14 +126,14 @@ def load_tracking_plan(path: Path) -> TrackingPlan:
     for name in events:
         if not name.startswith(raw["namespace"]):
             raise TrackingPlanError(f"events.{name}: name does not start with namespace '{raw['namespace']}'")
-    return TrackingPlan(str(raw["version"]), raw["namespace"], events, tuple(changes))
+    return TrackingPlan(str(raw["version"]), raw["namespace"], events, tuple(raw["changes"]))
 
 
 def _event(name, spec, envelope, common, require_one_of) -> EventPlan:
     where = f"events.{name}"
     if not isinstance(spec, dict):
         raise TrackingPlanError(f"{where}: must be a mapping")
-    _reject_unknown(spec, _EVENT_KEYS, where)
+    reject_unknown(spec, _EVENT_KEYS, where, TrackingPlanError)
     mode = spec.get("mode", "quarantine")
     if mode not in MODES:
         raise TrackingPlanError(f"{where}.mode: '{mode}' is not one of {', '.join(MODES)}")
@@ -169,7 +158,7 @@ def _event(name, spec, envelope, common, require_one_of) -> EventPlan:
 def _field(column: str, spec: Any, where: str, path: str | None) -> Field:
     if not isinstance(spec, dict):
         raise TrackingPlanError(f"{where}: must be a mapping")
-    _reject_unknown(spec, _FIELD_KEYS, where)
+    reject_unknown(spec, _FIELD_KEYS, where, TrackingPlanError)
     if spec.get("type") not in FIELD_TYPES or spec.get("type") == "object":
         allowed = ", ".join(t for t in FIELD_TYPES if t != "object")
         raise TrackingPlanError(f"{where}.type: '{spec.get('type')}' is not one of {allowed}")
@@ -195,12 +184,6 @@ def _field(column: str, spec: Any, where: str, path: str | None) -> Field:
         enum=tuple(enum) if enum else None,
         required_when=tuple(required_when.items()),
     )
-
-
-def _reject_unknown(mapping: dict, allowed: set[str], where: str) -> None:
-    unknown = sorted(set(mapping) - allowed)
-    if unknown:
-        raise TrackingPlanError(f"{where}: unknown key '{unknown[0]}' (allowed: {', '.join(sorted(allowed))})")
 
 
 # --- compiling to pandera -------------------------------------------------------------------------

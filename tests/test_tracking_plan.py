@@ -34,6 +34,7 @@ def edited(change):
         (lambda p: p["events"]["ai_llm_response_received"]["properties"]["error_type"].update(required_when={"status": "error"}), "required_when: unknown property 'status'"),
         (lambda p: p["events"].update(chat_started={"properties": {}}), "events.chat_started: name does not start with namespace"),
         (lambda p: p.update(colour="blue"), "plan: unknown key 'colour'"),
+        (lambda p: p.pop("events"), "plan: missing required key 'events'"),
     ],
 )
 def test_a_bad_plan_fails_on_load_naming_the_key(tmp_path, change, named):

@@ -11,6 +11,9 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from stdnum import luhn
+from stdnum.iso7064 import mod_97_10
+
 INTENT_PROMPTS = {
     "billing": [
         "Why was I charged twice this month?",
@@ -72,23 +75,10 @@ FIRST_NAMES = ["Jane", "Omar", "Priya", "Luca", "Mei", "Carlos", "Aisha", "Henri
 LAST_NAMES = ["Doe", "Haddad", "Raman", "Rossi", "Chen", "Alvarez", "Bello", "Larsen", "Novak", "Mensah"]
 
 
-def luhn_check_digit(digits: str) -> str:
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = int(ch)
-        if i % 2 == 0:
-            d *= 2
-            d -= 9 if d > 9 else 0
-        total += d
-    return str((10 - total % 10) % 10)
-
-
 def iban_gb(rng: random.Random) -> str:
-    bank, sort_code, account = "WEST", f"{rng.randrange(10**6):06d}", f"{rng.randrange(10**8):08d}"
-    bban = bank + sort_code + account
-    numeric = "".join(str(int(c, 36)) for c in bban + "GB00")
-    check = 98 - int(numeric) % 97
-    iban = f"GB{check:02d}{bban}"
+    """A checksum-valid British IBAN, printed in groups of four."""
+    bban = "WEST" + f"{rng.randrange(10**6):06d}" + f"{rng.randrange(10**8):08d}"
+    iban = f"GB{mod_97_10.calc_check_digits(bban + 'GB')}{bban}"
     return " ".join(iban[i : i + 4] for i in range(0, len(iban), 4))
 
 
@@ -141,7 +131,7 @@ def _phone(rng: random.Random) -> str:
 
 def _card(rng: random.Random) -> str:
     body = "4" + "".join(str(rng.randrange(10)) for _ in range(14))
-    number = body + luhn_check_digit(body)
+    number = body + luhn.calc_check_digit(body)
     sep = rng.choice([" ", "-", ""])
     return sep.join(number[i : i + 4] for i in range(0, 16, 4))
 

@@ -1,0 +1,31 @@
+"""Rules shared by the versioned YAML files (tracking plan, policy): strict keys and a change history."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+
+def load_versioned_yaml(path: Path, error: type[ValueError], allowed: set[str], required: set[str]) -> dict:
+    """A mapping whose keys are all known, with a `changes` list whose newest entry is `version`."""
+    try:
+        raw = yaml.safe_load(Path(path).read_text())
+    except yaml.YAMLError as problem:
+        raise error(f"{path}: not valid YAML: {problem}") from None
+    if not isinstance(raw, dict):
+        raise error(f"{path}: must be a mapping")
+    reject_unknown(raw, allowed, Path(path).stem, error)
+    for key in sorted(required | {"version", "changes"}):
+        if key not in raw:
+            raise error(f"{Path(path).stem}: missing required key '{key}'")
+    changes = raw["changes"]
+    if not changes or str(changes[0].get("version")) != str(raw["version"]):
+        raise error(f"changes: the newest entry must describe version {raw['version']}")
+    return raw
+
+
+def reject_unknown(mapping: dict, allowed: set[str], where: str, error: type[ValueError]) -> None:
+    unknown = sorted(set(mapping) - allowed)
+    if unknown:
+        raise error(f"{where}: unknown key '{unknown[0]}' (allowed: {', '.join(sorted(allowed))})")

@@ -1,0 +1,1 @@
+"""Governance in flight, without Dagster: policy, redaction, intent, consent and routing."""
