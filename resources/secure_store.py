@@ -1,0 +1,42 @@
+"""The secure store: raw text, in its own DuckDB file that only its owner can read or write.
+
+The file (and its write-ahead log) is created while the process umask is 077, then set to 0600 on
+every open and close, so raw text is never readable by another user even for a moment. Nothing but
+the `secure_archive` destination writes here; the only reader is the safety metric, which counts
+message ids that arrived and never selects text.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+
+SECURE_TABLE = "raw_text"
+
+
+class SecureStore(dg.ConfigurableResource):
+    database: str
+
+    @contextmanager
+    def get_connection(self):
+        path = Path(self.database)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        previous = os.umask(0o077)
+        con = duckdb.connect(str(path))
+        try:
+            os.chmod(path, 0o600)
+            con.execute(
+                f"""CREATE TABLE IF NOT EXISTS {SECURE_TABLE} (
+                    dt DATE, message_id VARCHAR, event VARCHAR, user_id VARCHAR, field VARCHAR, text VARCHAR)"""
+            )
+            con.execute(f"COMMENT ON TABLE {SECURE_TABLE} IS 'One row per raw free-text field of an archived event.'")
+            yield con
+            con.execute("CHECKPOINT")
+        finally:
+            con.close()
+            os.umask(previous)
+            os.chmod(path, 0o600)

@@ -1,0 +1,84 @@
+"""Consent: each category's state from the raw call, and each destination's decision.
+
+A category is denied when it is in RudderStack's `deniedConsentIds` or its Segment preference is
+false; granted when it is in `allowedConsentIds` or its preference is true; unknown otherwise (no
+consent information at all, or a category not mentioned). Denied is checked first, so a call that
+both allows and denies a category denies it. Unknown counts as the policy's `missing_consent`.
+
+A destination gets an event when all its required categories count as granted (`and`, the
+default) or any does (`or`); RudderStack's per-call `resolutionStrategy` wins when sent. This is
+stricter than RudderStack's own server, which filters only on denied ids and lets unknown through.
+
+`decision_sql` is what routing uses in flight (SQL over the raw call); `recompute_decisions` is a
+separate implementation over the governance log, used to measure `consent_enforcement_rate`
+against what was actually delivered. Keep them separate: their agreement is the measurement.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from telemetry_assets.govern.policy import Policy
+
+_ALLOWED = "json_extract_string(doc, '$.context.consentManagement.allowedConsentIds[*]')"
+_DENIED = "json_extract_string(doc, '$.context.consentManagement.deniedConsentIds[*]')"
+_STRATEGY = "lower(json_extract_string(doc, '$.context.consentManagement.resolutionStrategy'))"
+
+
+def categories(policy: Policy) -> list[str]:
+    return sorted({category for d in policy.destinations.values() for category in d.requires})
+
+
+def consent_state_sql(policy: Policy) -> str:
+    """MAP(category -> granted | denied | unknown) for the categories any destination needs."""
+    entries = []
+    for category in categories(policy):
+        preference = f"""json_extract(doc, '$.context.consent.categoryPreferences."{category}"')"""
+        entries.append(
+            f"""('{category}', CASE
+                WHEN list_contains({_DENIED}, '{category}') OR {preference} = 'false'::JSON THEN 'denied'
+                WHEN list_contains({_ALLOWED}, '{category}') OR {preference} = 'true'::JSON THEN 'granted'
+                ELSE 'unknown' END)"""
+        )
+    if not entries:
+        return "MAP {}::MAP(VARCHAR, VARCHAR)"
+    return f"map_from_entries([{', '.join(entries)}])"
+
+
+def strategy_sql(policy: Policy) -> str:
+    return f"CASE WHEN {_STRATEGY} IN ('and', 'or') THEN {_STRATEGY} ELSE '{policy.strategy}' END"
+
+
+def decision_sql(policy: Policy, destination: str) -> tuple[str, str]:
+    """(deliver BOOLEAN, reason VARCHAR when blocked) over columns `consent` and `consent_strategy`."""
+    required = policy.destinations[destination].requires
+    if not required:
+        return "TRUE", "NULL"
+    counts = lambda c: f"(consent['{c}'] = 'granted' OR (consent['{c}'] = 'unknown' AND {policy.missing_consent == 'allow'}))"
+    all_granted = " AND ".join(counts(c) for c in required)
+    any_granted = " OR ".join(counts(c) for c in required)
+    deliver = f"CASE WHEN consent_strategy = 'or' THEN ({any_granted}) ELSE ({all_granted}) END"
+    first_missing = " ".join(f"WHEN NOT {counts(c)} THEN 'consent ' || consent['{c}'] || ': {c}'" for c in required)
+    return deliver, f"CASE WHEN NOT ({deliver}) THEN CASE {first_missing} END END"
+
+
+def recompute_decisions(log: pd.DataFrame, policy: Policy) -> pd.DataFrame:
+    """Expected delivery per destination from each event's recorded consent state.
+
+    `log` has one row per event, `consent_strategy`, and `consent__<category>` holding the state
+    (granted | denied | unknown) of every category in `categories(policy)`. The result has one
+    boolean column per destination.
+    """
+    allow_unknown = policy.missing_consent == "allow"
+    expected = {}
+    for name, destination in policy.destinations.items():
+        if not destination.requires:
+            expected[name] = pd.Series(True, index=log.index)
+            continue
+        counted = pd.DataFrame({
+            category: (log[f"consent__{category}"] == "granted")
+            | ((log[f"consent__{category}"] == "unknown") & allow_unknown)
+            for category in destination.requires
+        })
+        expected[name] = counted.any(axis=1).where(log["consent_strategy"] == "or", counted.all(axis=1))
+    return pd.DataFrame(expected, index=log.index)

@@ -1,0 +1,65 @@
+"""Intent classification: explainable keyword rules, scored for a whole column at once.
+
+Each intent's keywords become one case-insensitive RE2 alternation; its hit count per prompt is
+computed by pyarrow over the column, and the intent with the most hits wins (ties: the intent
+listed first in `intents.yaml`, so risk outranks convenience). A prompt with no hit is `other`.
+The rules file is the explanation: every label traces to the words that produced it.
+
+Sampling (policy `intent.sample_rate`) is by conversation: the low bits of md5(conversation_id)
+pick the same conversations on every run and every machine. The rules are cheap, so every prompt
+is scored; an unsampled prompt keeps its label only when it is an `always_classify` intent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import yaml
+
+from telemetry_assets.settings import CONFIG_DIR
+
+OTHER = "other"
+
+
+@dataclass(frozen=True)
+class IntentRules:
+    version: str
+    keywords: dict[str, tuple[str, ...]]
+
+    @classmethod
+    def load(cls, path: Path = CONFIG_DIR / "intents.yaml") -> "IntentRules":
+        raw = yaml.safe_load(Path(path).read_text())
+        return cls(str(raw["version"]), {name: tuple(words) for name, words in raw["intents"].items()})
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return (*self.keywords, OTHER)
+
+
+def classify(texts: pd.Series, rules: IntentRules) -> pd.Series:
+    """The best intent per text (`other` when nothing matches; NULL text gives NULL)."""
+    values = pa.array(texts.astype("str"), from_pandas=True, type=pa.large_string())
+    scores = np.zeros((len(values), len(rules.keywords)), dtype=np.int64)
+    for column, words in enumerate(rules.keywords.values()):
+        hits = pc.count_substring_regex(values, _alternation(words), ignore_case=True)
+        scores[:, column] = pc.fill_null(hits, 0).to_numpy(zero_copy_only=False)
+    names = np.array([*rules.keywords, OTHER], dtype=object)
+    best = np.where(scores.max(axis=1, initial=0) > 0, scores.argmax(axis=1), len(rules.keywords))
+    return pd.Series(names[best], index=texts.index, dtype="str").where(texts.notna())
+
+
+def in_sample(conversation_id: str, rate: float) -> bool:
+    """Deterministic by conversation: the same conversations are sampled on every run."""
+    bucket = int(hashlib.md5(conversation_id.encode()).hexdigest()[:8], 16) / 0x1_0000_0000
+    return bucket < rate
+
+
+def _alternation(words: tuple[str, ...]) -> str:
+    return r"\b(?:" + "|".join(re.escape(word) for word in words) + r")\b"
