@@ -66,6 +66,7 @@ def run_partitions(start: date, end: date) -> int:
     instance = _dagster_instance()
     from resources.warehouse import Warehouse
     from telemetry_assets.definitions import defs
+    from telemetry_assets.govern.safety import safety_over
     from telemetry_assets.ingest.reconcile import line_reconciliation, quarantined_by_type
 
     job = defs.resolve_job_def("daily_pipeline")
@@ -85,7 +86,7 @@ def run_partitions(start: date, end: date) -> int:
             print(_progress_line(day, row))
         day += timedelta(days=1)
     with warehouse.get_connection() as con:
-        _print_summary(line_reconciliation(con, start, end), quarantined_by_type(con, start, end))
+        _print_summary(line_reconciliation(con, start, end), quarantined_by_type(con, start, end), safety_over(con, start, end))
     return 1 if failed else 0
 
 
@@ -115,15 +116,21 @@ def _progress_line(day: date, row: dict | None) -> str:
             f" + {row['non_ai_events']:,} non-AI + {row['blank_lines']:,} blank  [{verdict}]")
 
 
-def _print_summary(rows: list[dict], by_type: dict[str, int]) -> None:
+def _print_summary(rows: list[dict], by_type: dict[str, int], safety: dict) -> None:
     total = {key: sum(r[key] for r in rows) for key in ("lines_read", "valid_events", "quarantined", "duplicates", "non_ai_events", "blank_lines")}
+    percent = lambda rate: "n/a" if rate is None else f"{rate:.1%}"
     print()
     print(f"events read   {total['lines_read']:>10,}  lines over {len(rows)} partitions")
-    print(f"governed      {total['valid_events']:>10,}")
+    print(f"valid events  {total['valid_events']:>10,}  passed the tracking plan")
+    print(f"governed      {safety['in_warehouse']:>10,}  in the warehouse (consent to analytics)")
     print(f"quarantined   {total['quarantined']:>10,}  " + ", ".join(f"{k} {v:,}" for k, v in by_type.items()))
     print(f"duplicates    {total['duplicates']:>10,}")
     print(f"non-AI events {total['non_ai_events']:>10,}")
     print(f"blank lines   {total['blank_lines']:>10,}")
+    print(f"safety        redaction rate {percent(safety['redaction_rate'])}, "
+          f"consent enforcement {percent(safety['consent_enforcement_rate'])}, "
+          f"audit completeness {percent(safety['audit_completeness'])}, "
+          f"{safety['sensitive_destinations_blocked']:,} deliveries blocked")
 
 
 if __name__ == "__main__":

@@ -1,22 +1,28 @@
 """The Dagster code location: assets from each stage, and resources picked from the environment.
 
 `TELEMETRY_LAKE_URL=s3://bucket/prefix` selects the S3 object store; anything else (default
-`$TELEMETRY_HOME/lake`) a local folder. The warehouse is `$TELEMETRY_HOME/warehouse.duckdb`.
+`$TELEMETRY_HOME/lake`) a local folder. The warehouse is `$TELEMETRY_HOME/warehouse.duckdb`, raw
+text only in `$TELEMETRY_HOME/secure.duckdb` (mode 0600).
 """
 
 import dagster as dg
 
 from resources.object_store import object_store_from_url
+from resources.secrets import governance_secrets
+from resources.secure_store import SecureStore
 from resources.warehouse import Warehouse
 from telemetry_assets import settings
 from telemetry_assets.defs.ingest.assets import ingest_ai_events
 from telemetry_assets.defs.jobs import daily_pipeline
+from telemetry_assets.defs.metrics.assets import safety_daily
 
 defs = dg.Definitions(
-    assets=[ingest_ai_events],
+    assets=[ingest_ai_events, safety_daily],
     jobs=[daily_pipeline],
     resources={
         "lake": object_store_from_url(settings.lake_url()),
         "warehouse": Warehouse(database=str(settings.warehouse_path())),
+        "secure_store": SecureStore(database=str(settings.secure_store_path())),
+        "secrets": governance_secrets(),
     },
 )

@@ -39,3 +39,11 @@ def partitions_start() -> str:
 def dedupe_lookback_days() -> int:
     """How many earlier partitions a message id is checked against (re-sends arrive late)."""
     return int(os.environ.get("TELEMETRY_DEDUPE_LOOKBACK_DAYS", "1"))
+
+
+def secure_store_path() -> Path:
+    return telemetry_home() / "secure.duckdb"
+
+
+def policy_path() -> Path:
+    return Path(os.environ.get("TELEMETRY_POLICY") or CONFIG_DIR / "policy.yaml")

@@ -22,9 +22,26 @@ ANALYTICAL_KEY = {
 }
 
 
+ALL_GRANTED = {"necessary": True, "analytics": True, "ai_improvement": True, "marketing": True}
+
+
+def segment_consent(**preferences) -> dict:
+    """Segment's `context.consent`: categories default to granted, keyword arguments override."""
+    return {"consent": {"categoryPreferences": {**ALL_GRANTED, **preferences}}}
+
+
+def rudder_consent(allowed=(), denied=(), strategy=None) -> dict:
+    """RudderStack's `context.consentManagement`."""
+    management = {"provider": "custom", "allowedConsentIds": list(allowed), "deniedConsentIds": list(denied)}
+    if strategy:
+        management["resolutionStrategy"] = strategy
+    return {"consentManagement": management}
+
+
 def ai_call(event: str = "ai_llm_response_received", message_id: str | None = None,
-            drop: tuple[str, ...] = (), **properties) -> dict:
-    """A valid AI track call; keyword arguments override properties, `drop` removes them."""
+            drop: tuple[str, ...] = (), consent: dict | None = None, **properties) -> dict:
+    """A valid AI track call from a user who granted every category (unless `consent` says otherwise);
+    keyword arguments override properties, `drop` removes them."""
     props = {**ANALYTICAL_KEY, **PROPERTIES.get(event, PROPERTIES["ai_user_action"]), **properties}
     for name in drop:
         props.pop(name)
@@ -33,7 +50,8 @@ def ai_call(event: str = "ai_llm_response_received", message_id: str | None = No
         "userId": "usr_1", "anonymousId": "anon_1",
         "timestamp": "2026-09-14T08:00:00.000Z", "originalTimestamp": "2026-09-14T08:00:00.000Z",
         "sentAt": "2026-09-14T08:00:00.100Z", "receivedAt": "2026-09-14T08:00:00.900Z",
-        "context": {"library": {"name": "analytics-python", "version": "2.4.0"}},
+        "context": {"library": {"name": "analytics-python", "version": "2.4.0"},
+                    **(segment_consent() if consent is None else consent)},
         "properties": props,
     }
 

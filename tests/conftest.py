@@ -5,6 +5,8 @@ import pytest
 
 from checks.tracking_plan import load_tracking_plan
 from resources.object_store import LocalObjectStore
+from resources.secure_store import SecureStore
+from telemetry_assets.govern.policy import load_policy
 from telemetry_assets.ingest.partition import ingest_partition
 from telemetry_assets.settings import CONFIG_DIR
 
@@ -14,6 +16,16 @@ DAY = date(2026, 9, 14)
 @pytest.fixture
 def plan():
     return load_tracking_plan(CONFIG_DIR / "tracking_plan.yaml")
+
+
+@pytest.fixture
+def policy():
+    return load_policy(CONFIG_DIR / "policy.yaml")
+
+
+@pytest.fixture
+def secure_store(tmp_path):
+    return SecureStore(database=str(tmp_path / "secure.duckdb"))
 
 
 @pytest.fixture
@@ -30,11 +42,11 @@ def warehouse(tmp_path):
 
 
 @pytest.fixture
-def ingest(lake, warehouse, plan):
+def ingest(lake, warehouse, plan, policy, secure_store):
     """Ingest one day of `lake` into `warehouse` and check nothing was lost."""
 
-    def run(day=DAY, **options):
-        report = ingest_partition(lake, warehouse, day, plan, **options)
+    def run(day=DAY, policy=policy, **options):
+        report = ingest_partition(lake, warehouse, day, plan, policy, secure_store, **options)
         for f in report.files:
             assert f.unaccounted == 0, f
         return report

@@ -103,7 +103,7 @@ def test_quarantine_and_warehouse_hold_no_raw_text(lake, warehouse, ingest, tmp_
     ingest()
     warehouse.execute("CHECKPOINT")
     assert secret.encode() not in (tmp_path / "warehouse.duckdb").read_bytes()
-    assert warehouse.execute("SELECT prompt_text FROM governed.ai_user_prompt_created").fetchall() == [(None,)]
+    assert warehouse.execute("SELECT prompt_text FROM governed.ai_user_prompt_created").fetchall() == [("mail <EMAIL>",)]
 
 
 def test_valid_rows_are_typed_and_stamped_with_the_plan_version(lake, warehouse, ingest, plan):

@@ -12,6 +12,8 @@ import duckdb
 import pytest
 
 from resources.object_store import LocalObjectStore
+from resources.secrets import GovernanceSecrets
+from resources.secure_store import SecureStore
 from resources.warehouse import Warehouse
 from telemetry_assets.defs.ingest.assets import ingest_ai_events
 from telemetry_assets.generate.traffic import BAD_LINE_KINDS, GeneratorConfig, generate
@@ -41,7 +43,8 @@ def test_materialising_a_generated_day_lands_what_was_planted(tmp_path):
     instance = dg.DagsterInstance.ephemeral()
     for day in manifest["days"]:
         result = dg.materialize([ingest_ai_events], partition_key=day, instance=instance,
-                                resources={"lake": lake, "warehouse": warehouse})
+                                resources={"lake": lake, "warehouse": warehouse, "secrets": GovernanceSecrets(),
+                                           "secure_store": SecureStore(database=str(tmp_path / "secure.duckdb"))})
         assert result.success
         (check,) = result.get_asset_check_evaluations()
         assert check.passed, check.metadata
@@ -83,8 +86,10 @@ def test_cli_demo_prints_a_reconciled_line_per_partition_and_a_summary(tmp_path,
     runs = list((tmp_path / "home" / "dagster" / "storage").iterdir())
     assert len(runs) >= 2  # the runs were recorded on the persistent instance the UI reads
     manifest = json.loads((tmp_path / "home" / "lake" / "generator" / "manifest.json").read_text())
-    governed = sum(day["ai_events"] for day in manifest["per_day"].values())
-    assert any(line.split()[:2] == ["governed", f"{governed:,}"] for line in lines)
+    valid = sum(day["ai_events"] for day in manifest["per_day"].values())
+    assert any(line.split()[:3] == ["valid", "events", f"{valid:,}"] for line in lines)
+    assert any("consent enforcement 100.0%" in line and "audit completeness 100.0%" in line for line in lines)
+    assert (tmp_path / "home" / "secure.duckdb").stat().st_mode & 0o077 == 0
 
 
 def test_cli_rejects_an_inverted_range(tmp_path):

@@ -8,6 +8,7 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from resources.object_store import LocalObjectStore, S3ObjectStore, object_store_from_url
+from resources.secure_store import SecureStore
 from telemetry_assets.ingest.partition import ingest_partition
 from tests.builders import ai_call, gz, ndjson, page_call
 from tests.conftest import DAY
@@ -49,22 +50,22 @@ def make_bucket(name):
     boto3.client("s3").create_bucket(Bucket=name)
 
 
-def tables_after_ingest(store, tmp_path, name, plan):
+def tables_after_ingest(store, tmp_path, name, plan, policy):
     con = duckdb.connect(str(tmp_path / f"{name}.duckdb"))
     con.execute("SET TimeZone = 'UTC'")
-    report = ingest_partition(store, con, DAY, plan)
+    report = ingest_partition(store, con, DAY, plan, policy, SecureStore(database=str(tmp_path / f"{name}-secure.duckdb")))
     return report, {table: con.execute(f"SELECT * FROM {table} ORDER BY ALL").fetchall() for table in TABLES}
 
 
-def test_s3_and_local_folder_give_identical_tables(s3_env, tmp_path, plan):
+def test_s3_and_local_folder_give_identical_tables(s3_env, tmp_path, plan, policy):
     make_bucket("lake-same")
     local = LocalObjectStore(root=str(tmp_path / "lake"))
     s3 = object_store_from_url("s3://lake-same/prod/events")  # endpoint from AWS_ENDPOINT_URL_S3
     for key, data in FIXTURES.items():
         local.put(key, data)
         s3.put(key, data)
-    local_report, local_tables = tables_after_ingest(local, tmp_path, "local", plan)
-    s3_report, s3_tables = tables_after_ingest(s3, tmp_path, "s3", plan)
+    local_report, local_tables = tables_after_ingest(local, tmp_path, "local", plan, policy)
+    s3_report, s3_tables = tables_after_ingest(s3, tmp_path, "s3", plan, policy)
     assert local_report.summary() == {"lines_read": 10, "valid_events": 5, "quarantined": 2, "duplicates": 1,
                                       "non_ai_events": 1, "blank_lines": 1}
     assert {f.layout for f in s3_report.files} == {"hive", "rudderstack", "segment"}

@@ -48,11 +48,11 @@ def test_shipped_plan_has_a_version_and_history():
     assert set(plan.events) == {"ai_user_prompt_created", "ai_llm_response_received", "ai_user_action"}
 
 
-def test_forward_mode_keeps_the_event_and_records_its_violations(tmp_path, lake, warehouse):
+def test_forward_mode_keeps_the_event_and_records_its_violations(tmp_path, lake, warehouse, policy, secure_store):
     plan = load_tracking_plan(write_plan(tmp_path, edited(
         lambda p: p["events"]["ai_llm_response_received"].update(mode="forward"))))
     lake.put("raw/ai_events/dt=2026-09-14/p.jsonl.gz", gz(ai_call(message_id="odd", latency_ms=-3)))
-    ingest_partition(lake, warehouse, DAY, plan)
+    ingest_partition(lake, warehouse, DAY, plan, policy, secure_store)
     row = warehouse.execute(
         "SELECT message_id, latency_ms, plan_violations FROM governed.ai_llm_response_received").fetchone()
     assert row == ("odd", -3.0, [{"type": "Advance-Rules-Violation", "message": "latency_ms = -3.0 is below the minimum 0"}])
@@ -60,9 +60,9 @@ def test_forward_mode_keeps_the_event_and_records_its_violations(tmp_path, lake,
     assert warehouse.execute("SELECT count(*) FROM audit.quarantine").fetchone() == (0,)
 
 
-def test_a_new_plan_property_becomes_a_column_without_migration(tmp_path, lake, warehouse, plan):
+def test_a_new_plan_property_becomes_a_column_without_migration(tmp_path, lake, warehouse, plan, policy, secure_store):
     lake.put("raw/ai_events/dt=2026-09-14/p.jsonl.gz", gz(ai_call(message_id="one")))
-    ingest_partition(lake, warehouse, DAY, plan)
+    ingest_partition(lake, warehouse, DAY, plan, policy, secure_store)
     grown = load_tracking_plan(write_plan(tmp_path, edited(lambda p: (
         p["events"]["ai_llm_response_received"]["properties"].update(region={"type": "string"}),
         p.update(version="1.2.0"),
@@ -70,7 +70,7 @@ def test_a_new_plan_property_becomes_a_column_without_migration(tmp_path, lake, 
     ))))
     lake.put("raw/ai_events/dt=2026-09-15/p.jsonl.gz", gz(ai_call(message_id="two", region="eu")))
     from datetime import date
-    ingest_partition(lake, warehouse, date(2026, 9, 15), grown)
+    ingest_partition(lake, warehouse, date(2026, 9, 15), grown, policy, secure_store)
     rows = warehouse.execute(
         "SELECT message_id, region, tracking_plan_version FROM governed.ai_llm_response_received ORDER BY 1").fetchall()
     assert rows == [("one", None, "1.1.0"), ("two", "eu", "1.2.0")]

@@ -8,7 +8,8 @@ Per chunk of lines (memory is bounded by the chunk, never by the partition):
    lines and the look-back window of earlier partitions (at-least-once delivery re-sends);
 3. validate first copies against their event's pandera model (unknown `ai_*` names are
    `Unplanned-Event`);
-4. insert governed rows, quarantine rows and one governance-log row per processed event.
+4. quarantine the failures; hand the rest to the governor (`govern/flight.py`), which decides
+   consent, redacts, classifies and delivers them; one governance-log row per processed event.
 
 All of it runs in one transaction that first deletes the day's rows, so a re-run replaces exactly
 that partition. Before committing, every object's lines are reconciled against what landed:
@@ -19,8 +20,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import tempfile
 from dataclasses import dataclass, fields
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Iterator
 
 import pandas as pd
@@ -34,6 +37,10 @@ from checks.tracking_plan import (
     type_column,
     violations_by_row,
 )
+from telemetry_assets.govern.flight import Governor
+from telemetry_assets.govern.intent import IntentRules
+from telemetry_assets.govern.policy import Policy
+from telemetry_assets.govern.redact import Redactor
 from telemetry_assets.ingest.layouts import RawObject, partition_objects
 from telemetry_assets.ingest.lines import DEFAULT_MAX_LINE_BYTES, read_lines
 from telemetry_assets.ingest.reconcile import quarantined_by_type
@@ -71,6 +78,7 @@ class FileReport:
 class PartitionReport:
     day: date
     tracking_plan_version: str
+    policy_version: str
     files: tuple[FileReport, ...]
     quarantined_by_type: dict[str, int]
 
@@ -96,28 +104,54 @@ def ingest_partition(
     con,
     day: date,
     tracking_plan: TrackingPlan,
+    policy: Policy,
+    secure_store,
+    redaction_salt: str = "",
     lookback_days: int = 1,
     chunk_lines: int = CHUNK_LINES,
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
 ) -> PartitionReport:
-    """Replace `day`'s rows in the ingest tables with what the day's raw objects say."""
+    """Replace `day`'s rows in the ingest tables, exports and secure store with what its raw objects say."""
     objects = partition_objects(store, day)
     compiled = {name: compile_event(plan) for name, plan in tracking_plan.events.items()}
+    redactor = Redactor(policy.entities, policy.replacement, policy.phone_region, redaction_salt)
     ensure_tables(con, tracking_plan)
-    con.execute("BEGIN TRANSACTION")
-    try:
-        _delete_partition(con, day, tracking_plan)
-        _load_seen_message_ids(con, day, lookback_days)
-        tallies = {obj.key: _Tally(obj) for obj in objects}
-        for frame in _line_chunks(store, objects, tallies, chunk_lines, max_line_bytes):
-            _process_chunk(con, frame, day, tracking_plan, compiled, tallies)
-        report = _reconcile(con, day, tracking_plan.version, tallies)
-        _write_file_rows(con, day, report)
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
+    with secure_store.get_connection() as secure_con, tempfile.TemporaryDirectory() as workdir:
+        governor = Governor(policy, redactor, IntentRules.load(), store, secure_con, day, Path(workdir))
+        governor.start()
+        con.execute("BEGIN TRANSACTION")
+        try:
+            _delete_partition(con, day, tracking_plan)
+            _load_seen_message_ids(con, day, lookback_days)
+            tallies = {obj.key: _Tally(obj) for obj in objects}
+            stamps = _Stamps(day, tracking_plan.version, policy)
+            for frame in _line_chunks(store, objects, tallies, chunk_lines, max_line_bytes):
+                _process_chunk(con, frame, stamps, tracking_plan, compiled, tallies, governor)
+            report = _reconcile(con, stamps, tallies)
+            _write_file_rows(con, day, report)
+            governor.finish()
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            governor.abort()
+            raise
     return report
+
+
+@dataclass(frozen=True)
+class _Stamps:
+    """What every row of the partition is stamped with."""
+
+    day: date
+    plan_version: str
+    policy: Policy
+
+    def params(self) -> dict:
+        return {"day": self.day, "plan_version": self.plan_version, "policy_version": self.policy.version}
+
+    def blocked_as_quarantined(self) -> str:
+        entries = ", ".join(f"{{'destination': '{name}', 'reason': 'quarantined'}}" for name in self.policy.destinations)
+        return f"[{entries}]::STRUCT(destination VARCHAR, reason VARCHAR)[]"
 
 
 def _delete_partition(con, day: date, tracking_plan: TrackingPlan) -> None:
@@ -156,17 +190,17 @@ def _line_chunks(store, objects, tallies, chunk_lines: int, max_line_bytes: int)
         yield pd.DataFrame(columns)
 
 
-def _process_chunk(con, frame, day, tracking_plan: TrackingPlan, compiled, tallies) -> None:
+def _process_chunk(con, frame, stamps: _Stamps, tracking_plan: TrackingPlan, compiled, tallies, governor) -> None:
     con.register("chunk_lines", frame)  # registering again replaces the previous chunk
     _classify(con, tracking_plan.namespace)
     _count(con, tallies, "SELECT source_key, count(*) FROM chunk WHERE kind = 'blank' GROUP BY 1", "blank_lines")
     _count(con, tallies, "SELECT source_key, count(*) FROM chunk WHERE kind = 'non_ai' GROUP BY 1", "non_ai_events")
-    _quarantine_unreadable(con, day, tracking_plan.version)
+    _quarantine_unreadable(con, stamps)
     _dedupe(con)
     _count(con, tallies, "SELECT source_key, count(*) FROM chunk_ai WHERE is_duplicate GROUP BY 1", "duplicates")
-    _quarantine_unplanned(con, day, tracking_plan)
+    _quarantine_unplanned(con, stamps, tracking_plan)
     for event in compiled.values():
-        _validate_and_land(con, day, event, tracking_plan.version)
+        _validate_and_govern(con, stamps, event, governor)
 
 
 def _classify(con, namespace: str) -> None:
@@ -203,7 +237,7 @@ def _count(con, tallies, sql: str, attribute: str) -> None:
         setattr(tally, attribute, getattr(tally, attribute) + count)
 
 
-def _quarantine_unreadable(con, day: date, plan_version: str) -> None:
+def _quarantine_unreadable(con, stamps: _Stamps) -> None:
     con.execute(
         f"""INSERT INTO audit.quarantine BY NAME
         SELECT $day AS dt, source_key, line_number,
@@ -213,10 +247,10 @@ def _quarantine_unreadable(con, day: date, plan_version: str) -> None:
             END::{VIOLATIONS_TYPE} AS violations,
             $plan_version AS tracking_plan_version
         FROM chunk WHERE kind IN ('malformed', 'untyped')""",
-        {"day": day, "plan_version": plan_version},
+        {"day": stamps.day, "plan_version": stamps.plan_version},
     )
-    _log(con, day, plan_version, "SELECT NULL AS message_id, NULL AS event, source_key, line_number, 'quarantined' AS outcome "
-         "FROM chunk WHERE kind IN ('malformed', 'untyped')")
+    _log_quarantined(con, stamps, "SELECT NULL AS message_id, NULL AS event, source_key, line_number "
+                     "FROM chunk WHERE kind IN ('malformed', 'untyped')")
 
 
 def _dedupe(con) -> None:
@@ -235,9 +269,9 @@ def _dedupe(con) -> None:
     )
 
 
-def _quarantine_unplanned(con, day: date, tracking_plan: TrackingPlan) -> None:
+def _quarantine_unplanned(con, stamps: _Stamps, tracking_plan: TrackingPlan) -> None:
     unplanned = "NOT is_duplicate AND event NOT IN (SELECT unnest($planned))"
-    params = {"day": day, "plan_version": tracking_plan.version, "planned": list(tracking_plan.events)}
+    planned = {"planned": list(tracking_plan.events)}
     con.execute(
         f"""INSERT INTO audit.quarantine BY NAME
         SELECT $day AS dt, source_key, line_number, message_id, event,
@@ -246,28 +280,26 @@ def _quarantine_unplanned(con, day: date, tracking_plan: TrackingPlan) -> None:
                AS violations,
             $plan_version AS tracking_plan_version
         FROM chunk_ai WHERE {unplanned}""",
-        params,
+        {"day": stamps.day, "plan_version": stamps.plan_version, **planned},
     )
-    _log(con, day, tracking_plan.version,
-         f"SELECT message_id, event, source_key, line_number, 'quarantined' AS outcome FROM chunk_ai WHERE {unplanned}",
-         {"planned": list(tracking_plan.events)})
+    _log_quarantined(con, stamps, f"SELECT message_id, event, source_key, line_number FROM chunk_ai WHERE {unplanned}", planned)
 
 
-def _validate_and_land(con, day: date, event: CompiledEvent, plan_version: str) -> None:
-    """Validate one event's first copies; land the passing (or forwarded) ones, quarantine the rest."""
+def _validate_and_govern(con, stamps: _Stamps, event: CompiledEvent, governor: Governor) -> None:
+    """Validate one event's first copies; quarantine failures, govern the rest (valid or forwarded)."""
     plan = event.plan
     selects = ", ".join(expr for f in plan.fields for expr in _field_expressions(f))
     known = ", ".join(f"'{name}'" for name in plan.property_names)
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE event_rows AS
         SELECT (row_number() OVER (ORDER BY source_key, line_number)) - 1 AS row_id,
-            source_key, line_number, {selects},
+            source_key, line_number, doc, {selects},
             array_to_string(list_filter(json_keys(doc, '$.properties'), lambda k: k NOT IN ({known})), ', ')
                 AS {ADDITIONAL_PROPERTIES_COLUMN}
         FROM chunk_ai WHERE NOT is_duplicate AND event = $event""",
         {"event": plan.name},
     )
-    frame = con.execute("SELECT * FROM event_rows ORDER BY row_id").df().set_index("row_id")
+    frame = con.execute("SELECT * EXCLUDE (doc) FROM event_rows ORDER BY row_id").df().set_index("row_id")
     if frame.empty:
         return
     found = violations_by_row(event, frame)
@@ -276,7 +308,33 @@ def _validate_and_land(con, day: date, event: CompiledEvent, plan_version: str) 
         columns=["row_id", "violations"],
     ).astype({"row_id": "int64", "violations": "str"})
     con.register("failing_rows", failing)
-    _land_event_rows(con, day, plan, plan_version)
+    _quarantine_failing(con, stamps, plan)
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE kept_rows AS
+        SELECT event_rows.*, coalesce({_VIOLATIONS}, [])::{VIOLATIONS_TYPE} AS plan_violations,
+               CASE WHEN failing_rows.row_id IS NULL THEN 'valid' ELSE 'forwarded' END AS outcome
+        FROM event_rows LEFT JOIN failing_rows USING (row_id)
+        WHERE failing_rows.row_id IS NULL OR $mode = 'forward'""",
+        {"mode": plan.mode},
+    )
+    governor.govern(con, plan, stamps.plan_version)
+
+
+_VIOLATIONS = "from_json(failing_rows.violations, '[{\"type\": \"VARCHAR\", \"message\": \"VARCHAR\"}]')"
+
+
+def _quarantine_failing(con, stamps: _Stamps, plan) -> None:
+    if plan.mode == "forward":
+        return
+    con.execute(
+        f"""INSERT INTO audit.quarantine BY NAME
+        SELECT $day AS dt, source_key, line_number, message_id, $event AS event,
+            {_VIOLATIONS}::{VIOLATIONS_TYPE} AS violations, $plan_version AS tracking_plan_version
+        FROM event_rows JOIN failing_rows USING (row_id)""",
+        {"day": stamps.day, "plan_version": stamps.plan_version, "event": plan.name},
+    )
+    _log_quarantined(con, stamps, "SELECT message_id, $event AS event, source_key, line_number "
+                     "FROM event_rows JOIN failing_rows USING (row_id)", {"event": plan.name})
 
 
 def _field_expressions(f: Field) -> list[str]:
@@ -301,48 +359,20 @@ def _typed_value(f: Field, path: str) -> str:
     return f"CASE WHEN json_type(doc, {path}) IN ({allowed}) THEN {value} END"
 
 
-def _land_event_rows(con, day: date, plan, plan_version: str) -> None:
-    violations = f"from_json(failing_rows.violations, '[{{\"type\": \"VARCHAR\", \"message\": \"VARCHAR\"}}]')"
-    kept = "failing_rows.row_id IS NULL OR $mode = 'forward'"
-    value_columns = [f.column for f in plan.fields if f.has_value_column]
-    intent = (
-        ", CASE WHEN intent_label IS NOT NULL THEN 'provided' ELSE 'not_sampled' END AS intent_source"
-        if "intent_label" in value_columns else ""
-    )
-    params = {"day": day, "plan_version": plan_version, "mode": plan.mode}
-    rows = "FROM event_rows LEFT JOIN failing_rows USING (row_id)"
-    con.execute(
-        f"""INSERT INTO {governed_table(plan.name)} BY NAME
-        SELECT $day AS dt, {", ".join(f'"{c}"' for c in value_columns)}{intent},
-            source_key, line_number, $plan_version AS tracking_plan_version,
-            coalesce({violations}, [])::{VIOLATIONS_TYPE} AS plan_violations
-        {rows} WHERE {kept}""",
-        params,
-    )
-    con.execute(
-        f"""INSERT INTO audit.quarantine BY NAME
-        SELECT $day AS dt, source_key, line_number, message_id, $event AS event,
-            {violations}::{VIOLATIONS_TYPE} AS violations, $plan_version AS tracking_plan_version
-        {rows} WHERE NOT ({kept})""",
-        {**params, "event": plan.name},
-    )
-    _log(con, day, plan_version,
-         f"""SELECT message_id, $event AS event, source_key, line_number,
-                CASE WHEN failing_rows.row_id IS NULL THEN 'valid'
-                     WHEN $mode = 'forward' THEN 'forwarded' ELSE 'quarantined' END AS outcome
-             {rows}""",
-         {"event": plan.name, "mode": plan.mode})
-
-
-def _log(con, day: date, plan_version: str, select_sql: str, params: dict | None = None) -> None:
+def _log_quarantined(con, stamps: _Stamps, select_sql: str, params: dict | None = None) -> None:
+    """Quarantined lines are logged too: delivered nowhere, every destination blocked as quarantined."""
     con.execute(
         f"""INSERT INTO audit.governance_log BY NAME
-        SELECT $day AS dt, $plan_version AS tracking_plan_version, logged.* FROM ({select_sql}) AS logged""",
-        {"day": day, "plan_version": plan_version, **(params or {})},
+        SELECT $day AS dt, 'quarantined' AS outcome, $plan_version AS tracking_plan_version,
+            $policy_version AS policy_version, []::VARCHAR[] AS delivered,
+            {stamps.blocked_as_quarantined()} AS blocked, logged.*
+        FROM ({select_sql}) AS logged""",
+        {**stamps.params(), **(params or {})},
     )
 
 
-def _reconcile(con, day: date, plan_version: str, tallies: dict[str, _Tally]) -> PartitionReport:
+def _reconcile(con, stamps: _Stamps, tallies: dict[str, _Tally]) -> PartitionReport:
+    day = stamps.day
     landed = dict.fromkeys(tallies, (0, 0))
     for key, valid, quarantined in con.execute(
         """SELECT source_key,
@@ -369,7 +399,7 @@ def _reconcile(con, day: date, plan_version: str, tallies: dict[str, _Tally]) ->
     gaps = [f"{f.source_key}: {f.unaccounted:+d} lines" for f in files if f.unaccounted]
     if gaps:
         raise ReconciliationError(f"{day}: lines read do not reconcile: {'; '.join(gaps)}")
-    return PartitionReport(day, plan_version, files, quarantined_by_type(con, day, day))
+    return PartitionReport(day, stamps.plan_version, stamps.policy.version, files, quarantined_by_type(con, day, day))
 
 
 def _write_file_rows(con, day: date, report: PartitionReport) -> None:

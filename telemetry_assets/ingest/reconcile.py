@@ -16,8 +16,12 @@ RECONCILED_COLUMNS = ("lines_read", "valid_events", "quarantined", "duplicates",
 
 
 def landed_row_counts(con, day: date) -> dict[str, int]:
-    """Rows per table for one partition."""
-    return {table: con.execute(f"SELECT count(*) FROM {table} WHERE dt = ?", [day]).fetchone()[0] for table in LANDED_TABLES}
+    """Rows per table for one partition, and how many events the log says reached the warehouse."""
+    counts = {table: con.execute(f"SELECT count(*) FROM {table} WHERE dt = ?", [day]).fetchone()[0] for table in LANDED_TABLES}
+    (counts["delivered_to_warehouse"],) = con.execute(
+        "SELECT count(*) FROM audit.governance_log WHERE dt = ? AND list_contains(delivered, 'warehouse')", [day]
+    ).fetchone()
+    return counts
 
 
 def line_reconciliation(con, start: date, end: date) -> list[dict]:

@@ -24,15 +24,23 @@ AUDIT_TABLES = {
         },
     ),
     "audit.governance_log": (
-        "One row per processed AI event (governed, forwarded or quarantined) of the partition.",
+        "One row per processed AI event (valid, forwarded or quarantined): versions, redactions, consent, routing.",
         {
             "dt": "DATE",
             "message_id": "VARCHAR",
             "event": "VARCHAR",
             "source_key": "VARCHAR",
             "line_number": "BIGINT",
-            "outcome": "VARCHAR",  # governed | forwarded | quarantined
+            "outcome": "VARCHAR",  # valid | forwarded | quarantined
             "tracking_plan_version": "VARCHAR",
+            "policy_version": "VARCHAR",
+            "intent_source": "VARCHAR",  # prompts only: provided | classified | not_sampled
+            "texts_present": "INTEGER",  # free-text fields the event carried
+            "redactions": "MAP(VARCHAR, INTEGER)",  # entity type -> values redacted
+            "consent": "MAP(VARCHAR, VARCHAR)",  # category -> granted | denied | unknown
+            "consent_strategy": "VARCHAR",
+            "delivered": "VARCHAR[]",
+            "blocked": "STRUCT(destination VARCHAR, reason VARCHAR)[]",
         },
     ),
     "audit.ingest_files": (
@@ -72,6 +80,7 @@ def governed_columns(plan: EventPlan) -> dict[str, str]:
             "source_key": "VARCHAR",
             "line_number": "BIGINT",
             "tracking_plan_version": "VARCHAR",
+            "policy_version": "VARCHAR",
             "plan_violations": VIOLATIONS_TYPE,  # non-empty only for events in `forward` mode
         }
     )
@@ -81,7 +90,7 @@ def governed_columns(plan: EventPlan) -> dict[str, str]:
 def ensure_tables(con, tracking_plan: TrackingPlan) -> None:
     tables = dict(AUDIT_TABLES)
     for name, plan in tracking_plan.events.items():
-        grain = f"One row per unique message_id of {name} that passed validation (or was forwarded)."
+        grain = f"One row per unique message_id of {name} that passed validation and warehouse consent; text redacted."
         tables[governed_table(name)] = (grain, governed_columns(plan))
     for schema in sorted({table.split(".")[0] for table in tables}):
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")

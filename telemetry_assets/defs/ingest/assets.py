@@ -1,7 +1,8 @@
-"""Ingest as one Dagster step: the day's raw objects into governed, quarantine and audit tables.
+"""Ingest and govern as one Dagster step: the day's raw objects into governed, quarantine and audit tables.
 
 One multi-asset rather than an asset per table because the tables are written in one streaming
-pass and one transaction: no raw text is ever staged, and a partition lands whole or not at all.
+pass and one transaction, with governance (consent, redaction, routing) in flight: raw text is
+never staged anywhere but memory and the secure store, and a partition lands whole or not at all.
 """
 
 from datetime import date
@@ -10,9 +11,12 @@ import dagster as dg
 
 from checks.tracking_plan import load_tracking_plan
 from resources.object_store import ObjectStore
+from resources.secrets import GovernanceSecrets
+from resources.secure_store import SecureStore
 from resources.warehouse import Warehouse
 from telemetry_assets import settings
 from telemetry_assets.defs.partitions import daily_partitions
+from telemetry_assets.govern.policy import load_policy
 from telemetry_assets.ingest.partition import PartitionReport, ingest_partition
 from telemetry_assets.ingest.reconcile import landed_row_counts
 
@@ -30,13 +34,14 @@ INGEST_SPECS = [
             ["governed", name],
             "governed",
             f"One row per unique message_id of `{name}` that passed the tracking plan (or was forwarded "
-            "with its violations recorded). Text columns hold no raw text.",
+            "with its violations recorded) and the warehouse consent decision. Text is redacted.",
         )
         for name in EVENT_TABLES
     ),
     _spec(["audit", "quarantine"], "ingest", "One row per raw line that failed parsing or the tracking plan; "
           "typed violations, never the payload."),
-    _spec(["audit", "governance_log"], "ingest", "One row per processed AI event (valid, forwarded or quarantined)."),
+    _spec(["audit", "governance_log"], "ingest", "One row per processed AI event (valid, forwarded or quarantined): "
+          "policy and plan versions, redactions, intent source, consent, every destination delivered or blocked."),
     _spec(["audit", "ingest_files"], "ingest", "One row per raw object read, with its line reconciliation."),
 ]
 RECONCILES = dg.AssetCheckSpec(
@@ -55,12 +60,22 @@ RECONCILES = dg.AssetCheckSpec(
     pool="warehouse",
     can_subset=False,
 )
-def ingest_ai_events(context: dg.AssetExecutionContext, lake: ObjectStore, warehouse: Warehouse):
-    """Stream the day's raw objects (any layout), validate, dedupe and land them in one transaction."""
+def ingest_ai_events(
+    context: dg.AssetExecutionContext,
+    lake: ObjectStore,
+    warehouse: Warehouse,
+    secure_store: SecureStore,
+    secrets: GovernanceSecrets,
+):
+    """Stream the day's raw objects (any layout), validate, dedupe, govern and land them in one transaction."""
     day = date.fromisoformat(context.partition_key)
     plan = load_tracking_plan(settings.tracking_plan_path())
+    policy = load_policy(settings.policy_path())
     with warehouse.get_connection() as con:
-        report = ingest_partition(lake, con, day, plan, lookback_days=settings.dedupe_lookback_days())
+        report = ingest_partition(
+            lake, con, day, plan, policy, secure_store,
+            redaction_salt=secrets.redaction_salt, lookback_days=settings.dedupe_lookback_days(),
+        )
         landed = landed_row_counts(con, day)
     context.log.info(f"{day}: {report.summary()} quarantined by type {report.quarantined_by_type}")
     yield from _materializations(report, landed, lake.describe())
@@ -68,7 +83,7 @@ def ingest_ai_events(context: dg.AssetExecutionContext, lake: ObjectStore, wareh
 
 
 def _materializations(report: PartitionReport, landed: dict[str, int], lake: str):
-    shared = {"tracking_plan_version": report.tracking_plan_version}
+    shared = {"tracking_plan_version": report.tracking_plan_version, "policy_version": report.policy_version}
     for spec in INGEST_SPECS:
         table = ".".join(spec.key.path)
         metadata = {**shared, "dagster/row_count": landed[table]}
@@ -82,8 +97,8 @@ def _materializations(report: PartitionReport, landed: dict[str, int], lake: str
 def _reconciliation_check(report: PartitionReport, landed: dict[str, int]) -> dg.AssetCheckResult:
     governed = sum(landed[f"governed.{name}"] for name in EVENT_TABLES)
     problems = [f"{f.source_key}: {f.unaccounted:+d} lines" for f in report.files if f.unaccounted]
-    if governed != report.total("valid_events"):
-        problems.append(f"governed tables hold {governed} rows, the log counts {report.total('valid_events')} valid")
+    if governed != landed["delivered_to_warehouse"]:
+        problems.append(f"governed tables hold {governed} rows, the log delivered {landed['delivered_to_warehouse']}")
     if landed["audit.quarantine"] != report.total("quarantined"):
         problems.append(f"quarantine holds {landed['audit.quarantine']} rows, the log counts {report.total('quarantined')}")
     return dg.AssetCheckResult(

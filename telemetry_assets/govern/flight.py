@@ -1,0 +1,197 @@
+"""Governance in flight: each chunk's kept events are decided, redacted, classified, delivered, logged.
+
+Runs inside ingest's transaction on the temp table `kept_rows` (row_id, the raw call as `doc`, the
+typed columns, `plan_violations`, `outcome`), so raw text only ever exists in memory:
+
+1. consent state per category and a decision per destination, in SQL over the raw call;
+2. free text pulled into a frame, redacted (`redact.py`), prompts classified (`intent.py`);
+3. the `warehouse` destination is the `governed.*` tables; the other destinations are JSONL exports
+   under `exports/<destination>/dt=…/` in the lake, except `secure_archive`, which puts raw text in
+   the secure store; each gets only the events its consent allows and the text its policy allows;
+4. one `audit.governance_log` row per event: versions, redaction counts, intent source, consent
+   state, every destination delivered or blocked with the reason.
+
+Exports and the secure store are replaced per partition like the tables, but are not in the
+warehouse transaction: a failed run leaves them to the next run of the day, which replaces them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+
+from checks.tracking_plan import EventPlan
+from telemetry_assets.govern.consent import consent_state_sql, decision_sql, strategy_sql
+from telemetry_assets.govern.intent import IntentRules, classify, in_sample
+from telemetry_assets.govern.policy import SECURE_DESTINATION, Policy
+from telemetry_assets.govern.redact import Redactor
+from telemetry_assets.ingest.tables import governed_table
+
+WAREHOUSE = "warehouse"
+PROMPT_EVENT = "ai_user_prompt_created"
+
+
+def export_prefix(destination: str, day: date) -> str:
+    return f"exports/{destination}/dt={day.isoformat()}/"
+
+
+@dataclass
+class Governor:
+    policy: Policy
+    redactor: Redactor
+    intents: IntentRules
+    store: object  # ObjectStore: put, delete_prefix
+    secure_con: object  # a connection to the secure store
+    day: date
+    workdir: Path
+    _parts: Counter = field(default_factory=Counter)
+
+    @property
+    def export_destinations(self) -> list[str]:
+        return [name for name in self.policy.destinations if name not in (WAREHOUSE, SECURE_DESTINATION)]
+
+    def start(self) -> None:
+        """Clear the day's exports and archived text: this run replaces them."""
+        for destination in self.export_destinations:
+            self.store.delete_prefix(export_prefix(destination, self.day))
+        self.secure_con.execute("BEGIN TRANSACTION")
+        self.secure_con.execute("DELETE FROM raw_text WHERE dt = ?", [self.day])
+
+    def finish(self) -> None:
+        self.secure_con.execute("COMMIT")
+
+    def abort(self) -> None:
+        self.secure_con.execute("ROLLBACK")
+
+    def govern(self, con, plan: EventPlan, plan_version: str) -> None:
+        self._decide(con)
+        raw = self._raw_text(con, plan)
+        con.register("governed_text", self._redact_and_classify(raw, plan))
+        con.register("raw_text_frame", raw)
+        stamps = {"day": self.day, "plan_version": plan_version, "policy_version": self.policy.version}
+        if WAREHOUSE in self.policy.destinations:
+            con.execute(f"INSERT INTO {governed_table(plan.name)} BY NAME {self._rows_for(plan, WAREHOUSE)}", stamps)
+        for destination in self.export_destinations:
+            self._export(con, plan, destination, {**stamps, "event": plan.name})
+        if SECURE_DESTINATION in self.policy.destinations and self.policy.store_raw_text != "never":
+            self._archive(con, raw, plan)
+        con.execute(self._log_sql(plan), {**stamps, "event": plan.name})
+
+    def _decide(self, con) -> None:
+        decisions = []
+        for name in self.policy.destinations:
+            deliver, reason = decision_sql(self.policy, name)
+            decisions.append(f'{deliver} AS "deliver__{name}", {reason} AS "reason__{name}"')
+        con.execute(
+            f"""CREATE OR REPLACE TEMP TABLE decisions AS
+            SELECT row_id, consent, consent_strategy, {", ".join(decisions)}
+            FROM (SELECT row_id, {consent_state_sql(self.policy)} AS consent,
+                         {strategy_sql(self.policy)} AS consent_strategy FROM kept_rows)"""
+        )
+
+    def _text_fields(self, plan: EventPlan):
+        """Sensitive fields, and any other string property the policy asks to redact."""
+        return [f for f in plan.fields if f.type == "string" and (f.sensitive or f.column in self.policy.redact_fields)]
+
+    def _raw_text(self, con, plan: EventPlan) -> pd.DataFrame:
+        selects = [
+            f"CASE WHEN json_type(doc, '{f.json_path}') = 'VARCHAR' THEN json_extract_string(doc, '{f.json_path}') END AS \"{f.column}\""
+            for f in self._text_fields(plan)
+        ]
+        keys = "message_id, user_id, conversation_id" + (", intent_label" if plan.name == PROMPT_EVENT else "")
+        columns = ", ".join([f"row_id, {keys}", *selects])
+        return con.execute(f"SELECT {columns} FROM kept_rows ORDER BY row_id").df()
+
+    def _redact_and_classify(self, raw: pd.DataFrame, plan: EventPlan) -> pd.DataFrame:
+        out = pd.DataFrame({"row_id": raw["row_id"]})
+        totals = [Counter() for _ in range(len(raw))]
+        sensitive = [f.column for f in self._text_fields(plan) if f.sensitive]
+        out["texts_present"] = raw[sensitive].notna().sum(axis=1).astype("int32") if sensitive else 0
+        for f in self._text_fields(plan):
+            if f.column not in self.policy.redact_fields:
+                continue  # sensitive but not listed: no redacted copy exists, so only raw destinations get it
+            redacted = self.redactor.redact(raw[f.column])
+            out[f.column] = redacted.texts.to_numpy()
+            for total, counts in zip(totals, redacted.counts):
+                total.update(counts)
+        out["redactions"] = [json.dumps(dict(total)) for total in totals]
+        if plan.name == PROMPT_EVENT:
+            out["intent_label"], out["intent_source"] = self._intents(raw)
+        return out
+
+    def _intents(self, raw: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+        predicted = classify(raw["prompt_text"], self.intents)
+        sampled = raw["conversation_id"].map(lambda c: in_sample(c, self.policy.intent_sample_rate)).astype(bool)
+        keep = predicted.notna() & (sampled | predicted.isin(self.policy.always_classify))
+        provided = raw["intent_label"].notna()
+        label = raw["intent_label"].where(provided, predicted.where(keep))
+        source = pd.Series("not_sampled", index=raw.index, dtype="str")
+        source[keep] = "classified"
+        source[provided] = "provided"
+        return label.astype("str"), source
+
+    def _rows_for(self, plan: EventPlan, destination: str) -> str:
+        """The SELECT of one destination's rows: its consent, its text policy."""
+        text_policy = self.policy.destinations[destination].text
+        text_fields = {f.column for f in self._text_fields(plan)}
+        overridden = text_fields | ({"intent_label"} if plan.name == PROMPT_EVENT else set())
+        columns = [f'k."{f.column}"' for f in plan.fields if f.has_value_column and f.column not in overridden]
+        if plan.name == PROMPT_EVENT:
+            columns += ["t.intent_label", "t.intent_source"]
+        for column in sorted(text_fields):
+            if text_policy == "raw":
+                columns.append(f'r."{column}"')
+            elif text_policy == "redacted" and column in self.policy.redact_fields:
+                columns.append(f't."{column}"')
+        return f"""SELECT $day AS dt, {", ".join(columns)}, k.source_key, k.line_number,
+                $plan_version AS tracking_plan_version, $policy_version AS policy_version, k.plan_violations
+            FROM kept_rows k JOIN decisions d USING (row_id) JOIN governed_text t USING (row_id)
+                 JOIN raw_text_frame r USING (row_id)
+            WHERE d."deliver__{destination}" """
+
+    def _export(self, con, plan: EventPlan, destination: str, stamps: dict) -> None:
+        (count,) = con.execute(f'SELECT count(*) FROM decisions WHERE "deliver__{destination}"').fetchone()
+        if not count:
+            return
+        self._parts[destination] += 1
+        local = self.workdir / f"{destination}-{self._parts[destination]:05d}.jsonl.gz"
+        con.execute(f"CREATE OR REPLACE TEMP TABLE export_rows AS SELECT $event AS event, * FROM ({self._rows_for(plan, destination)})", stamps)
+        con.execute(f"COPY export_rows TO '{local}' (FORMAT json, COMPRESSION gzip)")
+        key = f"{export_prefix(destination, self.day)}{plan.name}-{self._parts[destination]:05d}.jsonl.gz"
+        self.store.put(key, local.read_bytes())
+        local.unlink()
+
+    def _archive(self, con, raw: pd.DataFrame, plan: EventPlan) -> None:
+        delivered = con.execute(
+            f'SELECT row_id FROM decisions WHERE "deliver__{SECURE_DESTINATION}" ORDER BY row_id').df()["row_id"]
+        fields = [f.column for f in self._text_fields(plan)]
+        if not fields:
+            return
+        rows = raw[raw["row_id"].isin(delivered)].melt(
+            id_vars=["message_id", "user_id"], value_vars=fields, var_name="field", value_name="text"
+        ).dropna(subset=["text"])
+        rows.insert(0, "event", plan.name)
+        rows.insert(0, "dt", self.day)
+        self.secure_con.register("archived", rows)
+        self.secure_con.execute("INSERT INTO raw_text BY NAME SELECT * FROM archived")
+
+    def _log_sql(self, plan: EventPlan) -> str:
+        names = list(self.policy.destinations)
+        delivered = ", ".join(f"""CASE WHEN d."deliver__{n}" THEN '{n}' END""" for n in names)
+        blocked = ", ".join(
+            f"""CASE WHEN NOT d."deliver__{n}" THEN {{'destination': '{n}', 'reason': d."reason__{n}"}} END""" for n in names
+        )
+        return f"""INSERT INTO audit.governance_log BY NAME
+            SELECT $day AS dt, k.message_id, $event AS event, k.source_key, k.line_number, k.outcome,
+                $plan_version AS tracking_plan_version, $policy_version AS policy_version,
+                {"t.intent_source" if plan.name == PROMPT_EVENT else "NULL"} AS intent_source, t.texts_present,
+                CAST(t.redactions::JSON AS MAP(VARCHAR, INTEGER)) AS redactions,
+                d.consent, d.consent_strategy,
+                list_filter([{delivered}], lambda x: x IS NOT NULL) AS delivered,
+                list_filter([{blocked}], lambda x: x IS NOT NULL) AS blocked
+            FROM kept_rows k JOIN decisions d USING (row_id) JOIN governed_text t USING (row_id)"""

@@ -1,0 +1,167 @@
+"""Safety metrics for one day: is governance doing what the policy says? Grain: one row per `dt`.
+
+- `redaction_rate`: prompts with at least one redaction over prompts that carried text.
+- `sensitive_destinations_blocked`: event x destination deliveries blocked, also by
+  "destination: reason" in `blocked_by_destination_reason`.
+- `consent_enforcement_rate`: routing decisions that agree with an independent re-evaluation of each
+  event's recorded consent (`consent.recompute_decisions`), checked against what actually arrived:
+  rows in `governed.*`, message ids in the export files read back from the lake, message ids in the
+  secure store (for events that had text to archive). Quarantined events make no routing decision.
+- `audit_completeness`: events with a governance-log row over events processed, where processed is
+  counted from the line ledger (lines read - blank - duplicates - non-AI), not from the log itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+
+from telemetry_assets.govern.consent import categories, recompute_decisions
+from telemetry_assets.govern.flight import WAREHOUSE, export_prefix
+from telemetry_assets.govern.policy import SECURE_DESTINATION, Policy
+
+SAFETY_TABLE = "metrics.safety_daily"
+SAFETY_COLUMNS = {
+    "dt": "DATE",
+    "policy_version": "VARCHAR",
+    "events_processed": "BIGINT",
+    "events_logged": "BIGINT",
+    "audit_completeness": "DOUBLE",
+    "prompts_with_text": "BIGINT",
+    "prompts_redacted": "BIGINT",
+    "redaction_rate": "DOUBLE",
+    "entities_redacted": "MAP(VARCHAR, BIGINT)",
+    "sensitive_destinations_blocked": "BIGINT",
+    "blocked_by_destination_reason": "MAP(VARCHAR, BIGINT)",
+    "routing_decisions": "BIGINT",
+    "routing_agreements": "BIGINT",
+    "consent_enforcement_rate": "DOUBLE",
+}
+
+
+def compute_safety(con, store, secure_con, day: date, policy: Policy, event_tables: list[str]) -> dict:
+    row = {"dt": day, "policy_version": policy.version}
+    row.update(_completeness(con, day))
+    row.update(_redaction(con, day))
+    row.update(_blocked(con, day))
+    row.update(_consent_enforcement(con, store, secure_con, day, policy, event_tables))
+    return row
+
+
+def write_safety(con, row: dict) -> None:
+    """Replace the day's row (delete then insert, one transaction)."""
+    con.execute("CREATE SCHEMA IF NOT EXISTS metrics")
+    ddl = ", ".join(f'"{name}" {sql_type}' for name, sql_type in SAFETY_COLUMNS.items())
+    con.execute(f"CREATE TABLE IF NOT EXISTS {SAFETY_TABLE} ({ddl})")
+    con.execute(f"COMMENT ON TABLE {SAFETY_TABLE} IS 'One row per dt: is governance doing what the policy says.'")
+    con.execute("BEGIN TRANSACTION")
+    con.execute(f"DELETE FROM {SAFETY_TABLE} WHERE dt = ?", [row["dt"]])
+    frame = pd.DataFrame([{k: v for k, v in row.items() if not isinstance(v, dict)}])
+    con.register("safety_row", frame)
+    maps = [name for name, value in row.items() if isinstance(value, dict)]
+    map_values = ", ".join(f"MAP(${name}_keys::VARCHAR[], ${name}_values::BIGINT[]) AS {name}" for name in maps)
+    params = {}
+    for name in maps:
+        params[f"{name}_keys"] = list(row[name].keys())
+        params[f"{name}_values"] = [int(v) for v in row[name].values()]
+    con.execute(f"INSERT INTO {SAFETY_TABLE} BY NAME SELECT *, {map_values} FROM safety_row", params)
+    con.execute("COMMIT")
+
+
+def _completeness(con, day: date) -> dict:
+    (processed,) = con.execute(
+        """SELECT coalesce(sum(lines_read - blank_lines - duplicates - non_ai_events), 0)
+           FROM audit.ingest_files WHERE dt = ?""", [day]).fetchone()
+    (logged,) = con.execute("SELECT count(*) FROM audit.governance_log WHERE dt = ?", [day]).fetchone()
+    return {"events_processed": int(processed), "events_logged": logged,
+            "audit_completeness": logged / processed if processed else None}
+
+
+def _redaction(con, day: date) -> dict:
+    with_text, redacted = con.execute(
+        """SELECT count(*), count(*) FILTER (WHERE cardinality(redactions) > 0)
+           FROM audit.governance_log
+           WHERE dt = ? AND event = 'ai_user_prompt_created' AND texts_present > 0""", [day]).fetchone()
+    entities = dict(con.execute(
+        """SELECT entity, sum(n)::BIGINT FROM (
+               SELECT unnest(map_keys(redactions)) AS entity, unnest(map_values(redactions)) AS n
+               FROM audit.governance_log WHERE dt = ?)
+           GROUP BY 1 ORDER BY 1""", [day]).fetchall())
+    return {"prompts_with_text": with_text, "prompts_redacted": redacted,
+            "redaction_rate": redacted / with_text if with_text else None, "entities_redacted": entities}
+
+
+def _blocked(con, day: date) -> dict:
+    by_reason = dict(con.execute(
+        """SELECT b.destination || ': ' || b.reason, count(*)::BIGINT FROM (
+               SELECT unnest(blocked) AS b FROM audit.governance_log WHERE dt = ?)
+           GROUP BY 1 ORDER BY 1""", [day]).fetchall())
+    return {"sensitive_destinations_blocked": sum(by_reason.values()), "blocked_by_destination_reason": by_reason}
+
+
+def _consent_enforcement(con, store, secure_con, day, policy: Policy, event_tables: list[str]) -> dict:
+    state = ", ".join(f"consent['{c}'] AS \"consent__{c}\"" for c in categories(policy))
+    log = con.execute(
+        f"""SELECT message_id, texts_present, consent_strategy {', ' + state if state else ''}
+            FROM audit.governance_log WHERE dt = ? AND outcome <> 'quarantined'""", [day]).df()
+    if log.empty:
+        return {"routing_decisions": 0, "routing_agreements": 0, "consent_enforcement_rate": None}
+    expected = recompute_decisions(log, policy)
+    decisions = agreements = 0
+    for destination in policy.destinations:
+        arrived = log["message_id"].isin(_arrived(con, store, secure_con, day, destination, event_tables))
+        counted = log["texts_present"] > 0 if destination == SECURE_DESTINATION else pd.Series(True, index=log.index)
+        decisions += int(counted.sum())
+        agreements += int(((arrived == expected[destination]) & counted).sum())
+    return {"routing_decisions": decisions, "routing_agreements": agreements,
+            "consent_enforcement_rate": agreements / decisions if decisions else None}
+
+
+def _arrived(con, store, secure_con, day, destination: str, event_tables: list[str]) -> set[str]:
+    """Message ids that actually reached a destination, read from the destination itself."""
+    if destination == WAREHOUSE:
+        union = " UNION ALL ".join(f"SELECT message_id FROM {table} WHERE dt = $day" for table in event_tables)
+        return {r[0] for r in con.execute(union, {"day": day}).fetchall()}
+    if destination == SECURE_DESTINATION:
+        return {r[0] for r in secure_con.execute("SELECT DISTINCT message_id FROM raw_text WHERE dt = ?", [day]).fetchall()}
+    return _exported_ids(con, store, export_prefix(destination, day))
+
+
+def _exported_ids(con, store, prefix: str) -> set[str]:
+    keys = list(store.list_keys(prefix))
+    if not keys:
+        return set()
+    with tempfile.TemporaryDirectory() as workdir:
+        files = []
+        for number, key in enumerate(keys):
+            path = Path(workdir) / f"{number:05d}.jsonl.gz"
+            with contextlib.closing(store.open(key)) as stream:
+                path.write_bytes(stream.read())
+            files.append(str(path))
+        rows = con.execute(
+            "SELECT message_id FROM read_json(?, format = 'newline_delimited', columns = {message_id: 'VARCHAR'})",
+            [files]).fetchall()
+    return {r[0] for r in rows}
+
+
+def safety_over(con, start: date, end: date) -> dict:
+    """The safety metrics over a range of days, rates recomputed from the summed counts."""
+    (processed, logged, with_text, redacted, blocked, decisions, agreements) = con.execute(
+        f"""SELECT sum(events_processed), sum(events_logged), sum(prompts_with_text), sum(prompts_redacted),
+                   sum(sensitive_destinations_blocked), sum(routing_decisions), sum(routing_agreements)
+            FROM {SAFETY_TABLE} WHERE dt BETWEEN ? AND ?""", [start, end]).fetchone()
+    (in_warehouse,) = con.execute(
+        "SELECT count(*) FROM audit.governance_log WHERE dt BETWEEN ? AND ? AND list_contains(delivered, 'warehouse')",
+        [start, end]).fetchone()
+    ratio = lambda part, whole: part / whole if whole else None
+    return {
+        "in_warehouse": in_warehouse,
+        "redaction_rate": ratio(redacted, with_text),
+        "consent_enforcement_rate": ratio(agreements, decisions),
+        "audit_completeness": ratio(logged, processed),
+        "sensitive_destinations_blocked": blocked or 0,
+    }
