@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import sys
@@ -24,7 +25,20 @@ def main(argv: list[str] | None = None) -> int:
     demo = commands.add_parser("demo", help="generate a week of traffic, then run every partition")
     _generator_options(demo)
     commands.add_parser("ui", help="open the Dagster UI on the instance `run` records to")
+    bench = commands.add_parser("bench", help="time redaction, classification and one partition's ingest")
+    bench.add_argument("--events", type=int, default=100_000, help="events in the benchmarked partition")
+    bench.add_argument("--texts", type=int, default=1_000_000, help="free texts to redact and classify")
+    bench.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
+    if args.command == "bench":
+        from telemetry_assets.bench import print_table, run_bench
+
+        result = run_bench(args.events, args.texts)
+        if args.json:
+            print(json.dumps(result))
+        else:
+            print_table(result)
+        return 0
     if args.command == "ui":
         _prepare_dagster_home()
         dagster_dev = [sys.executable, "-m", "dagster", "dev", "-m", "telemetry_assets.definitions", "-h", "127.0.0.1"]

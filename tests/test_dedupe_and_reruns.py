@@ -2,6 +2,8 @@
 
 from datetime import timedelta
 
+import pytest
+
 from tests.builders import ai_call, gz
 from tests.conftest import DAY
 
@@ -91,4 +93,18 @@ def test_a_failed_run_leaves_the_previous_rows_untouched(lake, warehouse, ingest
         pass
     else:
         raise AssertionError("the run should have failed")
+    assert governed_ids(warehouse) == ["kept"]
+
+
+def test_lines_that_land_nowhere_abort_the_day(lake, warehouse, ingest, monkeypatch):
+    from telemetry_assets.ingest import partition
+
+    lake.put(day_key(DAY), gz(ai_call(message_id="kept")))
+    ingest()
+    lake.put(day_key(DAY, "part-1"), gz(ai_call(message_id="new"), {"type": "page", "messageId": "p"}))
+    real_count = partition._count
+    monkeypatch.setattr(partition, "_count", lambda con, tallies, sql, attribute:
+                        None if attribute == "non_ai_events" else real_count(con, tallies, sql, attribute))
+    with pytest.raises(partition.ReconciliationError, match=r"part-1.jsonl.gz: \+1 lines"):
+        ingest()
     assert governed_ids(warehouse) == ["kept"]

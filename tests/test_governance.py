@@ -169,3 +169,13 @@ def test_secure_store_is_owner_only(lake, ingest, secure_store, tmp_path):
     ingest()
     mode = stat.S_IMODE((tmp_path / "secure.duckdb").stat().st_mode)
     assert mode == 0o600
+
+
+def test_raw_text_reaches_a_destination_only_when_the_policy_stores_it_everywhere(tmp_path, lake, warehouse, ingest):
+    raw_everywhere = custom_policy(tmp_path, lambda p: (
+        p.update(store_raw_text="everywhere"), p["destinations"]["ai_observability"].update(text="raw")))
+    lake.put(KEY, gz(ai_call("ai_user_prompt_created", message_id="p1", prompt_text="mail a@b.co")))
+    ingest(policy=raw_everywhere)
+    (row,) = exported(lake, "ai_observability")
+    assert row["prompt_text"] == "mail a@b.co"
+    assert warehouse.execute("SELECT prompt_text FROM governed.ai_user_prompt_created").fetchone() == ("mail <EMAIL>",)

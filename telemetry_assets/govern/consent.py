@@ -20,9 +20,13 @@ import pandas as pd
 
 from telemetry_assets.govern.policy import Policy
 
-_ALLOWED = "json_extract_string(doc, '$.context.consentManagement.allowedConsentIds[*]')"
-_DENIED = "json_extract_string(doc, '$.context.consentManagement.deniedConsentIds[*]')"
-_STRATEGY = "lower(json_extract_string(doc, '$.context.consentManagement.resolutionStrategy'))"
+# Both consent objects are taken from the raw call in one parse; the rules read these fragments.
+CONSENT_FRAGMENTS = "json_extract(doc, ['$.context.consentManagement', '$.context.consent.categoryPreferences'])"
+_MANAGEMENT = "consent_fragments[1]"
+_PREFERENCES = "consent_fragments[2]"
+_ALLOWED = f"json_extract_string({_MANAGEMENT}, '$.allowedConsentIds[*]')"
+_DENIED = f"json_extract_string({_MANAGEMENT}, '$.deniedConsentIds[*]')"
+_STRATEGY = f"lower(json_extract_string({_MANAGEMENT}, '$.resolutionStrategy'))"
 
 
 def categories(policy: Policy) -> list[str]:
@@ -30,10 +34,11 @@ def categories(policy: Policy) -> list[str]:
 
 
 def consent_state_sql(policy: Policy) -> str:
-    """MAP(category -> granted | denied | unknown) for the categories any destination needs."""
+    """MAP(category -> granted | denied | unknown) for the categories any destination needs,
+    over a column `consent_fragments` holding `CONSENT_FRAGMENTS`."""
     entries = []
     for category in categories(policy):
-        preference = f"""json_extract(doc, '$.context.consent.categoryPreferences."{category}"')"""
+        preference = f"""json_extract({_PREFERENCES}, '$."{category}"')"""
         entries.append(
             f"""('{category}', CASE
                 WHEN list_contains({_DENIED}, '{category}') OR {preference} = 'false'::JSON THEN 'denied'

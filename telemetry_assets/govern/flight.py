@@ -26,7 +26,7 @@ from pathlib import Path
 import pandas as pd
 
 from checks.tracking_plan import EventPlan
-from telemetry_assets.govern.consent import consent_state_sql, decision_sql, strategy_sql
+from telemetry_assets.govern.consent import CONSENT_FRAGMENTS, consent_state_sql, decision_sql, strategy_sql
 from telemetry_assets.govern.intent import IntentRules, classify, in_sample
 from telemetry_assets.govern.policy import SECURE_DESTINATION, Policy
 from telemetry_assets.govern.redact import Redactor
@@ -91,7 +91,8 @@ class Governor:
             f"""CREATE OR REPLACE TEMP TABLE decisions AS
             SELECT row_id, consent, consent_strategy, {", ".join(decisions)}
             FROM (SELECT row_id, {consent_state_sql(self.policy)} AS consent,
-                         {strategy_sql(self.policy)} AS consent_strategy FROM kept_rows)"""
+                         {strategy_sql(self.policy)} AS consent_strategy
+                  FROM (SELECT row_id, {CONSENT_FRAGMENTS} AS consent_fragments FROM kept_rows))"""
         )
 
     def _text_fields(self, plan: EventPlan):
@@ -148,10 +149,10 @@ class Governor:
                 columns.append(f'r."{column}"')
             elif text_policy == "redacted" and column in self.policy.redact_fields:
                 columns.append(f't."{column}"')
+        raw_join = "JOIN raw_text_frame r USING (row_id)" if text_policy == "raw" else ""
         return f"""SELECT $day AS dt, {", ".join(columns)}, k.source_key, k.line_number,
                 $plan_version AS tracking_plan_version, $policy_version AS policy_version, k.plan_violations
-            FROM kept_rows k JOIN decisions d USING (row_id) JOIN governed_text t USING (row_id)
-                 JOIN raw_text_frame r USING (row_id)
+            FROM kept_rows k JOIN decisions d USING (row_id) JOIN governed_text t USING (row_id) {raw_join}
             WHERE d."deliver__{destination}" """
 
     def _export(self, con, plan: EventPlan, destination: str, stamps: dict) -> None:
@@ -160,8 +161,8 @@ class Governor:
             return
         self._parts[destination] += 1
         local = self.workdir / f"{destination}-{self._parts[destination]:05d}.jsonl.gz"
-        con.execute(f"CREATE OR REPLACE TEMP TABLE export_rows AS SELECT $event AS event, * FROM ({self._rows_for(plan, destination)})", stamps)
-        con.execute(f"COPY export_rows TO '{local}' (FORMAT json, COMPRESSION gzip)")
+        con.execute(f"COPY (SELECT $event AS event, * FROM ({self._rows_for(plan, destination)})) "
+                    f"TO '{local}' (FORMAT json, COMPRESSION gzip)", stamps)
         key = f"{export_prefix(destination, self.day)}{plan.name}-{self._parts[destination]:05d}.jsonl.gz"
         self.store.put(key, local.read_bytes())
         local.unlink()

@@ -288,15 +288,19 @@ def _quarantine_unplanned(con, stamps: _Stamps, tracking_plan: TrackingPlan) -> 
 def _validate_and_govern(con, stamps: _Stamps, event: CompiledEvent, governor: Governor) -> None:
     """Validate one event's first copies; quarantine failures, govern the rest (valid or forwarded)."""
     plan = event.plan
-    selects = ", ".join(expr for f in plan.fields for expr in _field_expressions(f))
+    # Every planned path is extracted in one parse of the raw call; the checks then read fragments.
+    paths = ", ".join(f"'{f.json_path}'" for f in plan.fields)
+    selects = ", ".join(expr for position, f in enumerate(plan.fields, 1) for expr in _field_expressions(f, position))
+    properties = next(position for position, f in enumerate(plan.fields, 1) if f.column == "properties")
     known = ", ".join(f"'{name}'" for name in plan.property_names)
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE event_rows AS
         SELECT (row_number() OVER (ORDER BY source_key, line_number)) - 1 AS row_id,
             source_key, line_number, doc, {selects},
-            array_to_string(list_filter(json_keys(doc, '$.properties'), lambda k: k NOT IN ({known})), ', ')
+            array_to_string(list_filter(json_keys(fragments[{properties}]), lambda k: k NOT IN ({known})), ', ')
                 AS {ADDITIONAL_PROPERTIES_COLUMN}
-        FROM chunk_ai WHERE NOT is_duplicate AND event = $event""",
+        FROM (SELECT *, json_extract(doc, [{paths}]) AS fragments
+              FROM chunk_ai WHERE NOT is_duplicate AND event = $event)""",
         {"event": plan.name},
     )
     frame = con.execute("SELECT * EXCLUDE (doc) FROM event_rows ORDER BY row_id").df().set_index("row_id")
@@ -337,18 +341,18 @@ def _quarantine_failing(con, stamps: _Stamps, plan) -> None:
                      "FROM event_rows JOIN failing_rows USING (row_id)", {"event": plan.name})
 
 
-def _field_expressions(f: Field) -> list[str]:
-    path = f"'{f.json_path}'"
-    exprs = [f"nullif(json_type(doc, {path}), 'NULL') AS \"{type_column(f)}\""]
+def _field_expressions(f: Field, position: int) -> list[str]:
+    fragment = f"fragments[{position}]"
+    exprs = [f"nullif(json_type({fragment}), 'NULL') AS \"{type_column(f)}\""]
     if f.has_value_column:
-        exprs.append(f'{_typed_value(f, path)} AS "{f.column}"')
+        exprs.append(f'{_typed_value(f, fragment)} AS "{f.column}"')
     return exprs
 
 
-def _typed_value(f: Field, path: str) -> str:
+def _typed_value(f: Field, fragment: str) -> str:
     """The field cast to its plan type, only when the sender used an allowed JSON type."""
     allowed = ", ".join(f"'{t}'" for t in f.allowed_json_types)
-    text = f"json_extract_string(doc, {path})"
+    text = f"({fragment} ->> '$')"
     value = {
         "string": text,
         "integer": f"TRY_CAST({text} AS BIGINT)",
@@ -356,7 +360,7 @@ def _typed_value(f: Field, path: str) -> str:
         "boolean": f"{text} = 'true'",
         "timestamp": f"timezone('UTC', TRY_CAST({text} AS TIMESTAMPTZ))",
     }[f.type]
-    return f"CASE WHEN json_type(doc, {path}) IN ({allowed}) THEN {value} END"
+    return f"CASE WHEN json_type({fragment}) IN ({allowed}) THEN {value} END"
 
 
 def _log_quarantined(con, stamps: _Stamps, select_sql: str, params: dict | None = None) -> None:
