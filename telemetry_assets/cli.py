@@ -15,41 +15,58 @@ QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    return args.handler(args)
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="telemetry", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     generate = commands.add_parser("generate", help="write realistic AI traffic into the lake")
     _generator_options(generate)
+    generate.set_defaults(handler=_generate_command)
     run = commands.add_parser("run", help="materialise every asset for a range of daily partitions")
     run.add_argument("--start", type=date.fromisoformat, required=True)
     run.add_argument("--end", type=date.fromisoformat, required=True)
+    run.set_defaults(handler=lambda args: run_partitions(args.start, args.end))
     demo = commands.add_parser("demo", help="generate a week of traffic, then run every partition")
     _generator_options(demo)
-    commands.add_parser("ui", help="open the Dagster UI on the instance `run` records to")
+    demo.set_defaults(handler=_demo_command)
+    ui = commands.add_parser("ui", help="open the Dagster UI on the instance `run` records to")
+    ui.set_defaults(handler=_ui_command)
     bench = commands.add_parser("bench", help="time redaction, classification and one partition's ingest")
     bench.add_argument("--events", type=int, default=100_000, help="events in the benchmarked partition")
     bench.add_argument("--texts", type=int, default=1_000_000, help="free texts to redact and classify")
     bench.add_argument("--json", action="store_true", help="print one JSON object")
-    args = parser.parse_args(argv)
-    if args.command == "bench":
-        from telemetry_assets.bench import print_table, run_bench
+    bench.set_defaults(handler=_bench_command)
+    return parser
 
-        result = run_bench(args.events, args.texts)
-        if args.json:
-            print(json.dumps(result))
-        else:
-            print_table(result)
-        return 0
-    if args.command == "ui":
-        _prepare_dagster_home()
-        dagster_dev = [sys.executable, "-m", "dagster", "dev", "-m", "telemetry_assets.definitions", "-h", "127.0.0.1"]
-        os.execv(sys.executable, dagster_dev)
-    if args.command == "generate":
-        _generate(args)
-        return 0
-    if args.command == "run":
-        return run_partitions(args.start, args.end)
+
+def _generate_command(args) -> int:
+    _generate(args)
+    return 0
+
+
+def _demo_command(args) -> int:
     manifest = _generate(args)
     return run_partitions(date.fromisoformat(manifest["days"][0]), date.fromisoformat(manifest["days"][-1]))
+
+
+def _ui_command(args) -> int:
+    _prepare_dagster_home()
+    dagster_dev = [sys.executable, "-m", "dagster", "dev", "-m", "telemetry_assets.definitions", "-h", "127.0.0.1"]
+    os.execv(sys.executable, dagster_dev)
+
+
+def _bench_command(args) -> int:
+    from telemetry_assets.bench import print_table, run_bench
+
+    result = run_bench(args.events, args.texts)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print_table(result)
+    return 0
 
 
 def _generator_options(parser: argparse.ArgumentParser) -> None:
@@ -131,7 +148,9 @@ def _progress_line(day: date, row: dict | None) -> str:
 
 
 def _print_summary(rows: list[dict], by_type: dict[str, int], safety: dict) -> None:
-    total = {key: sum(r[key] for r in rows) for key in ("lines_read", "valid_events", "quarantined", "duplicates", "non_ai_events", "blank_lines")}
+    from telemetry_assets.ingest.reconcile import RECONCILED_COLUMNS
+
+    total = {key: sum(r[key] for r in rows) for key in RECONCILED_COLUMNS}
     percent = lambda rate: "n/a" if rate is None else f"{rate:.1%}"
     print()
     print(f"events read   {total['lines_read']:>10,}  lines over {len(rows)} partitions")

@@ -43,7 +43,7 @@ from telemetry_assets.govern.policy import Policy
 from telemetry_assets.govern.redact import Redactor
 from telemetry_assets.ingest.layouts import RawObject, partition_objects
 from telemetry_assets.ingest.lines import DEFAULT_MAX_LINE_BYTES, read_lines
-from telemetry_assets.ingest.reconcile import quarantined_by_type
+from telemetry_assets.ingest.reconcile import RECONCILED_COLUMNS, quarantined_by_type
 from telemetry_assets.ingest.tables import AUDIT_TABLES, VIOLATIONS_TYPE, ensure_tables, governed_table
 
 CHUNK_LINES = 50_000
@@ -86,8 +86,7 @@ class PartitionReport:
         return sum(getattr(f, name) for f in self.files)
 
     def summary(self) -> dict[str, int]:
-        counted = ("lines_read", "valid_events", "quarantined", "duplicates", "non_ai_events", "blank_lines")
-        return {name: self.total(name) for name in counted}
+        return {name: self.total(name) for name in RECONCILED_COLUMNS}
 
 
 @dataclass
