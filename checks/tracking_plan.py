@@ -196,7 +196,7 @@ def type_column(f: Field) -> str:
 
 
 @dataclass(frozen=True)
-class _Rule:
+class Rule:
     """What a failing check means: its violation type and how to say it for one failing value."""
 
     violation: str
@@ -204,19 +204,26 @@ class _Rule:
 
 
 @dataclass(frozen=True)
-class CompiledEvent:
-    plan: EventPlan
+class CompiledModel:
+    """A pandera model and, for each of its checks, the typed violation a failure stands for."""
+
+    name: str
     schema: pa.DataFrameSchema
-    rules: dict[tuple[str, Any], _Rule]  # (column or "*", check number or "not_nullable") -> rule
+    rules: dict[tuple[str, Any], Rule]  # (column or "*", check number or "not_nullable") -> rule
+
+
+@dataclass(frozen=True)
+class CompiledEvent(CompiledModel):
+    plan: EventPlan
 
 
 def compile_event(plan: EventPlan) -> CompiledEvent:
     """One pandera model for one event, with each check's meaning registered beside it."""
     columns: dict[str, pa.Column] = {}
     frame_checks: list[pa.Check] = []
-    rules: dict[tuple[str, Any], _Rule] = {}
+    rules: dict[tuple[str, Any], Rule] = {}
 
-    def frame_rule(check: pa.Check, rule: _Rule) -> None:
+    def frame_rule(check: pa.Check, rule: Rule) -> None:
         rules[("*", len(frame_checks))] = rule
         frame_checks.append(check)
 
@@ -227,55 +234,55 @@ def compile_event(plan: EventPlan) -> CompiledEvent:
             checks=[pa.Check.isin(list(f.allowed_json_types))],
             required=True,
         )
-        rules[(tcol, "not_nullable")] = _Rule("Required-Missing", lambda _, f=f: f"{f.name} is required")
-        rules[(tcol, 0)] = _Rule(
+        rules[(tcol, "not_nullable")] = Rule("Required-Missing", lambda _, f=f: f"{f.name} is required")
+        rules[(tcol, 0)] = Rule(
             "Datatype-Mismatch",
             lambda got, f=f: f"{f.name} must be {f.type}, got {JSON_TYPE_NAMES.get(got, str(got).lower())}",
         )
         if f.has_value_column:
-            columns[f.column], value_rules = _value_column(f)
+            columns[f.column], value_rules = value_column(f)
             rules.update(value_rules)
             frame_rule(
                 pa.Check(_castable(f), name=f"{f.column}:castable"),
-                _Rule("Datatype-Mismatch", lambda _, f=f: f"{f.name} is not a valid {f.type}"),
+                Rule("Datatype-Mismatch", lambda _, f=f: f"{f.name} is not a valid {f.type}"),
             )
         for other, expected in f.required_when:
             frame_rule(
                 pa.Check(_required_when(f.column, other, expected), name=f"{f.column}:required_when"),
-                _Rule("Required-Missing", lambda _, f=f, o=other, e=expected: f"{f.name} is required when {o} = '{e}'"),
+                Rule("Required-Missing", lambda _, f=f, o=other, e=expected: f"{f.name} is required when {o} = '{e}'"),
             )
     if plan.require_one_of:
         names = [f.name for f in plan.fields if f.column in plan.require_one_of]
         frame_rule(
             pa.Check(_one_of(plan.require_one_of), name="require_one_of"),
-            _Rule("Required-Missing", lambda _: f"one of {', '.join(names)} is required"),
+            Rule("Required-Missing", lambda _: f"one of {', '.join(names)} is required"),
         )
     if not plan.additional_properties:
         columns[ADDITIONAL_PROPERTIES_COLUMN] = pa.Column(
             nullable=True, checks=[pa.Check(lambda s: s.isna() | (s == ""), element_wise=False)]
         )
-        rules[(ADDITIONAL_PROPERTIES_COLUMN, 0)] = _Rule(
+        rules[(ADDITIONAL_PROPERTIES_COLUMN, 0)] = Rule(
             "Additional-Properties", lambda extra: f"properties not in the plan: {str(extra)[:200]}"
         )
     schema = pa.DataFrameSchema(columns, checks=frame_checks, name=plan.name, strict=False)
-    return CompiledEvent(plan, schema, rules)
+    return CompiledEvent(plan.name, schema, rules, plan)
 
 
-def _value_column(f: Field) -> tuple[pa.Column, dict]:
+def value_column(f: Field) -> tuple[pa.Column, dict]:
     checks, rules = [], {}
     if f.minimum is not None:
-        rules[(f.column, len(checks))] = _Rule(
+        rules[(f.column, len(checks))] = Rule(
             "Advance-Rules-Violation", lambda v, f=f: f"{f.name} = {v} is below the minimum {f.minimum}"
         )
         checks.append(pa.Check.ge(f.minimum))
     if f.maximum is not None:
-        rules[(f.column, len(checks))] = _Rule(
+        rules[(f.column, len(checks))] = Rule(
             "Advance-Rules-Violation", lambda v, f=f: f"{f.name} = {v} is above the maximum {f.maximum}"
         )
         checks.append(pa.Check.le(f.maximum))
     if f.enum:
         # The offending string is not repeated: free text in an enum field may carry personal data.
-        rules[(f.column, len(checks))] = _Rule(
+        rules[(f.column, len(checks))] = Rule(
             "Advance-Rules-Violation", lambda _, f=f: f"{f.name} is not one of: {', '.join(f.enum)}"
         )
         checks.append(pa.Check.isin(list(f.enum)))
@@ -296,7 +303,7 @@ def _one_of(columns: tuple[str, ...]):
     return lambda df: df[list(columns)].notna().any(axis=1)
 
 
-def violations_by_row(compiled: CompiledEvent, frame: pd.DataFrame) -> dict[Any, list[dict]]:
+def violations_by_row(compiled: CompiledModel, frame: pd.DataFrame) -> dict[Any, list[dict]]:
     """Validate `frame` lazily; map each failing row's index to its typed violations."""
     try:
         compiled.schema.validate(frame, lazy=True)
@@ -309,7 +316,7 @@ def violations_by_row(compiled: CompiledEvent, frame: pd.DataFrame) -> dict[Any,
         key = _rule_key(case)
         rule = compiled.rules.get(key)
         if pd.isna(case.index):
-            raise RuntimeError(f"{compiled.plan.name}: schema-wide failure {case.check} on {case.column}")
+            raise RuntimeError(f"{compiled.name}: schema-wide failure {case.check} on {case.column}")
         if (case.index, key) in seen:
             continue
         seen.add((case.index, key))

@@ -15,9 +15,10 @@ from telemetry_assets import settings
 from telemetry_assets.defs.ingest.assets import ingest_ai_events
 from telemetry_assets.defs.jobs import daily_pipeline
 from telemetry_assets.defs.metrics.assets import safety_daily
+from telemetry_assets.defs.sources.assets import source_assets
 
 defs = dg.Definitions(
-    assets=[ingest_ai_events, safety_daily],
+    assets=[ingest_ai_events, safety_daily, *source_assets],
     jobs=[daily_pipeline],
     resources={
         "lake": object_store_from_url(settings.lake_url()),

@@ -47,3 +47,7 @@ def secure_store_path() -> Path:
 
 def policy_path() -> Path:
     return Path(os.environ.get("TELEMETRY_POLICY") or CONFIG_DIR / "policy.yaml")
+
+
+def sources_path() -> Path:
+    return Path(os.environ.get("TELEMETRY_SOURCES") or CONFIG_DIR / "sources.yaml")

@@ -23,6 +23,7 @@ import pandas as pd
 from telemetry_assets.govern.consent import categories, recompute_decisions
 from telemetry_assets.govern.flight import WAREHOUSE, export_prefix
 from telemetry_assets.govern.policy import SECURE_DESTINATION, Policy
+from telemetry_assets.ingest.tables import create_or_extend
 
 SAFETY_TABLE = "metrics.safety_daily"
 SAFETY_COLUMNS = {
@@ -54,10 +55,7 @@ def compute_safety(con, store, secure_con, day: date, policy: Policy, event_tabl
 
 def write_safety(con, row: dict) -> None:
     """Replace the day's row (delete then insert, one transaction)."""
-    con.execute("CREATE SCHEMA IF NOT EXISTS metrics")
-    ddl = ", ".join(f'"{name}" {sql_type}' for name, sql_type in SAFETY_COLUMNS.items())
-    con.execute(f"CREATE TABLE IF NOT EXISTS {SAFETY_TABLE} ({ddl})")
-    con.execute(f"COMMENT ON TABLE {SAFETY_TABLE} IS 'One row per dt: is governance doing what the policy says.'")
+    create_or_extend(con, SAFETY_TABLE, "One row per dt: is governance doing what the policy says.", SAFETY_COLUMNS)
     con.execute("BEGIN TRANSACTION")
     con.execute(f"DELETE FROM {SAFETY_TABLE} WHERE dt = ?", [row["dt"]])
     frame = pd.DataFrame([{k: v for k, v in row.items() if not isinstance(v, dict)}])

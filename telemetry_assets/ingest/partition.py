@@ -44,7 +44,7 @@ from telemetry_assets.govern.redact import Redactor
 from telemetry_assets.ingest.layouts import RawObject, partition_objects
 from telemetry_assets.ingest.lines import DEFAULT_MAX_LINE_BYTES, read_lines
 from telemetry_assets.ingest.reconcile import RECONCILED_COLUMNS, quarantined_by_type
-from telemetry_assets.ingest.tables import AUDIT_TABLES, VIOLATIONS_TYPE, ensure_tables, governed_table
+from telemetry_assets.ingest.tables import AUDIT_TABLES, EVENTS_ORIGIN, VIOLATIONS_TYPE, ensure_tables, governed_table
 
 CHUNK_LINES = 50_000
 CHUNK_BYTES = 64 << 20
@@ -154,9 +154,11 @@ class _Stamps:
 
 
 def _delete_partition(con, day: date, tracking_plan: TrackingPlan) -> None:
-    tables = list(AUDIT_TABLES) + [governed_table(name) for name in tracking_plan.events]
+    """The day's rows of every table ingest writes; in the shared quarantine, only its own rows."""
+    tables = [t for t in AUDIT_TABLES if t != "audit.quarantine"] + [governed_table(n) for n in tracking_plan.events]
     for table in tables:
         con.execute(f"DELETE FROM {table} WHERE dt = ?", [day])
+    con.execute("DELETE FROM audit.quarantine WHERE dt = ? AND origin = ?", [day, EVENTS_ORIGIN])
 
 
 def _load_seen_message_ids(con, day: date, lookback_days: int) -> None:
@@ -239,7 +241,7 @@ def _count(con, tallies, sql: str, attribute: str) -> None:
 def _quarantine_unreadable(con, stamps: _Stamps) -> None:
     con.execute(
         f"""INSERT INTO audit.quarantine BY NAME
-        SELECT $day AS dt, source_key, line_number,
+        SELECT $day AS dt, '{EVENTS_ORIGIN}' AS origin, source_key, line_number,
             CASE kind
                 WHEN 'malformed' THEN [{{'type': 'Malformed-Line', 'message': malformed_reason}}]
                 ELSE [{{'type': 'Required-Missing', 'message': 'type is required on every call'}}]
@@ -273,7 +275,7 @@ def _quarantine_unplanned(con, stamps: _Stamps, tracking_plan: TrackingPlan) -> 
     planned = {"planned": list(tracking_plan.events)}
     con.execute(
         f"""INSERT INTO audit.quarantine BY NAME
-        SELECT $day AS dt, source_key, line_number, message_id, event,
+        SELECT $day AS dt, '{EVENTS_ORIGIN}' AS origin, source_key, line_number, message_id, event,
             [{{'type': 'Unplanned-Event',
                'message': 'event ' || event || ' is not in tracking plan ' || $plan_version}}]::{VIOLATIONS_TYPE}
                AS violations,
@@ -331,7 +333,7 @@ def _quarantine_failing(con, stamps: _Stamps, plan) -> None:
         return
     con.execute(
         f"""INSERT INTO audit.quarantine BY NAME
-        SELECT $day AS dt, source_key, line_number, message_id, $event AS event,
+        SELECT $day AS dt, '{EVENTS_ORIGIN}' AS origin, source_key, line_number, message_id, $event AS event,
             {_VIOLATIONS}::{VIOLATIONS_TYPE} AS violations, $plan_version AS tracking_plan_version
         FROM event_rows JOIN failing_rows USING (row_id)""",
         {"day": stamps.day, "plan_version": stamps.plan_version, "event": plan.name},
@@ -402,7 +404,8 @@ def _reconcile(con, stamps: _Stamps, tallies: dict[str, _Tally]) -> PartitionRep
     gaps = [f"{f.source_key}: {f.unaccounted:+d} lines" for f in files if f.unaccounted]
     if gaps:
         raise ReconciliationError(f"{day}: lines read do not reconcile: {'; '.join(gaps)}")
-    return PartitionReport(day, stamps.plan_version, stamps.policy.version, files, quarantined_by_type(con, day, day))
+    return PartitionReport(day, stamps.plan_version, stamps.policy.version, files,
+                           quarantined_by_type(con, day, day, EVENTS_ORIGIN))
 
 
 def _write_file_rows(con, day: date, report: PartitionReport) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import date
 
+from telemetry_assets.ingest.tables import EVENTS_ORIGIN
+
 LANDED_TABLES = (
     "governed.ai_user_prompt_created",
     "governed.ai_llm_response_received",
@@ -16,8 +18,11 @@ RECONCILED_COLUMNS = ("lines_read", "valid_events", "quarantined", "duplicates",
 
 
 def landed_row_counts(con, day: date) -> dict[str, int]:
-    """Rows per table for one partition, and how many events the log says reached the warehouse."""
+    """Rows per table for one partition (event rows only in the shared quarantine), and how many
+    events the log says reached the warehouse."""
     counts = {table: con.execute(f"SELECT count(*) FROM {table} WHERE dt = ?", [day]).fetchone()[0] for table in LANDED_TABLES}
+    (counts["audit.quarantine"],) = con.execute(
+        "SELECT count(*) FROM audit.quarantine WHERE dt = ? AND origin = ?", [day, EVENTS_ORIGIN]).fetchone()
     (counts["delivered_to_warehouse"],) = con.execute(
         "SELECT count(*) FROM audit.governance_log WHERE dt = ? AND list_contains(delivered, 'warehouse')", [day]
     ).fetchone()
@@ -35,14 +40,14 @@ def line_reconciliation(con, start: date, end: date) -> list[dict]:
     return [dict(zip(names, row)) for row in rows.fetchall()]
 
 
-def quarantined_by_type(con, start: date, end: date) -> dict[str, int]:
-    """Quarantined lines per violation type (a line with two types counts under each)."""
+def quarantined_by_type(con, start: date, end: date, origin: str = EVENTS_ORIGIN) -> dict[str, int]:
+    """Quarantined lines of one origin per violation type (a line with two types counts under each)."""
     return dict(
         con.execute(
             """SELECT kind, count(*) FROM (
                    SELECT unnest(list_distinct(list_transform(violations, lambda v: v.type))) AS kind
-                   FROM audit.quarantine WHERE dt BETWEEN ? AND ?)
+                   FROM audit.quarantine WHERE dt BETWEEN ? AND ? AND origin = ?)
                GROUP BY 1 ORDER BY 1""",
-            [start, end],
+            [start, end, origin],
         ).fetchall()
     )

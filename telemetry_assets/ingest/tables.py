@@ -9,12 +9,14 @@ from __future__ import annotations
 from checks.tracking_plan import EventPlan, TrackingPlan
 
 VIOLATIONS_TYPE = "STRUCT(type VARCHAR, message VARCHAR)[]"
+EVENTS_ORIGIN = "ai_events"
 
 AUDIT_TABLES = {
     "audit.quarantine": (
-        "One row per raw line that failed parsing or the tracking plan. Never holds the payload.",
+        "One row per raw line (event or source row) that failed parsing or its contract. Never holds the payload.",
         {
             "dt": "DATE",
+            "origin": "VARCHAR",  # ai_events, or the source table the row was meant for
             "source_key": "VARCHAR",
             "line_number": "BIGINT",
             "message_id": "VARCHAR",
@@ -60,9 +62,6 @@ AUDIT_TABLES = {
     ),
 }
 
-ENVELOPE_COLUMNS = ("message_id", "user_id", "anonymous_id", "event_ts", "original_ts", "sent_at", "received_at")
-
-
 def governed_table(event: str) -> str:
     return f"governed.{event}"
 
@@ -88,15 +87,22 @@ def governed_columns(plan: EventPlan) -> dict[str, str]:
 
 
 def ensure_tables(con, tracking_plan: TrackingPlan) -> None:
-    tables = dict(AUDIT_TABLES)
+    ensure_audit_tables(con)
     for name, plan in tracking_plan.events.items():
         grain = f"One row per unique message_id of {name} that passed validation and warehouse consent; text redacted."
-        tables[governed_table(name)] = (grain, governed_columns(plan))
-    for schema in sorted({table.split(".")[0] for table in tables}):
-        con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
-    for table, (grain, columns) in tables.items():
-        ddl = ", ".join(f'"{column}" {sql_type}' for column, sql_type in columns.items())
-        con.execute(f"CREATE TABLE IF NOT EXISTS {table} ({ddl})")
-        for column, sql_type in columns.items():
-            con.execute(f'ALTER TABLE {table} ADD COLUMN IF NOT EXISTS "{column}" {sql_type}')
-        con.execute(f"COMMENT ON TABLE {table} IS '{grain}'")
+        create_or_extend(con, governed_table(name), grain, governed_columns(plan))
+
+
+def ensure_audit_tables(con) -> None:
+    for table, (grain, columns) in AUDIT_TABLES.items():
+        create_or_extend(con, table, grain, columns)
+
+
+def create_or_extend(con, table: str, grain: str, columns: dict[str, str]) -> None:
+    """Create the table, or add the columns it lacks; its comment states its grain."""
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS {table.split('.')[0]}")
+    ddl = ", ".join(f'"{column}" {sql_type}' for column, sql_type in columns.items())
+    con.execute(f"CREATE TABLE IF NOT EXISTS {table} ({ddl})")
+    for column, sql_type in columns.items():
+        con.execute(f'ALTER TABLE {table} ADD COLUMN IF NOT EXISTS "{column}" {sql_type}')
+    con.execute(f"COMMENT ON TABLE {table} IS '{grain}'")

@@ -1,0 +1,1 @@
+"""Business sources (support tickets, conversions, user profiles) without Dagster."""

@@ -1,0 +1,185 @@
+"""Load one business source for one day: read, map columns, validate, dedupe by key, land.
+
+Files are CSV (first non-blank line is the header) or JSONL, gzip or not, read with the same line
+reader as events, so truncation, invalid UTF-8 and over-long lines are quarantined per line. A CSV
+field holding a line break is not supported: its row has the wrong number of fields and is
+quarantined as `Malformed-Line`. Sources are small (thousands of rows a day), so rows are mapped in
+Python; typing and validation are the same DuckDB casts and pandera mapping as events use.
+
+Dated sources read `sources/<name>/dt=<day>/`. A snapshot source (`dated: false`) reads every file
+under `sources/<name>/` whose `dt=` folder (if any) is not after the day, and keeps, per key, the
+row of the latest file: the table's `dt` is the day the snapshot describes.
+Reconciliation per day: rows read = valid + quarantined + duplicates (+ blank and header lines).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import re
+from dataclasses import dataclass
+from datetime import date
+
+import pandas as pd
+
+from checks.sources import SourceSpec, compile_source, raw_column
+from checks.tracking_plan import FIELD_TYPES, violations_by_row
+from telemetry_assets.ingest.lines import read_lines
+from telemetry_assets.ingest.tables import VIOLATIONS_TYPE, create_or_extend, ensure_audit_tables
+
+SOURCE_SUFFIXES = (".csv", ".csv.gz", ".jsonl", ".jsonl.gz", ".json", ".json.gz")
+_DT_FOLDER = re.compile(r"/dt=(\d{4}-\d{2}-\d{2})/")
+
+
+@dataclass(frozen=True)
+class SourceReport:
+    """Grain: one source, one day."""
+
+    source: str
+    day: date
+    objects: int
+    rows_read: int
+    valid: int
+    quarantined: int
+    duplicates: int
+
+    @property
+    def unaccounted(self) -> int:
+        return self.rows_read - self.valid - self.quarantined - self.duplicates
+
+
+def source_keys(store, spec: SourceSpec, day: date) -> list[str]:
+    if spec.dated:
+        keys = store.list_keys(f"sources/{spec.name}/dt={day.isoformat()}/")
+        return sorted(k for k in keys if k.endswith(SOURCE_SUFFIXES))
+    keys = [k for k in store.list_keys(f"sources/{spec.name}/") if k.endswith(SOURCE_SUFFIXES)]
+    return sorted(k for k in keys if not (m := _DT_FOLDER.search(k)) or date.fromisoformat(m[1]) <= day)
+
+
+def load_source(store, con, spec: SourceSpec, day: date) -> SourceReport:
+    """Replace the day's rows of `sources.<name>` (and its quarantine rows) with what the files say."""
+    keys = source_keys(store, spec, day)
+    rows, bad = [], []
+    for key in keys:
+        for line_number, record, problem in _records(store, key):
+            if problem:
+                bad.append((key, line_number, [{"type": "Malformed-Line", "message": problem}]))
+            else:
+                rows.append({"source_key": key, "line_number": line_number,
+                             **{raw_column(c): _as_text(record.get(c.name)) for c in spec.columns}})
+    frame = pd.DataFrame(rows, columns=["source_key", "line_number", *(raw_column(c) for c in spec.columns)])
+    _ensure_tables(con, spec)
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute(f"DELETE FROM {spec.table} WHERE dt = ?", [day])
+        con.execute("DELETE FROM audit.quarantine WHERE dt = ? AND origin = ?", [day, spec.table])
+        valid, failing, duplicates = _validate_and_land(con, spec, day, frame)
+        _quarantine(con, spec, day, bad + failing)
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    report = SourceReport(spec.table, day, len(keys), len(rows) + len(bad), valid, len(bad) + len(failing), duplicates)
+    if report.unaccounted:
+        raise RuntimeError(f"{spec.table} {day}: {report.unaccounted} rows unaccounted for")
+    return report
+
+
+def _records(store, key: str):
+    """(line number, record, problem) per data line; blank lines and the CSV header are skipped."""
+    is_csv = key.endswith((".csv", ".csv.gz"))
+    header = None
+    with contextlib.closing(store.open(key)) as stream:
+        for line in read_lines(stream):
+            if line.read_error:
+                yield line.line_number, None, line.read_error
+            elif not line.text.strip():
+                continue
+            elif is_csv and header is None:
+                header = next(csv.reader([line.text]))
+            elif is_csv:
+                values = next(csv.reader([line.text]))
+                if len(values) != len(header):
+                    yield line.line_number, None, f"{len(values)} fields where the header has {len(header)}"
+                else:
+                    yield line.line_number, dict(zip(header, values)), None
+            else:
+                yield line.line_number, *_json_record(line.text)
+
+
+def _json_record(text: str):
+    try:
+        record = json.loads(text)
+    except ValueError:
+        return None, "not valid JSON (truncated or corrupt line)"
+    if not isinstance(record, dict):
+        return None, f"a JSON {type(record).__name__} line, not an object"
+    return record, None
+
+
+def _as_text(value) -> str | None:
+    """A raw value as text for casting: '' and null are missing; JSON booleans and numbers as JSON writes them."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, (bool, dict, list)):
+        return json.dumps(value)
+    return str(value)
+
+
+def _typed(column) -> str:
+    raw = f'"{raw_column(column)}"'
+    return {
+        "string": raw,
+        "integer": f"TRY_CAST({raw} AS BIGINT)",
+        "number": f"TRY_CAST({raw} AS DOUBLE)",
+        "boolean": f"TRY_CAST({raw} AS BOOLEAN)",
+        "timestamp": f"timezone('UTC', TRY_CAST({raw} AS TIMESTAMPTZ))",
+    }[column.type]
+
+
+def _validate_and_land(con, spec: SourceSpec, day: date, frame: pd.DataFrame) -> tuple[int, list, int]:
+    if frame.empty:
+        return 0, [], 0
+    con.register("source_rows", frame.astype({raw_column(c): "str" for c in spec.columns}))
+    typed = ", ".join(f'{_typed(c)} AS "{c.column}"' for c in spec.columns)
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE typed_source AS
+        SELECT (row_number() OVER (ORDER BY source_key, line_number)) - 1 AS row_id, *, {typed} FROM source_rows""")
+    checked = con.execute("SELECT * FROM typed_source ORDER BY row_id").df().set_index("row_id")
+    found = violations_by_row(compile_source(spec), checked)
+    failing = [(checked.at[i, "source_key"], int(checked.at[i, "line_number"]), v) for i, v in found.items()]
+    con.register("failing_source_rows", pd.DataFrame({"row_id": list(found)}, dtype="int64"))
+    columns = ", ".join(f'"{c.column}"' for c in spec.columns)
+    [(read,)] = con.execute("SELECT count(*) FROM typed_source WHERE row_id NOT IN (SELECT row_id FROM failing_source_rows)").fetchall()
+    con.execute(
+        f"""INSERT INTO {spec.table} BY NAME
+        SELECT $day AS dt, {columns}, source_key, line_number FROM typed_source
+        WHERE row_id NOT IN (SELECT row_id FROM failing_source_rows)
+        QUALIFY row_number() OVER (PARTITION BY "{spec.key}" ORDER BY source_key DESC, line_number DESC) = 1""",
+        {"day": day},
+    )
+    [(valid,)] = con.execute(f"SELECT count(*) FROM {spec.table} WHERE dt = ?", [day]).fetchall()
+    return valid, failing, read - valid
+
+
+def _quarantine(con, spec: SourceSpec, day: date, rows: list) -> None:
+    if not rows:
+        return
+    frame = pd.DataFrame(rows, columns=["source_key", "line_number", "violations"])
+    frame["violations"] = frame["violations"].map(json.dumps)
+    con.register("source_quarantine", frame)
+    con.execute(
+        f"""INSERT INTO audit.quarantine BY NAME
+        SELECT $day AS dt, $origin AS origin, source_key, line_number,
+            from_json(violations, '[{{"type": "VARCHAR", "message": "VARCHAR"}}]')::{VIOLATIONS_TYPE} AS violations
+        FROM source_quarantine""",
+        {"day": day, "origin": spec.table},
+    )
+
+
+def _ensure_tables(con, spec: SourceSpec) -> None:
+    ensure_audit_tables(con)
+    columns = {"dt": "DATE", **{c.column: FIELD_TYPES[c.type][1] for c in spec.columns},
+               "source_key": "VARCHAR", "line_number": "BIGINT"}
+    grain = f"One row per {spec.key} received on dt." if spec.dated else f"One row per {spec.key} as of dt (latest file wins)."
+    create_or_extend(con, spec.table, grain, columns)

@@ -1,0 +1,128 @@
+"""Sources: formats, column mapping, bad rows quarantined, keys deduped, snapshots, re-runs."""
+
+import gzip
+import json
+from datetime import date
+
+import pytest
+import yaml
+
+from checks.sources import SourcesError, load_sources
+from telemetry_assets.settings import CONFIG_DIR
+from telemetry_assets.sources.load import load_source
+
+DAY = date(2026, 9, 14)
+SPECS = load_sources(CONFIG_DIR / "sources.yaml")
+TICKETS_HEADER = "ticket_id,user_id,conversation_id,created_at,channel,status,category"
+
+
+def csv_bytes(*lines):
+    return ("\n".join(lines) + "\n").encode()
+
+
+def jsonl_bytes(*records):
+    return "".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in records).encode()
+
+
+def rows(con, table, day=DAY):
+    return con.execute(f"SELECT * EXCLUDE (source_key, line_number) FROM {table} WHERE dt = ? ORDER BY ALL", [day]).fetchall()
+
+
+def quarantined(con, origin):
+    return con.execute(
+        "SELECT line_number, list_transform(violations, lambda v: v.type) FROM audit.quarantine WHERE origin = ? ORDER BY ALL",
+        [origin]).fetchall()
+
+
+def test_csv_gzip_and_jsonl_land_typed(lake, warehouse):
+    lake.put("sources/support_tickets/dt=2026-09-14/a.csv.gz", gzip.compress(csv_bytes(
+        TICKETS_HEADER, "T-1,usr_1,conv_1,2026-09-14T10:00:00Z,email,open,billing", "T-2,usr_2,,2026-09-14T11:00:00Z,chat,solved,bug")))
+    lake.put("sources/conversions/dt=2026-09-14/c.jsonl", jsonl_bytes(
+        {"conversion_id": "cv1", "user_id": "usr_1", "conversation_id": None, "occurred_at": "2026-09-14T12:00:00Z",
+         "type": "purchase", "revenue": 49.0}))
+    assert load_source(lake, warehouse, SPECS["support_tickets"], DAY).valid == 2
+    assert load_source(lake, warehouse, SPECS["conversions"], DAY).valid == 1
+    tickets = rows(warehouse, "sources.support_tickets")
+    assert [(t[1], t[3], str(t[4])) for t in tickets] == [("T-1", "conv_1", "2026-09-14 10:00:00"), ("T-2", None, "2026-09-14 11:00:00")]
+    assert rows(warehouse, "sources.conversions")[0][-1] == 49.0
+
+
+def test_bad_rows_are_quarantined_with_their_type_and_counted(lake, warehouse):
+    lake.put("sources/conversions/dt=2026-09-14/c.jsonl", jsonl_bytes(
+        {"conversion_id": "ok", "user_id": "u", "occurred_at": "2026-09-14T12:00:00Z", "type": "purchase", "revenue": 9},
+        {"conversion_id": "no-user", "occurred_at": "2026-09-14T12:00:00Z", "type": "purchase"},
+        {"conversion_id": "bad-time", "user_id": "u", "occurred_at": "soon", "type": "purchase"},
+        {"conversion_id": "refund", "user_id": "u", "occurred_at": "2026-09-14T12:00:00Z", "type": "purchase", "revenue": -5},
+        {"conversion_id": "text-revenue", "user_id": "u", "occurred_at": "2026-09-14T12:00:00Z", "type": "x", "revenue": "lots"},
+        '{"conversion_id": "cut',
+        "[1, 2]",
+        "",
+    ))
+    report = load_source(lake, warehouse, SPECS["conversions"], DAY)
+    assert (report.rows_read, report.valid, report.quarantined, report.duplicates) == (7, 1, 6, 0)
+    assert quarantined(warehouse, "sources.conversions") == [
+        (2, ["Required-Missing"]), (3, ["Datatype-Mismatch"]), (4, ["Advance-Rules-Violation"]),
+        (5, ["Datatype-Mismatch"]), (6, ["Malformed-Line"]), (7, ["Malformed-Line"])]
+
+
+def test_a_csv_row_with_the_wrong_number_of_fields_is_malformed(lake, warehouse):
+    lake.put("sources/support_tickets/dt=2026-09-14/a.csv", csv_bytes(
+        TICKETS_HEADER, "T-1,usr_1,,2026-09-14T10:00:00Z,email,open,billing", "T-2,usr_2,2026-09-14T11:00:00Z"))
+    report = load_source(lake, warehouse, SPECS["support_tickets"], DAY)
+    assert (report.valid, report.quarantined) == (1, 1)
+    assert quarantined(warehouse, "sources.support_tickets") == [(3, ["Malformed-Line"])]
+
+
+def test_a_key_exported_twice_keeps_its_last_row(lake, warehouse):
+    lake.put("sources/support_tickets/dt=2026-09-14/a.csv", csv_bytes(
+        TICKETS_HEADER, "T-1,usr_1,,2026-09-14T10:00:00Z,email,open,billing"))
+    lake.put("sources/support_tickets/dt=2026-09-14/b.csv", csv_bytes(
+        TICKETS_HEADER, "T-1,usr_1,,2026-09-14T10:00:00Z,email,solved,billing"))
+    report = load_source(lake, warehouse, SPECS["support_tickets"], DAY)
+    assert (report.valid, report.duplicates) == (1, 1)
+    assert rows(warehouse, "sources.support_tickets")[0][6] == "solved"
+
+
+def test_a_helpdesk_export_is_used_by_mapping_columns_in_config(tmp_path, lake, warehouse):
+    raw = yaml.safe_load((CONFIG_DIR / "sources.yaml").read_text())
+    mapping = {"ticket_id": "Id", "user_id": "Requester external id", "created_at": "Created at", "channel": "Via",
+               "status": "Status", "category": "Group", "conversation_id": "AI conversation"}
+    for column, header in mapping.items():
+        raw["sources"]["support_tickets"]["columns"][column]["from"] = header
+    (tmp_path / "sources.yaml").write_text(yaml.safe_dump(raw))
+    spec = load_sources(tmp_path / "sources.yaml")["support_tickets"]
+    lake.put("sources/support_tickets/dt=2026-09-14/zendesk.csv", csv_bytes(
+        "Id,Subject,Requester external id,Created at,Via,Status,Group,AI conversation",
+        '42,"Refund, please",usr_9,2026-09-14 09:30:00+00:00,web,open,Billing,conv_7'))
+    load_source(lake, warehouse, spec, DAY)
+    assert warehouse.execute(
+        """SELECT ticket_id, user_id, conversation_id, created_at::VARCHAR, channel, status, category
+           FROM sources.support_tickets""").fetchall() == [
+        ("42", "usr_9", "conv_7", "2026-09-14 09:30:00", "web", "open", "Billing")]
+
+
+def test_profiles_are_a_snapshot_where_the_latest_file_wins(lake, warehouse):
+    header = "user_id,plan,country,signup_at"
+    lake.put("sources/user_profiles/dt=2026-09-01/p.csv", csv_bytes(header, "usr_1,free,GB,2026-01-01", "usr_2,pro,US,2026-02-01"))
+    lake.put("sources/user_profiles/dt=2026-09-10/p.csv", csv_bytes(header, "usr_1,pro,GB,2026-01-01"))
+    lake.put("sources/user_profiles/dt=2026-09-20/p.csv", csv_bytes(header, "usr_1,enterprise,GB,2026-01-01"))
+    report = load_source(lake, warehouse, SPECS["user_profiles"], DAY)
+    assert (report.objects, report.valid, report.duplicates) == (2, 2, 1)
+    assert [(r[1], r[2]) for r in rows(warehouse, "sources.user_profiles")] == [("usr_1", "pro"), ("usr_2", "pro")]
+
+
+def test_rerunning_a_source_day_gives_identical_rows(lake, warehouse):
+    lake.put("sources/conversions/dt=2026-09-14/c.jsonl", jsonl_bytes(
+        {"conversion_id": "a", "user_id": "u", "occurred_at": "2026-09-14T12:00:00Z", "type": "purchase"}, "{bad"))
+    first = load_source(lake, warehouse, SPECS["conversions"], DAY)
+    snapshot = rows(warehouse, "sources.conversions"), quarantined(warehouse, "sources.conversions")
+    assert load_source(lake, warehouse, SPECS["conversions"], DAY) == first
+    assert (rows(warehouse, "sources.conversions"), quarantined(warehouse, "sources.conversions")) == snapshot
+
+
+def test_a_bad_sources_file_names_the_key(tmp_path):
+    raw = yaml.safe_load((CONFIG_DIR / "sources.yaml").read_text())
+    raw["sources"]["conversions"]["key"] = "order_id"
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(raw))
+    with pytest.raises(SourcesError, match="sources.conversions.key: 'order_id' is not one of its columns"):
+        load_sources(tmp_path / "s.yaml")
