@@ -90,7 +90,8 @@ def _generate(args) -> dict:
 
 
 def run_partitions(start: date, end: date) -> int:
-    """Materialise `daily_pipeline` for each day through Dagster, on a persistent instance."""
+    """Land every day of the range through Dagster, then join and measure each (see defs/jobs.py),
+    on a persistent instance the UI reads."""
     if end < start:
         print(f"--end {end} is before --start {start}", file=sys.stderr)
         return 2
@@ -100,22 +101,17 @@ def run_partitions(start: date, end: date) -> int:
     from telemetry_assets.govern.safety import safety_over
     from telemetry_assets.ingest.reconcile import line_reconciliation, quarantined_by_type
 
-    job = defs.resolve_job_def("daily_pipeline")
     warehouse = Warehouse(database=str(settings.warehouse_path()))
+    days = [start + timedelta(days=offset) for offset in range((end - start).days + 1)]
     failed = []
-    day = start
-    while day <= end:
-        result = job.execute_in_process(
-            partition_key=day.isoformat(), instance=instance, raise_on_error=False, run_config=QUIET_CONSOLE
-        )
-        if not result.success:
-            failed.append(day)
-            print(f"{day}  FAILED (run {result.run_id}; see `dagster dev` for the logs)")
-        else:
+    for day in days:
+        if _run_day(defs, "land_day", day, instance, failed):
             with warehouse.get_connection() as con:
                 (row,) = line_reconciliation(con, day, day) or [None]
             print(_progress_line(day, row))
-        day += timedelta(days=1)
+    for day in days:
+        if day not in failed and _run_day(defs, "join_and_measure_day", day, instance, failed):
+            print(f"{day}  joined to outcomes, metrics computed")
     with warehouse.get_connection() as con:
         _print_summary(line_reconciliation(con, start, end), quarantined_by_type(con, start, end), safety_over(con, start, end))
     return 1 if failed else 0
@@ -128,6 +124,16 @@ def _prepare_dagster_home() -> None:
     if not (home / "dagster.yaml").exists():
         shutil.copy(settings.CONFIG_DIR / "dagster.yaml", home / "dagster.yaml")
     os.environ["DAGSTER_HOME"] = str(home)
+
+
+def _run_day(defs, job_name: str, day: date, instance, failed: list) -> bool:
+    result = defs.resolve_job_def(job_name).execute_in_process(
+        partition_key=day.isoformat(), instance=instance, raise_on_error=False, run_config=QUIET_CONSOLE
+    )
+    if not result.success:
+        failed.append(day)
+        print(f"{day}  {job_name} FAILED (run {result.run_id}; see `telemetry ui` for the logs)")
+    return result.success
 
 
 def _dagster_instance():

@@ -12,14 +12,15 @@ from resources.secrets import governance_secrets
 from resources.secure_store import SecureStore
 from resources.warehouse import Warehouse
 from telemetry_assets import settings
+from telemetry_assets.defs.analytics.assets import join_outcomes
 from telemetry_assets.defs.ingest.assets import ingest_ai_events
-from telemetry_assets.defs.jobs import daily_pipeline
-from telemetry_assets.defs.metrics.assets import safety_daily
+from telemetry_assets.defs.jobs import daily_pipeline, land_job, outcomes_job
+from telemetry_assets.defs.metrics.assets import performance_daily, safety_daily
 from telemetry_assets.defs.sources.assets import source_assets
 
 defs = dg.Definitions(
-    assets=[ingest_ai_events, safety_daily, *source_assets],
-    jobs=[daily_pipeline],
+    assets=[ingest_ai_events, safety_daily, *source_assets, join_outcomes, performance_daily],
+    jobs=[daily_pipeline, land_job, outcomes_job],
     resources={
         "lake": object_store_from_url(settings.lake_url()),
         "warehouse": Warehouse(database=str(settings.warehouse_path())),

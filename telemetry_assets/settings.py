@@ -51,3 +51,8 @@ def policy_path() -> Path:
 
 def sources_path() -> Path:
     return Path(os.environ.get("TELEMETRY_SOURCES") or CONFIG_DIR / "sources.yaml")
+
+
+def model_prices_path() -> Path:
+    """Dated model prices (USD per million tokens, cached input priced apart)."""
+    return Path(os.environ.get("TELEMETRY_MODEL_PRICES") or CONFIG_DIR / "model_prices.csv")

@@ -27,10 +27,11 @@ from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
 
+from telemetry_assets import settings
 from telemetry_assets.generate.content import FEEDBACK, INTENT_PROMPTS, RESPONSES, PiiPools
 
 MANIFEST_KEY = "generator/manifest.json"
-PRICES_PATH = Path(__file__).resolve().parents[1] / "config" / "model_prices.csv"
+
 LINES_PER_MEMBER = 10_000
 LINES_PER_PART = 200_000
 
@@ -490,7 +491,7 @@ def _csv(rows: list[dict], fieldnames: list[str] | None = None) -> bytes:
 
 
 def _load_prices() -> dict[str, dict[str, float]]:
-    with open(PRICES_PATH) as handle:
+    with open(settings.model_prices_path()) as handle:
         return {row["model_version"]: {k: float(v) for k, v in row.items() if k.endswith("per_mtok")}
                 for row in csv.DictReader(handle)}
 

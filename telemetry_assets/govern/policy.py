@@ -1,4 +1,5 @@
-"""The governance policy (versioned YAML): what to store, redact, route and sample.
+"""The governance policy (versioned YAML): what to store, redact, route and sample, and what counts
+as a successful outcome for the business metrics.
 
 Validated on load: an unknown key, a bad value or a contradiction (raw text routed to a destination
 while the policy says raw text is never kept) fails with the key's path in the message.
@@ -42,13 +43,16 @@ class Policy:
     destinations: dict[str, Destination]
     intent_sample_rate: float
     always_classify: tuple[str, ...]
+    success_actions: tuple[str, ...]
+    attribution_window_hours: int
+    ticket_window_hours: int
 
 
 def load_policy(path: Path) -> Policy:
     raw = load_versioned_yaml(
         path, PolicyError,
-        {"version", "changes", "store_raw_text", "redaction", "consent", "destinations", "intent"},
-        {"store_raw_text", "redaction", "consent", "destinations", "intent"},
+        {"version", "changes", "store_raw_text", "redaction", "consent", "destinations", "intent", "outcomes"},
+        {"store_raw_text", "redaction", "consent", "destinations", "intent", "outcomes"},
     )
     _one_of(raw["store_raw_text"], STORE_RAW_TEXT, "store_raw_text")
     redaction = _section(raw, "redaction", {"fields", "entities", "replacement", "phone_region"})
@@ -62,6 +66,11 @@ def load_policy(path: Path) -> Policy:
     rate = intent.get("sample_rate", 1.0)
     if not isinstance(rate, (int, float)) or not 0 <= rate <= 1:
         raise PolicyError(f"intent.sample_rate: {rate!r} is not a share between 0 and 1")
+    outcomes = _section(raw, "outcomes", {"success_actions", "attribution_window_hours", "ticket_window_hours"})
+    for window in ("attribution_window_hours", "ticket_window_hours"):
+        hours = outcomes.get(window, 24)
+        if not isinstance(hours, int) or not 0 < hours <= 24 * 7:
+            raise PolicyError(f"outcomes.{window}: {hours!r} is not a whole number of hours up to a week")
     destinations = {name: _destination(name, spec, raw["store_raw_text"]) for name, spec in raw["destinations"].items()}
     return Policy(
         version=str(raw["version"]),
@@ -75,6 +84,9 @@ def load_policy(path: Path) -> Policy:
         destinations=destinations,
         intent_sample_rate=float(rate),
         always_classify=tuple(intent.get("always_classify", [])),
+        success_actions=tuple(outcomes.get("success_actions", ["accepted"])),
+        attribution_window_hours=outcomes.get("attribution_window_hours", 24),
+        ticket_window_hours=outcomes.get("ticket_window_hours", 24),
     )
 
 

@@ -8,6 +8,7 @@ from resources.object_store import ObjectStore
 from resources.secure_store import SecureStore
 from resources.warehouse import Warehouse
 from telemetry_assets import settings
+from telemetry_assets.analytics.performance import PERFORMANCE_TABLE, build_performance
 from telemetry_assets.defs.ingest.assets import EVENT_TABLES, OWNERS
 from telemetry_assets.defs.partitions import daily_partitions
 from telemetry_assets.govern.policy import load_policy
@@ -34,3 +35,28 @@ def safety_daily(context: dg.AssetExecutionContext, lake: ObjectStore, warehouse
         write_safety(con, row)
     scalars = {k: v for k, v in row.items() if isinstance(v, (int, float)) and v is not None}
     return dg.MaterializeResult(metadata={**scalars, "policy_version": policy.version, "dagster/row_count": 1})
+
+
+@dg.asset(
+    key=["metrics", "performance_daily"],
+    group_name="metrics",
+    owners=OWNERS,
+    kinds={"duckdb"},
+    partitions_def=daily_partitions,
+    pool="warehouse",
+    deps=[["analytics", "ai_responses"], ["analytics", "ai_turns"], ["analytics", "ai_conversations"]],
+)
+def performance_daily(context: dg.AssetExecutionContext, warehouse: Warehouse):
+    """One row per dt, model_version, prompt_version and feature_flag_state: requests, success rate,
+    errors by type, p50/p95/p99 latency, cost, successful outcomes, cost per outcome, completion."""
+    day = date.fromisoformat(context.partition_key)
+    with warehouse.get_connection() as con:
+        rows = build_performance(con, day)
+        totals = con.execute(
+            f"""SELECT sum(requests), sum(total_cost_usd), sum(successful_outcomes), max(p95_latency_ms)
+                FROM {PERFORMANCE_TABLE} WHERE dt = ?""", [day]).fetchall()[0]
+    requests, cost, outcomes, worst_p95 = totals
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": rows, "requests": int(requests or 0), "total_cost_usd": float(cost or 0),
+        "successful_outcomes": int(outcomes or 0), "worst_group_p95_latency_ms": float(worst_p95 or 0),
+    })

@@ -1,0 +1,1 @@
+"""Joined tables and metrics without Dagster: turns, conversations, outcomes, metric tables."""

@@ -1,0 +1,190 @@
+"""Turn- and conversation-level tables linking governed events to what happened next.
+
+Late events: a day's turns and conversations are built from a window of partitions, not one.
+A turn belongs to the day its prompt was received (its response, if there was no valid prompt), and
+its response and actions are looked up in that day and the next, so an answer or click after
+midnight is still attributed to it. A conversation belongs to the day of its first turn and takes
+every turn of the window; conversions and tickets are looked up from that day to two days later
+(the attribution windows reach 24 h past a conversation that may end the next day). The Dagster
+assets declare these as partition mappings, so when the next day lands the earlier partition shows
+as stale and is recomputed; `telemetry run` ingests the whole range before it joins.
+
+Cost: where a response reported none, it is priced from the dated price table (the row valid on the
+response's day for its model version). Cached input tokens are part of `input_tokens` and are priced
+at the cached rate instead of the input rate, never both. `cost_source` says which.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from telemetry_assets import settings
+from telemetry_assets.govern.policy import Policy
+from telemetry_assets.ingest.tables import create_or_extend
+
+KEY = ("model_version", "prompt_version", "feature_flag_state")
+RESPONSES_TABLE = "analytics.ai_responses"
+TURNS_TABLE = "analytics.ai_turns"
+CONVERSATIONS_TABLE = "analytics.ai_conversations"
+
+RESPONSES = {
+    "dt": "DATE", "message_id": "VARCHAR", "conversation_id": "VARCHAR", "prompt_number": "BIGINT",
+    "model_version": "VARCHAR", "prompt_version": "VARCHAR", "feature_flag_state": "VARCHAR",
+    "response_status": "VARCHAR", "error_type": "VARCHAR", "latency_ms": "DOUBLE",
+    "input_tokens": "BIGINT", "cached_input_tokens": "BIGINT", "output_tokens": "BIGINT",
+    "cost_usd": "DOUBLE", "cost_source": "VARCHAR", "event_ts": "TIMESTAMP",
+}
+TURNS = {
+    "dt": "DATE", "conversation_id": "VARCHAR", "prompt_number": "BIGINT", "user_id": "VARCHAR",
+    "model_used": "VARCHAR", "model_version": "VARCHAR", "prompt_version": "VARCHAR", "feature_flag_state": "VARCHAR",
+    "prompt_message_id": "VARCHAR", "prompt_ts": "TIMESTAMP", "intent_label": "VARCHAR", "intent_source": "VARCHAR",
+    "responses": "BIGINT", "response_ts": "TIMESTAMP", "response_status": "VARCHAR", "error_type": "VARCHAR",
+    "latency_ms": "DOUBLE", "cost_usd": "DOUBLE", "cost_source": "VARCHAR",
+    "first_action_type": "VARCHAR", "first_action_ts": "TIMESTAMP", "last_event_ts": "TIMESTAMP",
+    "accepted": "BOOLEAN", "converted_in_turn": "BOOLEAN", "escalated": "BOOLEAN", "successful_outcome": "BOOLEAN",
+    "rating": "BIGINT",
+}
+CONVERSATIONS = {
+    "dt": "DATE", "conversation_id": "VARCHAR", "user_id": "VARCHAR",
+    "model_version": "VARCHAR", "prompt_version": "VARCHAR", "feature_flag_state": "VARCHAR",
+    "plan": "VARCHAR", "country": "VARCHAR", "signup_month": "VARCHAR",
+    "started_at": "TIMESTAMP", "ended_at": "TIMESTAMP", "turns": "BIGINT", "multi_turn": "BOOLEAN",
+    "successful_outcomes": "BIGINT", "completed": "BOOLEAN", "escalated": "BOOLEAN",
+    "converted": "BOOLEAN", "ticket_within_window": "BOOLEAN", "deflected": "BOOLEAN", "total_cost_usd": "DOUBLE",
+}
+GRAINS = {
+    RESPONSES_TABLE: "One row per LLM response of the turns that began on dt, priced.",
+    TURNS_TABLE: "One row per conversation turn (conversation_id, prompt_number) that began on dt.",
+    CONVERSATIONS_TABLE: "One row per conversation whose first turn began on dt, with its outcomes.",
+}
+
+
+def build_joins(con, day: date, policy: Policy) -> dict[str, int]:
+    """Replace the day's rows of the three analytics tables; returns their row counts."""
+    for table, columns in ((RESPONSES_TABLE, RESPONSES), (TURNS_TABLE, TURNS), (CONVERSATIONS_TABLE, CONVERSATIONS)):
+        create_or_extend(con, table, GRAINS[table], columns)
+    params = {"day": day, "before": day - timedelta(days=1), "after": day + timedelta(days=1)}
+    _load_prices(con)
+    con.execute(_PRICED_RESPONSES, {"before": params["before"], "after": params["after"]})
+    con.execute(_window_turns(policy), params)
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for table in GRAINS:
+            con.execute(f"DELETE FROM {table} WHERE dt = ?", [day])
+        con.execute(f"""INSERT INTO {RESPONSES_TABLE} BY NAME
+            SELECT t.dt, r.* EXCLUDE (dt) FROM priced_responses r JOIN window_turns t USING (conversation_id, prompt_number)
+            WHERE t.dt = $day""", {"day": day})
+        con.execute(f"INSERT INTO {TURNS_TABLE} BY NAME SELECT * FROM window_turns WHERE dt = $day", {"day": day})
+        con.execute(_conversations(policy), {"day": day, "last_source_day": day + timedelta(days=2)})
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return {t: con.execute(f"SELECT count(*) FROM {t} WHERE dt = ?", [day]).fetchall()[0][0] for t in GRAINS}
+
+
+def _load_prices(con) -> None:
+    con.execute(
+        """CREATE OR REPLACE TEMP TABLE model_prices AS SELECT * FROM read_csv(?, header = true, columns = {
+               'model_version': 'VARCHAR', 'valid_from': 'DATE', 'input_usd_per_mtok': 'DOUBLE',
+               'cached_input_usd_per_mtok': 'DOUBLE', 'output_usd_per_mtok': 'DOUBLE'})""",
+        [str(settings.model_prices_path())],
+    )
+
+
+_PRICED_RESPONSES = """
+CREATE OR REPLACE TEMP TABLE priced_responses AS
+SELECT r.dt, r.message_id, r.conversation_id, r.prompt_number, r.model_version, r.prompt_version,
+    r.feature_flag_state, r.response_status, r.error_type, r.latency_ms, r.input_tokens,
+    r.cached_input_tokens, r.output_tokens, r.event_ts,
+    coalesce(r.cost, ((r.input_tokens - coalesce(r.cached_input_tokens, 0)) * p.input_usd_per_mtok
+                      + coalesce(r.cached_input_tokens, 0) * p.cached_input_usd_per_mtok
+                      + r.output_tokens * p.output_usd_per_mtok) / 1e6) AS cost_usd,
+    CASE WHEN r.cost IS NOT NULL THEN 'reported'
+         WHEN p.model_version IS NOT NULL AND r.input_tokens IS NOT NULL AND r.output_tokens IS NOT NULL
+         THEN 'price_table' END AS cost_source
+FROM governed.ai_llm_response_received r
+ASOF LEFT JOIN model_prices p ON r.model_version = p.model_version AND CAST(r.event_ts AS DATE) >= p.valid_from
+WHERE r.dt BETWEEN $before AND $after
+"""
+
+
+def _window_turns(policy: Policy) -> str:
+    success = ", ".join(f"'{action}'" for action in policy.success_actions)
+    return f"""
+CREATE OR REPLACE TEMP TABLE window_turns AS
+WITH prompts AS (
+    SELECT conversation_id, prompt_number, min(dt) AS prompt_dt, min(event_ts) AS prompt_ts,
+        arg_min(message_id, event_ts) AS prompt_message_id, arg_min(user_id, event_ts) AS prompt_user,
+        arg_min(intent_label, event_ts) AS intent_label, arg_min(intent_source, event_ts) AS intent_source,
+        arg_min(model_used, event_ts) AS prompt_model_used, arg_min(model_version, event_ts) AS prompt_model_version,
+        arg_min(prompt_version, event_ts) AS prompt_prompt_version, arg_min(feature_flag_state, event_ts) AS prompt_flag
+    FROM governed.ai_user_prompt_created WHERE dt BETWEEN $before AND $after GROUP BY ALL
+), responses AS (
+    SELECT r.conversation_id, r.prompt_number, min(r.dt) AS response_dt, count(*) AS responses,
+        min(r.event_ts) AS response_ts, max(r.event_ts) AS last_response_ts,
+        arg_min(r.response_status, r.event_ts) AS response_status, arg_min(r.error_type, r.event_ts) AS error_type,
+        arg_min(r.latency_ms, r.event_ts) AS latency_ms, sum(r.cost_usd) AS cost_usd,
+        CASE WHEN bool_and(r.cost_source = 'reported') THEN 'reported'
+             WHEN bool_and(r.cost_source IS NOT NULL) THEN 'price_table' END AS cost_source,
+        arg_min(g.user_id, r.event_ts) AS response_user, arg_min(g.model_used, r.event_ts) AS response_model_used,
+        arg_min(r.model_version, r.event_ts) AS response_model_version,
+        arg_min(r.prompt_version, r.event_ts) AS response_prompt_version,
+        arg_min(r.feature_flag_state, r.event_ts) AS response_flag
+    FROM priced_responses r JOIN governed.ai_llm_response_received g USING (message_id, dt)
+    GROUP BY ALL
+), actions AS (
+    SELECT conversation_id, prompt_number, min(event_ts) AS first_action_ts, max(event_ts) AS last_action_ts,
+        arg_min(action_type, event_ts) AS first_action_type,
+        bool_or(action_type IN ({success})) AS accepted, bool_or(conversion_flag) AS converted_in_turn,
+        bool_or(action_type = 'escalated') AS escalated,
+        arg_min(rating, event_ts) FILTER (WHERE rating IS NOT NULL) AS rating
+    FROM governed.ai_user_action WHERE dt BETWEEN $day AND $after GROUP BY ALL
+)
+SELECT coalesce(p.prompt_dt, r.response_dt) AS dt, conversation_id, prompt_number,
+    coalesce(p.prompt_user, r.response_user) AS user_id,
+    coalesce(r.response_model_used, p.prompt_model_used) AS model_used,
+    coalesce(r.response_model_version, p.prompt_model_version) AS model_version,
+    coalesce(r.response_prompt_version, p.prompt_prompt_version) AS prompt_version,
+    coalesce(r.response_flag, p.prompt_flag) AS feature_flag_state,
+    p.prompt_message_id, p.prompt_ts, p.intent_label, p.intent_source,
+    coalesce(r.responses, 0) AS responses, r.response_ts, r.response_status, r.error_type, r.latency_ms,
+    r.cost_usd, r.cost_source, a.first_action_type, a.first_action_ts,
+    greatest(p.prompt_ts, r.last_response_ts, a.last_action_ts) AS last_event_ts,
+    coalesce(a.accepted, false) AS accepted, coalesce(a.converted_in_turn, false) AS converted_in_turn,
+    coalesce(a.escalated, false) AS escalated,
+    coalesce(a.accepted OR a.converted_in_turn, false) AS successful_outcome, a.rating
+FROM prompts p FULL JOIN responses r USING (conversation_id, prompt_number)
+LEFT JOIN actions a USING (conversation_id, prompt_number)
+"""
+
+
+def _conversations(policy: Policy) -> str:
+    return f"""
+INSERT INTO {CONVERSATIONS_TABLE} BY NAME
+WITH conversations AS (
+    SELECT conversation_id, min(dt) AS dt, arg_min(user_id, prompt_number) AS user_id,
+        arg_min(model_version, prompt_number) AS model_version, arg_min(prompt_version, prompt_number) AS prompt_version,
+        arg_min(feature_flag_state, prompt_number) AS feature_flag_state,
+        min(coalesce(prompt_ts, response_ts)) AS started_at, max(last_event_ts) AS ended_at,
+        count(*) AS turns, count(*) FILTER (WHERE successful_outcome) AS successful_outcomes,
+        bool_or(escalated) AS escalated, sum(cost_usd) AS total_cost_usd
+    FROM window_turns GROUP BY conversation_id HAVING min(dt) = $day
+), outcomes AS (
+    SELECT c.*,
+        EXISTS (SELECT 1 FROM sources.conversions v
+                WHERE v.dt BETWEEN $day AND $last_source_day
+                  AND (v.conversation_id = c.conversation_id
+                       OR (v.user_id = c.user_id AND v.occurred_at >= c.started_at
+                           AND v.occurred_at <= c.started_at + INTERVAL {policy.attribution_window_hours} HOUR))) AS converted,
+        EXISTS (SELECT 1 FROM sources.support_tickets s
+                WHERE s.dt BETWEEN $day AND $last_source_day AND s.user_id = c.user_id
+                  AND s.created_at >= c.started_at
+                  AND s.created_at <= c.ended_at + INTERVAL {policy.ticket_window_hours} HOUR) AS ticket_within_window
+    FROM conversations c
+)
+SELECT c.*, c.turns > 1 AS multi_turn, c.successful_outcomes > 0 AND NOT c.escalated AS completed,
+    NOT c.ticket_within_window AS deflected,
+    u.plan, u.country, strftime(u.signup_at, '%Y-%m') AS signup_month
+FROM outcomes c LEFT JOIN sources.user_profiles u ON u.user_id = c.user_id AND u.dt = $day
+"""

@@ -1,0 +1,91 @@
+"""Turns and conversations: late events, dated prices, cost per outcome, re-runs."""
+
+import json
+from datetime import date, timedelta
+
+import pytest
+
+from checks.sources import load_sources
+from telemetry_assets.analytics.joins import build_joins
+from telemetry_assets.analytics.performance import build_performance
+from telemetry_assets.settings import CONFIG_DIR
+from telemetry_assets.sources.load import load_source
+from tests.builders import ai_call, gz
+from tests.conftest import DAY
+
+NEXT = DAY + timedelta(days=1)
+SPECS = load_sources(CONFIG_DIR / "sources.yaml")
+
+
+def at(call, when, day=DAY):
+    stamp = f"{day.isoformat()}T{when}.000Z"
+    return {**call, "timestamp": stamp, "originalTimestamp": stamp, "receivedAt": stamp}
+
+
+def turn(conversation, number, when, action="accepted", day=DAY, action_day=None, **response):
+    props = {"conversation_id": conversation, "prompt_number": number}
+    calls = [at(ai_call("ai_user_prompt_created", **props), when, day),
+             at(ai_call("ai_llm_response_received", **props, **response), when, day)]
+    if action:
+        calls.append(at(ai_call("ai_user_action", **props, action_type=action), when, action_day or day))
+    return calls
+
+
+def land(lake, warehouse, ingest, policy, by_day, conversions=()):
+    for day, calls in by_day.items():
+        lake.put(f"raw/ai_events/dt={day.isoformat()}/p.jsonl.gz", gz(*calls))
+    lines = "".join(json.dumps(c) + "\n" for c in conversions)
+    lake.put(f"sources/conversions/dt={NEXT.isoformat()}/c.jsonl", lines.encode())
+    lake.put("sources/user_profiles/p.csv", b"user_id,plan,country,signup_at\nusr_1,free,GB,2026-01-01\n")
+    for day in by_day:
+        ingest(day)
+        for spec in SPECS.values():
+            load_source(lake, warehouse, spec, day)
+    for day in by_day:
+        build_joins(warehouse, day, policy)
+        build_performance(warehouse, day)
+
+
+def test_an_action_and_a_conversion_after_midnight_count_for_the_day_the_turn_began(lake, warehouse, ingest, policy):
+    late = turn("late", 1, "23:59:00", action_day=NEXT)
+    conversion = {"conversion_id": "cv1", "user_id": "usr_1", "occurred_at": f"{NEXT}T03:00:00Z", "type": "purchase"}
+    land(lake, warehouse, ingest, policy, {DAY: late[:2], NEXT: late[2:] + turn("next", 1, "10:00:00", action=None, day=NEXT)},
+         conversions=[conversion])
+    turns = warehouse.execute("SELECT dt, conversation_id, first_action_type, successful_outcome FROM analytics.ai_turns ORDER BY 2").fetchall()
+    assert turns == [(DAY, "late", "accepted", True), (NEXT, "next", None, False)]
+    conversations = warehouse.execute(
+        "SELECT dt, conversation_id, converted, completed, plan FROM analytics.ai_conversations ORDER BY 2").fetchall()
+    # the 03:00 conversion follows the late conversation, not the one that began at 10:00
+    assert conversations == [(DAY, "late", True, True, "free"), (NEXT, "next", False, False, "free")]
+
+
+def test_missing_cost_is_priced_from_the_dated_table_with_cached_tokens_apart(lake, warehouse, ingest, policy, tmp_path, monkeypatch):
+    prices = tmp_path / "prices.csv"
+    prices.write_text("model_version,valid_from,input_usd_per_mtok,cached_input_usd_per_mtok,output_usd_per_mtok\n"
+                      "m1,2026-01-01,1.0,0.5,2.0\nm1,2026-09-14,10.0,5.0,20.0\n")
+    monkeypatch.setenv("TELEMETRY_MODEL_PRICES", str(prices))
+    calls = turn("c1", 1, "10:00:00", model_version="m1", cost=None, input_tokens=1000, cached_input_tokens=400,
+                 output_tokens=100) + turn("c2", 1, "11:00:00", cost=0.5) + turn("c3", 1, "12:00:00", model_version="unpriced", cost=None)
+    land(lake, warehouse, ingest, policy, {DAY: calls})
+    costs = warehouse.execute("SELECT conversation_id, cost_usd, cost_source FROM analytics.ai_responses ORDER BY 1").fetchall()
+    assert costs == [("c1", pytest.approx((600 * 10.0 + 400 * 5.0 + 100 * 20.0) / 1e6), "price_table"),
+                     ("c2", 0.5, "reported"), ("c3", None, None)]
+
+
+def test_a_group_without_successful_outcomes_has_null_cost_per_outcome(lake, warehouse, ingest, policy):
+    calls = turn("won", 1, "10:00:00") + turn("lost", 1, "11:00:00", action="dismissed", feature_flag_state="variant_b")
+    land(lake, warehouse, ingest, policy, {DAY: calls})
+    rows = warehouse.execute("""SELECT feature_flag_state, successful_outcomes, total_cost_usd > 0, cost_per_successful_outcome
+                                FROM metrics.performance_daily ORDER BY 1""").fetchall()
+    assert rows == [("control", 1, True, pytest.approx(0.00019)), ("variant_b", 0, True, None)]
+
+
+def test_rerunning_joins_and_metrics_gives_identical_rows(lake, warehouse, ingest, policy):
+    land(lake, warehouse, ingest, policy, {DAY: turn("a", 1, "10:00:00") + turn("a", 2, "10:05:00", action="escalated")})
+    tables = ("analytics.ai_responses", "analytics.ai_turns", "analytics.ai_conversations", "metrics.performance_daily")
+    snapshot = lambda: {t: warehouse.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall() for t in tables}
+    first = snapshot()
+    build_joins(warehouse, DAY, policy)
+    build_performance(warehouse, DAY)
+    assert snapshot() == first
+    assert warehouse.execute("SELECT completed, escalated, turns FROM analytics.ai_conversations").fetchall() == [(False, True, 2)]
