@@ -1,4 +1,4 @@
-"""`telemetry`: generate a lake, run partitions through Dagster, or both (`demo`)."""
+"""`telemetry`: generate a lake, run partitions through Dagster, report a day, or all of it (`demo`)."""
 
 from __future__ import annotations
 
@@ -32,6 +32,9 @@ def _parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="generate a week of traffic, then run every partition")
     _generator_options(demo)
     demo.set_defaults(handler=_demo_command)
+    report = commands.add_parser("report", help="the day's metric tables and version verdicts in the terminal")
+    report.add_argument("--date", type=date.fromisoformat, required=True)
+    report.set_defaults(handler=_report_command)
     ui = commands.add_parser("ui", help="open the Dagster UI on the instance `run` records to")
     ui.set_defaults(handler=_ui_command)
     bench = commands.add_parser("bench", help="time redaction, classification and one partition's ingest")
@@ -49,7 +52,20 @@ def _generate_command(args) -> int:
 
 def _demo_command(args) -> int:
     manifest = _generate(args)
-    return run_partitions(date.fromisoformat(manifest["days"][0]), date.fromisoformat(manifest["days"][-1]))
+    status = run_partitions(date.fromisoformat(manifest["days"][0]), date.fromisoformat(manifest["days"][-1]))
+    if status == 0:
+        print()
+        _report_command(argparse.Namespace(date=date.fromisoformat(manifest["days"][-1])))
+    return status
+
+
+def _report_command(args) -> int:
+    from resources.warehouse import Warehouse
+    from telemetry_assets.report import render_report
+
+    with Warehouse(database=str(settings.warehouse_path())).get_connection() as con:
+        print(render_report(con, args.date))
+    return 0
 
 
 def _ui_command(args) -> int:
@@ -90,8 +106,8 @@ def _generate(args) -> dict:
 
 
 def run_partitions(start: date, end: date) -> int:
-    """Land every day of the range through Dagster, then join and measure each (see defs/jobs.py),
-    on a persistent instance the UI reads."""
+    """Land every day of the range through Dagster, then join every day, then measure every day (see
+    defs/jobs.py), on a persistent instance the UI reads."""
     if end < start:
         print(f"--end {end} is before --start {start}", file=sys.stderr)
         return 2
@@ -109,9 +125,10 @@ def run_partitions(start: date, end: date) -> int:
             with warehouse.get_connection() as con:
                 (row,) = line_reconciliation(con, day, day) or [None]
             print(_progress_line(day, row))
-    for day in days:
-        if day not in failed and _run_day(defs, "join_and_measure_day", day, instance, failed):
-            print(f"{day}  joined to outcomes, metrics computed")
+    for stage, done in (("join_day", "joined to outcomes"), ("measure_day", "metrics computed")):
+        for day in days:
+            if day not in failed and _run_day(defs, stage, day, instance, failed):
+                print(f"{day}  {done}")
     with warehouse.get_connection() as con:
         _print_summary(line_reconciliation(con, start, end), quarantined_by_type(con, start, end), safety_over(con, start, end))
     return 1 if failed else 0

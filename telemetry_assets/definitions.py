@@ -14,13 +14,16 @@ from resources.warehouse import Warehouse
 from telemetry_assets import settings
 from telemetry_assets.defs.analytics.assets import join_outcomes
 from telemetry_assets.defs.ingest.assets import ingest_ai_events
-from telemetry_assets.defs.jobs import daily_pipeline, land_job, outcomes_job
-from telemetry_assets.defs.metrics.assets import performance_daily, safety_daily
+from telemetry_assets.defs.jobs import daily_pipeline, join_job, land_job, measure_job
+from telemetry_assets.defs.metrics.assets import business_daily, performance_daily, safety_daily, version_comparison
 from telemetry_assets.defs.sources.assets import source_assets
 
 defs = dg.Definitions(
-    assets=[ingest_ai_events, safety_daily, *source_assets, join_outcomes, performance_daily],
-    jobs=[daily_pipeline, land_job, outcomes_job],
+    assets=[
+        ingest_ai_events, safety_daily, *source_assets, join_outcomes, performance_daily, business_daily,
+        version_comparison,
+    ],
+    jobs=[daily_pipeline, land_job, join_job, measure_job],
     resources={
         "lake": object_store_from_url(settings.lake_url()),
         "warehouse": Warehouse(database=str(settings.warehouse_path())),

@@ -21,6 +21,7 @@ from resources.object_store import LocalObjectStore
 from resources.secrets import GovernanceSecrets
 from resources.secure_store import SecureStore
 from resources.warehouse import Warehouse
+from telemetry_assets.defs.jobs import STAGES
 from telemetry_assets.definitions import defs
 from telemetry_assets.generate.traffic import GeneratorConfig, generate
 from telemetry_assets.settings import CONFIG_DIR
@@ -172,7 +173,7 @@ def pipeline_run(tmp_path_factory):
     resources = {"lake": lake, "warehouse": Warehouse(database=str(home / "warehouse.duckdb")),
                  "secure_store": SecureStore(database=str(home / "secure.duckdb")), "secrets": GovernanceSecrets()}
     instance = dg.DagsterInstance.ephemeral()
-    for job in ("land_day", "join_and_measure_day"):
+    for job in STAGES:
         for day in manifest["days"]:
             assert defs.resolve_job_def(job).execute_in_process(
                 partition_key=day, instance=instance, resources=resources).success

@@ -1,11 +1,13 @@
-"""Jobs. `daily_pipeline` is every asset of one day; `telemetry run` uses its two halves so that a
-range is landed whole (ingest, governance, sources) before any day is joined: joins read the next
-days' events and outcomes, and would otherwise miss what arrived after midnight."""
+"""Jobs. `daily_pipeline` is every asset of one day. `telemetry run` uses its three stages in turn
+over a whole range (land every day, then join every day, then measure every day), because each
+stage reads later days of the one before: joins read the next days' events and outcomes, business
+metrics the next week's conversations. Run day by day, they would miss what arrives after midnight."""
 
 import dagster as dg
 
-LANDING_GROUPS = ("ingest", "governed", "sources")
-LANDED = dg.AssetSelection.groups(*LANDING_GROUPS) | dg.AssetSelection.assets(["metrics", "safety_daily"])
+LANDED = dg.AssetSelection.groups("ingest", "governed", "sources") | dg.AssetSelection.assets(["metrics", "safety_daily"])
+JOINED = dg.AssetSelection.groups("analytics")
+MEASURED = dg.AssetSelection.groups("metrics") - LANDED
 
 daily_pipeline = dg.define_asset_job(
     name="daily_pipeline",
@@ -13,12 +15,14 @@ daily_pipeline = dg.define_asset_job(
     description="Every asset for one day: ingest and govern, sources, joins, metrics.",
 )
 land_job = dg.define_asset_job(
-    name="land_day",
-    selection=LANDED,
+    name="land_day", selection=LANDED,
     description="Ingest, govern and land one day's events and sources, with the safety metrics.",
 )
-outcomes_job = dg.define_asset_job(
-    name="join_and_measure_day",
-    selection=dg.AssetSelection.all() - LANDED,
-    description="Join one landed day to its outcomes and compute its product metrics.",
+join_job = dg.define_asset_job(
+    name="join_day", selection=JOINED, description="Join one landed day's events to their outcomes.",
 )
+measure_job = dg.define_asset_job(
+    name="measure_day", selection=MEASURED,
+    description="Performance, business and version-comparison metrics for one joined day.",
+)
+STAGES = ("land_day", "join_day", "measure_day")

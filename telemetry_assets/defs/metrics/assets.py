@@ -8,6 +8,8 @@ from resources.object_store import ObjectStore
 from resources.secure_store import SecureStore
 from resources.warehouse import Warehouse
 from telemetry_assets import settings
+from telemetry_assets.analytics.business import BUSINESS_TABLE, build_business
+from telemetry_assets.analytics.comparison import BASELINE_LOOKBACK_DAYS, COMPARISON_TABLE, WINDOW_DAYS, build_comparison
 from telemetry_assets.analytics.performance import PERFORMANCE_TABLE, build_performance
 from telemetry_assets.defs.ingest.assets import EVENT_TABLES, OWNERS
 from telemetry_assets.defs.partitions import daily_partitions
@@ -60,3 +62,49 @@ def performance_daily(context: dg.AssetExecutionContext, warehouse: Warehouse):
         "dagster/row_count": rows, "requests": int(requests or 0), "total_cost_usd": float(cost or 0),
         "successful_outcomes": int(outcomes or 0), "worst_group_p95_latency_ms": float(worst_p95 or 0),
     })
+
+
+@dg.asset(
+    key=["metrics", "business_daily"],
+    group_name="metrics",
+    owners=OWNERS,
+    kinds={"duckdb"},
+    partitions_def=daily_partitions,
+    pool="warehouse",
+    deps=[dg.AssetDep(["analytics", "ai_conversations"], partition_mapping=dg.TimeWindowPartitionMapping(0, 7))],
+)
+def business_daily(context: dg.AssetExecutionContext, warehouse: Warehouse):
+    """One row per dt, version key and cohort (all, or plan): conversion, multi-turn share, return
+    within 7 days, D1/D7 retention, support deflection. Reads the next 7 days' conversations for
+    returns and retention, which stay NULL until those days land."""
+    day = date.fromisoformat(context.partition_key)
+    with warehouse.get_connection() as con:
+        rows = build_business(con, day)
+        (conversion, deflection) = con.execute(
+            f"""SELECT sum(conversions) / sum(conversations), sum(support_deflection_rate * conversations) / sum(conversations)
+                FROM {BUSINESS_TABLE} WHERE dt = ? AND cohort_dimension = 'all'""", [day]).fetchall()[0]
+    return dg.MaterializeResult(metadata={"dagster/row_count": rows, "conversion_rate": float(conversion or 0),
+                                          "support_deflection_rate": float(deflection or 0)})
+
+
+@dg.asset(
+    key=["metrics", "version_comparison"],
+    group_name="metrics",
+    owners=OWNERS,
+    kinds={"duckdb"},
+    partitions_def=daily_partitions,
+    pool="warehouse",
+    deps=[dg.AssetDep(["analytics", name], partition_mapping=dg.TimeWindowPartitionMapping(
+        -(WINDOW_DAYS + BASELINE_LOOKBACK_DAYS), 0)) for name in ("ai_responses", "ai_turns", "ai_conversations")],
+)
+def version_comparison(context: dg.AssetExecutionContext, warehouse: Warehouse):
+    """Each new model or prompt version against the one it replaced in its arm, and each variant
+    against control: rate differences with intervals, bootstrap intervals for p95 latency and cost
+    per outcome, p-values and a plain-language verdict."""
+    day = date.fromisoformat(context.partition_key)
+    with warehouse.get_connection() as con:
+        rows = build_comparison(con, day)
+        verdicts = dict(con.execute(
+            f"SELECT verdict, count(*) FROM {COMPARISON_TABLE} WHERE dt = ? GROUP BY 1", [day]).fetchall())
+    return dg.MaterializeResult(metadata={"dagster/row_count": rows, "regressions": verdicts.get("regression", 0),
+                                          "improvements": verdicts.get("improvement", 0)})

@@ -1,0 +1,185 @@
+"""`metrics.version_comparison`: each new version or variant against its baseline, with a verdict.
+
+Comparisons made on each dt:
+- a `model_version` change within a feature-flag arm: the version the arm runs on dt (candidate, its
+  days in the last 7) against the version it replaced (baseline, its days in the 14 before the
+  candidate first appeared), pooling prompt versions;
+- a `prompt_version` change the same way, but within one arm *and* model version: prompts change
+  more often than models, and a prompt comparison must not absorb a model swap's effect;
+- each feature-flag variant against `control`, over the last 7 days.
+
+Metrics: success rate (responses), conversion, completion and support deflection (conversations;
+overall and by plan, since a change can help one cohort and hurt another), p95 latency (responses)
+and cost per successful outcome (turns). Rates get a Newcombe interval and a two-proportion z-test,
+which treat conversations as independent: outcomes matched per user (a ticket or a conversion
+counts for each of the user's conversations in the window) are clustered, so their p-values are
+optimistic when users hold many conversations;
+p95 and cost per outcome a seeded bootstrap (`stats.py`). Outcome rates use only conversations whose
+attribution window has closed (they began before the latest landed conversions' day), so recent
+days are not read as regressions for lack of time. Below `MIN_SAMPLE` units on either side the
+verdict is "not enough data".
+
+Grain: one row per (dt, dimension, arm, baseline, candidate, metric, cohort_dimension, cohort).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import numpy as np
+import pandas as pd
+
+from telemetry_assets.analytics.joins import CONVERSATIONS_TABLE, RESPONSES_TABLE, TURNS_TABLE
+from telemetry_assets.analytics.stats import Difference, bootstrap_difference, cost_per_outcome, p95, rate_difference
+from telemetry_assets.ingest.tables import create_or_extend
+
+COMPARISON_TABLE = "metrics.version_comparison"
+WINDOW_DAYS = 7
+BASELINE_LOOKBACK_DAYS = 14
+MIN_SAMPLE = 100
+SIGNIFICANCE = 0.05
+CONTROL = "control"
+HIGHER_IS_BETTER = {"success_rate": True, "conversion_rate": True, "completion_rate": True,
+                    "support_deflection_rate": True, "p95_latency_ms": False, "cost_per_successful_outcome": False}
+COMPARISON = {
+    "dt": "DATE", "dimension": "VARCHAR", "arm": "VARCHAR", "baseline": "VARCHAR", "candidate": "VARCHAR",
+    "metric": "VARCHAR", "cohort_dimension": "VARCHAR", "cohort": "VARCHAR",
+    "n_baseline": "BIGINT", "n_candidate": "BIGINT", "baseline_value": "DOUBLE", "candidate_value": "DOUBLE",
+    "difference": "DOUBLE", "ci_low": "DOUBLE", "ci_high": "DOUBLE", "p_value": "DOUBLE",
+    "verdict": "VARCHAR", "message": "VARCHAR",
+}
+
+
+@dataclass(frozen=True)
+class Comparison:
+    dimension: str
+    arm: str
+    baseline: str
+    candidate: str
+    baseline_filter: str  # SQL over an analytics table: which rows are the baseline
+    candidate_filter: str
+
+
+def build_comparison(con, day: date) -> int:
+    create_or_extend(con, COMPARISON_TABLE, "One row per dt, comparison, metric and cohort.", COMPARISON)
+    rows = [row for comparison in _comparisons(con, day) for row in _compare(con, day, comparison)]
+    frame = pd.DataFrame(rows, columns=list(COMPARISON))
+    con.register("comparison_rows", frame)
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute(f"DELETE FROM {COMPARISON_TABLE} WHERE dt = ?", [day])
+        con.execute(f"INSERT INTO {COMPARISON_TABLE} BY NAME SELECT * FROM comparison_rows")
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return len(frame)
+
+
+def _comparisons(con, day: date) -> list[Comparison]:
+    start = day - timedelta(days=WINDOW_DAYS - 1)
+    found = []
+    for dimension, context in (("model_version", ["feature_flag_state"]),
+                               ("prompt_version", ["feature_flag_state", "model_version"])):
+        history = con.execute(
+            f"""SELECT {", ".join(context)}, {dimension}, min(dt) AS first_day, max(dt) AS last_day
+                FROM {RESPONSES_TABLE} WHERE dt BETWEEN ? AND ? GROUP BY ALL ORDER BY ALL""",
+            [day - timedelta(days=WINDOW_DAYS + BASELINE_LOOKBACK_DAYS), day]).fetchall()
+        by_context: dict[tuple, list] = {}
+        for *held, version, first_day, last_day in history:
+            by_context.setdefault(tuple(held), []).append((version, first_day, last_day))
+        for held, versions in by_context.items():
+            versions.sort(key=lambda v: v[1])
+            current = [v for v in versions if v[2] == day]
+            if len(versions) < 2 or not current:
+                continue
+            candidate, candidate_first, _ = current[-1]
+            earlier = [v for v in versions if v[1] < candidate_first and v[0] != candidate]
+            if not earlier:
+                continue
+            baseline = earlier[-1][0]
+            fixed = " AND ".join(f"{column} = '{value}'" for column, value in zip(context, held))
+            found.append(Comparison(
+                dimension, " on ".join(held), baseline, candidate,
+                f"{fixed} AND {dimension} = '{baseline}' AND dt < DATE '{candidate_first}'",
+                f"{fixed} AND {dimension} = '{candidate}' AND dt >= DATE '{max(candidate_first, start)}'",
+            ))
+    arms = [r[0] for r in con.execute(
+        f"SELECT DISTINCT feature_flag_state FROM {RESPONSES_TABLE} WHERE dt BETWEEN ? AND ? ORDER BY 1", [start, day]).fetchall()]
+    window = f"dt BETWEEN DATE '{start}' AND DATE '{day}'"
+    for arm in arms:
+        if arm != CONTROL and CONTROL in arms:
+            found.append(Comparison("feature_flag_state", arm, CONTROL, arm,
+                                    f"feature_flag_state = '{CONTROL}' AND {window}", f"feature_flag_state = '{arm}' AND {window}"))
+    return found
+
+
+def _compare(con, day: date, c: Comparison) -> list[list]:
+    rows = []
+    where = lambda side: f"({side}) AND dt <= DATE '{day}'"
+    responses = {side: con.execute(f"SELECT response_status = 'success' AS ok, latency_ms FROM {RESPONSES_TABLE} WHERE {where(f)}").df()
+                 for side, f in (("baseline", c.baseline_filter), ("candidate", c.candidate_filter))}
+    ok = {side: int(frame["ok"].sum()) for side, frame in responses.items()}
+    rows.append(_row(day, c, "success_rate", "all", "all", len(responses["baseline"]), len(responses["candidate"]),
+                     rate_difference(ok["baseline"], len(responses["baseline"]), ok["candidate"], len(responses["candidate"]))))
+    latencies = {side: frame["latency_ms"].dropna().to_numpy() for side, frame in responses.items()}
+    rows.append(_row(day, c, "p95_latency_ms", "all", "all", len(latencies["baseline"]), len(latencies["candidate"]),
+                     bootstrap_difference(latencies["baseline"], latencies["candidate"], p95)))
+    turns = {side: con.execute(
+        f"SELECT coalesce(cost_usd, 0) AS cost, successful_outcome::DOUBLE AS success FROM {TURNS_TABLE} WHERE {where(f)}"
+    ).df().to_numpy(dtype=float) for side, f in (("baseline", c.baseline_filter), ("candidate", c.candidate_filter))}
+    rows.append(_row(day, c, "cost_per_successful_outcome", "all", "all", len(turns["baseline"]), len(turns["candidate"]),
+                     bootstrap_difference(turns["baseline"], turns["candidate"], cost_per_outcome)))
+    rows.extend(_outcome_rows(con, day, c, where))
+    return rows
+
+
+def _outcome_rows(con, day: date, c: Comparison, where) -> list[list]:
+    """Conversation rates, overall and by plan, over conversations whose attribution window closed."""
+    matured = "dt < (SELECT max(dt) FROM sources.conversions)"
+    frames = {side: con.execute(
+        f"""SELECT coalesce(plan, 'unknown') AS plan, converted, completed, deflected
+            FROM {CONVERSATIONS_TABLE} WHERE {where(f)} AND {matured}""").df()
+        for side, f in (("baseline", c.baseline_filter), ("candidate", c.candidate_filter))}
+    rows = []
+    cohorts = [("all", "all")] + [("plan", p) for p in sorted(set(frames["baseline"]["plan"]) | set(frames["candidate"]["plan"]))]
+    for dimension, cohort in cohorts:
+        picked = {side: frame if dimension == "all" else frame[frame["plan"] == cohort] for side, frame in frames.items()}
+        for metric, column in (("conversion_rate", "converted"), ("completion_rate", "completed"),
+                               ("support_deflection_rate", "deflected")):
+            n = {side: len(frame) for side, frame in picked.items()}
+            k = {side: int(frame[column].sum()) for side, frame in picked.items()}
+            rows.append(_row(day, c, metric, dimension, cohort, n["baseline"], n["candidate"],
+                             rate_difference(k["baseline"], n["baseline"], k["candidate"], n["candidate"])))
+    return rows
+
+
+def _row(day, c: Comparison, metric, cohort_dimension, cohort, n_base, n_cand, d: Difference) -> list:
+    verdict, message = _verdict(metric, cohort, n_base, n_cand, d)
+    return [day, c.dimension, c.arm, c.baseline, c.candidate, metric, cohort_dimension, cohort, n_base, n_cand,
+            d.baseline, d.candidate, d.difference, d.low, d.high, d.p_value, verdict, message]
+
+
+def _verdict(metric: str, cohort: str, n_base: int, n_cand: int, d: Difference) -> tuple[str, str]:
+    scope = "" if cohort == "all" else f" for plan={cohort}"
+    if min(n_base, n_cand) < MIN_SAMPLE or d.p_value is None:
+        return "not enough data", f"{metric}{scope}: {n_base} vs {n_cand}, need {MIN_SAMPLE} on each side"
+    change = f"{_fmt(metric, d.baseline)} -> {_fmt(metric, d.candidate)}"
+    interval = f"95% CI {_fmt(metric, d.low, signed=True)} to {_fmt(metric, d.high, signed=True)}, p={d.p_value:.3g}"
+    if d.p_value >= SIGNIFICANCE:
+        return "no significant change", f"{metric}{scope}: {change} ({interval})"
+    better = (d.difference > 0) == HIGHER_IS_BETTER[metric]
+    verdict = "improvement" if better else "regression"
+    return verdict, f"{metric}{scope} {verdict}: {change} ({interval})"
+
+
+def _fmt(metric: str, value: float | None, signed: bool = False) -> str:
+    if value is None or not np.isfinite(value):
+        return "n/a"
+    sign = "-" if value < 0 else "+" if signed and value > 0 else ""
+    if metric.endswith("_rate"):
+        return f"{sign}{abs(value) * 100:.1f}{' pts' if signed else '%'}"
+    if metric == "p95_latency_ms":
+        return f"{sign}{abs(value):,.0f} ms"
+    return f"{sign}${abs(value):.5f}"

@@ -1,0 +1,90 @@
+"""`telemetry report --date D`: the day's performance, business, safety and version comparison.
+
+Every number is read from the metric tables; arrows compare it with the same group's mean over the
+previous 7 days (blank when the group is new), so a change reads at a glance.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+PERFORMANCE_COLUMNS = [
+    ("requests", "requests", "{:,.0f}"), ("success_rate", "success", "{:.1%}"), ("p95_latency_ms", "p95 ms", "{:,.0f}"),
+    ("total_cost_usd", "cost $", "{:,.4f}"), ("cost_per_successful_outcome", "$/outcome", "{:.5f}"),
+    ("conversation_completion_rate", "completion", "{:.1%}"),
+]
+BUSINESS_COLUMNS = [
+    ("conversations", "conversations", "{:,.0f}"), ("conversion_rate", "conversion", "{:.1%}"),
+    ("multi_turn_share", "multi-turn", "{:.1%}"), ("d1_retention", "D1", "{:.1%}"),
+    ("support_deflection_rate", "deflection", "{:.1%}"),
+]
+KEY = ["model_version", "prompt_version", "feature_flag_state"]
+
+
+def render_report(con, day: date) -> str:
+    sections = [f"AI telemetry report for {day}  (arrows: against the same group's mean over the previous 7 days)"]
+    sections.append(_section(con, "Performance", "metrics.performance_daily", day, KEY, PERFORMANCE_COLUMNS, ""))
+    sections.append(_section(con, "Business (all users, and by plan)", "metrics.business_daily", day,
+                             KEY + ["cohort"], BUSINESS_COLUMNS, "AND cohort_dimension IN ('all', 'plan')"))
+    sections.append(_safety(con, day))
+    sections.append(_comparison(con, day))
+    return "\n\n".join(sections)
+
+
+def _section(con, title, table, day, key, columns, where) -> str:
+    names = ", ".join(key + [c for c, _, _ in columns])
+    today = con.execute(f"SELECT {names} FROM {table} WHERE dt = ? {where} ORDER BY ALL", [day]).fetchall()
+    history = con.execute(
+        f"""SELECT {", ".join(key)}, {", ".join(f"avg({c})" for c, _, _ in columns)} FROM {table}
+            WHERE dt BETWEEN ? AND ? {where} GROUP BY ALL""", [day - timedelta(days=7), day - timedelta(days=1)]).fetchall()
+    before = {tuple(row[:len(key)]): row[len(key):] for row in history}
+    header = [k.replace("_", " ") for k in key] + [label for _, label, _ in columns]
+    body = []
+    for row in today:
+        group, values = tuple(row[:len(key)]), row[len(key):]
+        past = before.get(group, [None] * len(columns))
+        body.append([str(v) for v in group] + [_cell(v, p, fmt) for v, p, (_, _, fmt) in zip(values, past, columns)])
+    return f"{title}\n" + (_table(header, body) if body else "  (no rows)")
+
+
+def _cell(value, past, fmt: str) -> str:
+    if value is None:
+        return "-"
+    text = fmt.format(value)
+    if past is None or past == 0:
+        return text
+    change = (value - past) / abs(past)
+    arrow = "↑" if change > 0.02 else "↓" if change < -0.02 else "→"
+    return f"{text} {arrow}{abs(change):.0%}"
+
+
+def _safety(con, day: date) -> str:
+    rows = con.execute(
+        """SELECT redaction_rate, consent_enforcement_rate, audit_completeness, sensitive_destinations_blocked
+           FROM metrics.safety_daily WHERE dt = ?""", [day]).fetchall()
+    if not rows:
+        return "Safety\n  (no rows)"
+    redaction, enforcement, completeness, blocked = rows[0]
+    pct = lambda v: "-" if v is None else f"{v:.1%}"
+    return _table(["redaction rate", "consent enforcement", "audit completeness", "deliveries blocked"],
+                  [[pct(redaction), pct(enforcement), pct(completeness), f"{blocked:,}"]], title="Safety")
+
+
+def _comparison(con, day: date) -> str:
+    rows = con.execute(
+        """SELECT verdict, dimension, arm, baseline, candidate, message FROM metrics.version_comparison
+           WHERE dt = ? AND verdict IN ('regression', 'improvement')
+           ORDER BY verdict DESC, dimension, arm, message""", [day]).fetchall()
+    counts = dict(con.execute("SELECT verdict, count(*) FROM metrics.version_comparison WHERE dt = ? GROUP BY 1", [day]).fetchall())
+    lines = [f"Version comparison ({', '.join(f'{v}: {n}' for v, n in sorted(counts.items())) or 'no comparisons'})"]
+    for verdict, dimension, arm, baseline, candidate, message in rows:
+        mark = "✗" if verdict == "regression" else "✓"
+        lines.append(f"  {mark} [{arm}] {dimension} {baseline} -> {candidate}: {message}")
+    return "\n".join(lines)
+
+
+def _table(header: list[str], rows: list[list[str]], title: str | None = None) -> str:
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows)]
+    line = lambda cells: "  " + "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()
+    out = [line(header), line(["-" * w for w in widths])] + [line(r) for r in rows]
+    return "\n".join(([title] if title else []) + out)

@@ -1,0 +1,99 @@
+"""A week of generated traffic through Dagster: the incidents show where a product team would look."""
+
+from datetime import date
+
+import dagster as dg
+import duckdb
+import pytest
+
+from resources.object_store import LocalObjectStore
+from resources.secrets import GovernanceSecrets
+from resources.secure_store import SecureStore
+from resources.warehouse import Warehouse
+from telemetry_assets.analytics.stats import rate_difference
+from telemetry_assets.defs.jobs import STAGES
+from telemetry_assets.definitions import defs
+from telemetry_assets.generate.traffic import GeneratorConfig, generate
+from telemetry_assets.report import render_report
+
+
+@pytest.fixture(scope="module")
+def week(tmp_path_factory):
+    home = tmp_path_factory.mktemp("week")
+    lake = LocalObjectStore(root=str(home / "lake"))
+    manifest = generate(lake, GeneratorConfig(days=7, users=150, events_per_day=1_500, seed=7, start=date(2026, 9, 1)))
+    resources = {"lake": lake, "warehouse": Warehouse(database=str(home / "warehouse.duckdb")),
+                 "secure_store": SecureStore(database=str(home / "secure.duckdb")), "secrets": GovernanceSecrets()}
+    instance = dg.DagsterInstance.ephemeral()
+    for job in STAGES:
+        for day in manifest["days"]:
+            assert defs.resolve_job_def(job).execute_in_process(partition_key=day, instance=instance, resources=resources).success
+    con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
+    yield con, manifest
+    con.close()
+
+
+def incident(manifest, name):
+    return next(i for i in manifest["incidents"] if i["name"] == name)
+
+
+def test_the_cheaper_faster_model_hides_a_conversion_drop_for_free_users(week):
+    con, manifest = week
+    swap = incident(manifest, "control_model_swap")
+    before, after = con.execute(
+        """SELECT avg(conversion_rate) FILTER (WHERE dt < $swap), avg(conversion_rate) FILTER (WHERE dt >= $swap AND dt < DATE '2026-09-07')
+           FROM metrics.business_daily
+           WHERE feature_flag_state = 'control' AND cohort_dimension = 'plan' AND cohort = 'free'""",
+        {"swap": date.fromisoformat(swap["first_day"])}).fetchall()[0]
+    assert after < before / 2
+    verdicts = dict(con.execute(
+        """SELECT metric || ':' || cohort, verdict FROM metrics.version_comparison
+           WHERE dt = DATE '2026-09-07' AND dimension = 'model_version' AND arm = 'control'
+             AND candidate = ? AND metric IN ('conversion_rate', 'p95_latency_ms')""", [swap["model_version"]]).fetchall())
+    assert verdicts["p95_latency_ms:all"] == "improvement"
+    assert verdicts["conversion_rate:free"] == "regression"
+    (p_value,) = con.execute(
+        """SELECT p_value FROM metrics.version_comparison WHERE dt = DATE '2026-09-07' AND arm = 'control'
+             AND dimension = 'model_version' AND metric = 'conversion_rate' AND cohort = 'free'""").fetchall()[0]
+    assert p_value < 0.01
+
+
+def test_the_bigger_model_shows_as_a_latency_and_cost_regression(week):
+    con, manifest = week
+    upgrade = incident(manifest, "variant_model_upgrade")
+    verdicts = dict(con.execute(
+        """SELECT metric, verdict FROM metrics.version_comparison
+           WHERE dt = DATE '2026-09-07' AND dimension = 'model_version' AND arm = 'variant_b' AND candidate = ?
+             AND cohort = 'all'""", [upgrade["model_version"]]).fetchall())
+    assert verdicts["p95_latency_ms"] == "regression" and verdicts["cost_per_successful_outcome"] == "regression"
+
+
+def test_retention_is_null_until_the_day_it_looks_at_has_landed(week):
+    con, _ = week
+    rows = dict(con.execute(
+        """SELECT dt::VARCHAR, max(d1_retention) FROM metrics.business_daily WHERE cohort_dimension = 'all' GROUP BY 1""").fetchall())
+    assert rows["2026-09-07"] is None and all(rows[d] is not None for d in rows if d < "2026-09-07")
+    assert con.execute("SELECT count(*) FROM metrics.business_daily WHERE d7_retention IS NOT NULL").fetchall() == [(0,)]
+
+
+def test_small_groups_say_not_enough_data(week):
+    con, _ = week
+    rows = con.execute(
+        """SELECT n_baseline, n_candidate, message FROM metrics.version_comparison
+           WHERE verdict = 'not enough data' LIMIT 5""").fetchall()
+    assert rows and all(min(b, c) < 100 and "need 100 on each side" in m for b, c, m in rows)
+
+
+def test_the_report_shows_each_table_and_the_regressions(week):
+    con, manifest = week
+    text = render_report(con, date(2026, 9, 7))
+    for title in ("Performance", "Business (all users, and by plan)", "Safety", "Version comparison"):
+        assert title in text
+    assert "conversion_rate for plan=free regression" in text
+    assert "↑" in text or "↓" in text
+
+
+def test_rate_difference_matches_a_hand_computed_z_test():
+    d = rate_difference(36, 480, 9, 360)
+    assert d.difference == pytest.approx(-0.05) and d.p_value == pytest.approx(0.001448, abs=1e-5)
+    assert d.low < -0.05 < d.high < 0
