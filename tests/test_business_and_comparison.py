@@ -97,3 +97,25 @@ def test_rate_difference_matches_a_hand_computed_z_test():
     d = rate_difference(36, 480, 9, 360)
     assert d.difference == pytest.approx(-0.05) and d.p_value == pytest.approx(0.001448, abs=1e-5)
     assert d.low < -0.05 < d.high < 0
+
+
+def test_rebuilding_a_day_of_comparisons_gives_identical_rows(week, tmp_path):
+    con, _ = week
+    (path,) = [row[0] for row in con.execute("SELECT path FROM duckdb_databases() WHERE database_name = 'warehouse'").fetchall()]
+    copy = tmp_path / "copy.duckdb"
+    copy.write_bytes(open(path, "rb").read())
+    from telemetry_assets.analytics.comparison import build_comparison
+
+    with duckdb.connect(str(copy)) as writable:
+        writable.execute("SET TimeZone = 'UTC'")
+        query = "SELECT * FROM metrics.version_comparison WHERE dt = DATE '2026-09-07' ORDER BY ALL"
+        before = writable.execute(query).fetchall()
+        build_comparison(writable, date(2026, 9, 7))
+        assert writable.execute(query).fetchall() == before and len(before) > 20
+
+
+def test_benjamini_hochberg_matches_a_worked_example():
+    from telemetry_assets.analytics.stats import benjamini_hochberg
+
+    q = benjamini_hochberg([0.01, None, 0.04, 0.03, 0.005])
+    assert q == [pytest.approx(0.02), None, pytest.approx(0.04), pytest.approx(0.04), pytest.approx(0.02)]

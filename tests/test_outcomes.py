@@ -6,6 +6,8 @@ from datetime import date, timedelta
 import pytest
 
 from checks.sources import load_sources
+from telemetry_assets.analytics.business import build_business
+from telemetry_assets.analytics.comparison import build_comparison
 from telemetry_assets.analytics.joins import build_joins
 from telemetry_assets.analytics.performance import build_performance
 from telemetry_assets.settings import CONFIG_DIR
@@ -31,11 +33,13 @@ def turn(conversation, number, when, action="accepted", day=DAY, action_day=None
     return calls
 
 
-def land(lake, warehouse, ingest, policy, by_day, conversions=()):
+def land(lake, warehouse, ingest, policy, by_day, conversions=(), tickets=()):
     for day, calls in by_day.items():
         lake.put(f"raw/ai_events/dt={day.isoformat()}/p.jsonl.gz", gz(*calls))
     lines = "".join(json.dumps(c) + "\n" for c in conversions)
     lake.put(f"sources/conversions/dt={NEXT.isoformat()}/c.jsonl", lines.encode())
+    lines = "".join(json.dumps(t) + "\n" for t in tickets)
+    lake.put(f"sources/support_tickets/dt={NEXT.isoformat()}/t.jsonl", lines.encode())
     lake.put("sources/user_profiles/p.csv", b"user_id,plan,country,signup_at\nusr_1,free,GB,2026-01-01\n")
     for day in by_day:
         ingest(day)
@@ -43,20 +47,24 @@ def land(lake, warehouse, ingest, policy, by_day, conversions=()):
             load_source(lake, warehouse, spec, day)
     for day in by_day:
         build_joins(warehouse, day, policy)
+    for day in by_day:
         build_performance(warehouse, day)
+        build_business(warehouse, day)
+        build_comparison(warehouse, day)
 
 
-def test_an_action_and_a_conversion_after_midnight_count_for_the_day_the_turn_began(lake, warehouse, ingest, policy):
+def test_an_action_a_conversion_and_a_ticket_after_midnight_count_for_the_day_the_turn_began(lake, warehouse, ingest, policy):
     late = turn("late", 1, "23:59:00", action_day=NEXT)
     conversion = {"conversion_id": "cv1", "user_id": "usr_1", "occurred_at": f"{NEXT}T03:00:00Z", "type": "purchase"}
+    ticket = {"ticket_id": "T-1", "user_id": "usr_1", "created_at": f"{NEXT}T02:00:00Z"}
     land(lake, warehouse, ingest, policy, {DAY: late[:2], NEXT: late[2:] + turn("next", 1, "10:00:00", action=None, day=NEXT)},
-         conversions=[conversion])
+         conversions=[conversion], tickets=[ticket])
     turns = warehouse.execute("SELECT dt, conversation_id, first_action_type, successful_outcome FROM analytics.ai_turns ORDER BY 2").fetchall()
     assert turns == [(DAY, "late", "accepted", True), (NEXT, "next", None, False)]
     conversations = warehouse.execute(
-        "SELECT dt, conversation_id, converted, completed, plan FROM analytics.ai_conversations ORDER BY 2").fetchall()
-    # the 03:00 conversion follows the late conversation, not the one that began at 10:00
-    assert conversations == [(DAY, "late", True, True, "free"), (NEXT, "next", False, False, "free")]
+        "SELECT dt, conversation_id, converted, deflected, completed, plan FROM analytics.ai_conversations ORDER BY 2").fetchall()
+    # the 02:00 ticket and 03:00 conversion follow the late conversation, not the one that began at 10:00
+    assert conversations == [(DAY, "late", True, False, True, "free"), (NEXT, "next", False, True, False, "free")]
 
 
 def test_missing_cost_is_priced_from_the_dated_table_with_cached_tokens_apart(lake, warehouse, ingest, policy, tmp_path, monkeypatch):
@@ -82,10 +90,13 @@ def test_a_group_without_successful_outcomes_has_null_cost_per_outcome(lake, war
 
 def test_rerunning_joins_and_metrics_gives_identical_rows(lake, warehouse, ingest, policy):
     land(lake, warehouse, ingest, policy, {DAY: turn("a", 1, "10:00:00") + turn("a", 2, "10:05:00", action="escalated")})
-    tables = ("analytics.ai_responses", "analytics.ai_turns", "analytics.ai_conversations", "metrics.performance_daily")
+    tables = ("analytics.ai_responses", "analytics.ai_turns", "analytics.ai_conversations", "metrics.performance_daily",
+              "metrics.business_daily", "metrics.version_comparison")
     snapshot = lambda: {t: warehouse.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall() for t in tables}
     first = snapshot()
     build_joins(warehouse, DAY, policy)
     build_performance(warehouse, DAY)
-    assert snapshot() == first
+    build_business(warehouse, DAY)
+    build_comparison(warehouse, DAY)
+    assert snapshot() == first and first["metrics.business_daily"]
     assert warehouse.execute("SELECT completed, escalated, turns FROM analytics.ai_conversations").fetchall() == [(False, True, 2)]

@@ -13,7 +13,8 @@ overall and by plan, since a change can help one cohort and hurt another), p95 l
 and cost per successful outcome (turns). Rates get a Newcombe interval and a two-proportion z-test,
 which treat conversations as independent: outcomes matched per user (a ticket or a conversion
 counts for each of the user's conversations in the window) are clustered, so their p-values are
-optimistic when users hold many conversations;
+optimistic when users hold many conversations. A day runs dozens of tests, so the verdict uses the
+Benjamini-Hochberg q-value over the day's tests (false discoveries held at 5% of flags), not p;
 p95 and cost per outcome a seeded bootstrap (`stats.py`). Outcome rates use only conversations whose
 attribution window has closed (they began before the latest landed conversions' day), so recent
 days are not read as regressions for lack of time. Below `MIN_SAMPLE` units on either side the
@@ -31,7 +32,14 @@ import numpy as np
 import pandas as pd
 
 from telemetry_assets.analytics.joins import CONVERSATIONS_TABLE, RESPONSES_TABLE, TURNS_TABLE
-from telemetry_assets.analytics.stats import Difference, bootstrap_difference, cost_per_outcome, p95, rate_difference
+from telemetry_assets.analytics.stats import (
+    Difference,
+    benjamini_hochberg,
+    bootstrap_difference,
+    cost_per_outcome,
+    p95,
+    rate_difference,
+)
 from telemetry_assets.ingest.tables import create_or_extend
 
 COMPARISON_TABLE = "metrics.version_comparison"
@@ -46,7 +54,7 @@ COMPARISON = {
     "dt": "DATE", "dimension": "VARCHAR", "arm": "VARCHAR", "baseline": "VARCHAR", "candidate": "VARCHAR",
     "metric": "VARCHAR", "cohort_dimension": "VARCHAR", "cohort": "VARCHAR",
     "n_baseline": "BIGINT", "n_candidate": "BIGINT", "baseline_value": "DOUBLE", "candidate_value": "DOUBLE",
-    "difference": "DOUBLE", "ci_low": "DOUBLE", "ci_high": "DOUBLE", "p_value": "DOUBLE",
+    "difference": "DOUBLE", "ci_low": "DOUBLE", "ci_high": "DOUBLE", "p_value": "DOUBLE", "q_value": "DOUBLE",
     "verdict": "VARCHAR", "message": "VARCHAR",
 }
 
@@ -63,8 +71,9 @@ class Comparison:
 
 def build_comparison(con, day: date) -> int:
     create_or_extend(con, COMPARISON_TABLE, "One row per dt, comparison, metric and cohort.", COMPARISON)
-    rows = [row for comparison in _comparisons(con, day) for row in _compare(con, day, comparison)]
-    frame = pd.DataFrame(rows, columns=list(COMPARISON))
+    results = [result for comparison in _comparisons(con, day) for result in _compare(con, day, comparison)]
+    q_values = benjamini_hochberg([r.difference.p_value if r.enough else None for r in results])
+    frame = pd.DataFrame([r.row(q) for r, q in zip(results, q_values)], columns=list(COMPARISON))
     con.register("comparison_rows", frame)
     con.execute("BEGIN TRANSACTION")
     try:
@@ -115,27 +124,27 @@ def _comparisons(con, day: date) -> list[Comparison]:
     return found
 
 
-def _compare(con, day: date, c: Comparison) -> list[list]:
+def _compare(con, day: date, c: Comparison) -> list["_Result"]:
     rows = []
     where = lambda side: f"({side}) AND dt <= DATE '{day}'"
     responses = {side: con.execute(f"SELECT response_status = 'success' AS ok, latency_ms FROM {RESPONSES_TABLE} WHERE {where(f)}").df()
                  for side, f in (("baseline", c.baseline_filter), ("candidate", c.candidate_filter))}
     ok = {side: int(frame["ok"].sum()) for side, frame in responses.items()}
-    rows.append(_row(day, c, "success_rate", "all", "all", len(responses["baseline"]), len(responses["candidate"]),
-                     rate_difference(ok["baseline"], len(responses["baseline"]), ok["candidate"], len(responses["candidate"]))))
+    rows.append(_Result(day, c, "success_rate", "all", "all", len(responses["baseline"]), len(responses["candidate"]),
+                        rate_difference(ok["baseline"], len(responses["baseline"]), ok["candidate"], len(responses["candidate"]))))
     latencies = {side: frame["latency_ms"].dropna().to_numpy() for side, frame in responses.items()}
-    rows.append(_row(day, c, "p95_latency_ms", "all", "all", len(latencies["baseline"]), len(latencies["candidate"]),
-                     bootstrap_difference(latencies["baseline"], latencies["candidate"], p95)))
+    rows.append(_Result(day, c, "p95_latency_ms", "all", "all", len(latencies["baseline"]), len(latencies["candidate"]),
+                        bootstrap_difference(latencies["baseline"], latencies["candidate"], p95)))
     turns = {side: con.execute(
         f"SELECT coalesce(cost_usd, 0) AS cost, successful_outcome::DOUBLE AS success FROM {TURNS_TABLE} WHERE {where(f)}"
     ).df().to_numpy(dtype=float) for side, f in (("baseline", c.baseline_filter), ("candidate", c.candidate_filter))}
-    rows.append(_row(day, c, "cost_per_successful_outcome", "all", "all", len(turns["baseline"]), len(turns["candidate"]),
-                     bootstrap_difference(turns["baseline"], turns["candidate"], cost_per_outcome)))
+    rows.append(_Result(day, c, "cost_per_successful_outcome", "all", "all", len(turns["baseline"]), len(turns["candidate"]),
+                        bootstrap_difference(turns["baseline"], turns["candidate"], cost_per_outcome)))
     rows.extend(_outcome_rows(con, day, c, where))
     return rows
 
 
-def _outcome_rows(con, day: date, c: Comparison, where) -> list[list]:
+def _outcome_rows(con, day: date, c: Comparison, where) -> list["_Result"]:
     """Conversation rates, overall and by plan, over conversations whose attribution window closed."""
     matured = "dt < (SELECT max(dt) FROM sources.conversions)"
     frames = {side: con.execute(
@@ -150,28 +159,50 @@ def _outcome_rows(con, day: date, c: Comparison, where) -> list[list]:
                                ("support_deflection_rate", "deflected")):
             n = {side: len(frame) for side, frame in picked.items()}
             k = {side: int(frame[column].sum()) for side, frame in picked.items()}
-            rows.append(_row(day, c, metric, dimension, cohort, n["baseline"], n["candidate"],
-                             rate_difference(k["baseline"], n["baseline"], k["candidate"], n["candidate"])))
+            rows.append(_Result(day, c, metric, dimension, cohort, n["baseline"], n["candidate"],
+                                rate_difference(k["baseline"], n["baseline"], k["candidate"], n["candidate"])))
     return rows
 
 
-def _row(day, c: Comparison, metric, cohort_dimension, cohort, n_base, n_cand, d: Difference) -> list:
-    verdict, message = _verdict(metric, cohort, n_base, n_cand, d)
-    return [day, c.dimension, c.arm, c.baseline, c.candidate, metric, cohort_dimension, cohort, n_base, n_cand,
-            d.baseline, d.candidate, d.difference, d.low, d.high, d.p_value, verdict, message]
+@dataclass(frozen=True)
+class _Result:
+    day: date
+    comparison: Comparison
+    metric: str
+    cohort_dimension: str
+    cohort: str
+    n_baseline: int
+    n_candidate: int
+    difference: Difference
+
+    @property
+    def enough(self) -> bool:
+        return min(self.n_baseline, self.n_candidate) >= MIN_SAMPLE and self.difference.p_value is not None
+
+    def row(self, q_value: float | None) -> list:
+        c, d = self.comparison, self.difference
+        verdict, message = self._verdict(q_value)
+        return [self.day, c.dimension, c.arm, c.baseline, c.candidate, self.metric, self.cohort_dimension, self.cohort,
+                self.n_baseline, self.n_candidate, d.baseline, d.candidate, d.difference, d.low, d.high, d.p_value,
+                q_value, verdict, message]
+
+    def _verdict(self, q_value: float | None) -> tuple[str, str]:
+        metric, d = self.metric, self.difference
+        scope = "" if self.cohort == "all" else f" for plan={self.cohort}"
+        if not self.enough:
+            return "not enough data", f"{metric}{scope}: {self.n_baseline} vs {self.n_candidate}, need {MIN_SAMPLE} on each side"
+        change = f"{_fmt(metric, d.baseline)} -> {_fmt(metric, d.candidate)}"
+        interval = (f"95% CI {_fmt(metric, d.low, signed=True)} to {_fmt(metric, d.high, signed=True)}, "
+                    f"p{_probability(d.p_value)}, q{_probability(q_value)}")
+        if q_value >= SIGNIFICANCE:
+            return "no significant change", f"{metric}{scope}: {change} ({interval})"
+        verdict = "improvement" if (d.difference > 0) == HIGHER_IS_BETTER[metric] else "regression"
+        return verdict, f"{metric}{scope} {verdict}: {change} ({interval})"
 
 
-def _verdict(metric: str, cohort: str, n_base: int, n_cand: int, d: Difference) -> tuple[str, str]:
-    scope = "" if cohort == "all" else f" for plan={cohort}"
-    if min(n_base, n_cand) < MIN_SAMPLE or d.p_value is None:
-        return "not enough data", f"{metric}{scope}: {n_base} vs {n_cand}, need {MIN_SAMPLE} on each side"
-    change = f"{_fmt(metric, d.baseline)} -> {_fmt(metric, d.candidate)}"
-    interval = f"95% CI {_fmt(metric, d.low, signed=True)} to {_fmt(metric, d.high, signed=True)}, p={d.p_value:.3g}"
-    if d.p_value >= SIGNIFICANCE:
-        return "no significant change", f"{metric}{scope}: {change} ({interval})"
-    better = (d.difference > 0) == HIGHER_IS_BETTER[metric]
-    verdict = "improvement" if better else "regression"
-    return verdict, f"{metric}{scope} {verdict}: {change} ({interval})"
+def _probability(value: float) -> str:
+    """'=0.0123', or '<0.001' where a bootstrap of 1,000 resamples cannot resolve smaller values."""
+    return "<0.001" if value < 0.001 else f"={value:.3g}"
 
 
 def _fmt(metric: str, value: float | None, signed: bool = False) -> str:

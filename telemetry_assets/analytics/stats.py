@@ -85,3 +85,19 @@ def cost_per_outcome(samples: np.ndarray) -> np.ndarray:
     costs, successes = samples[..., 0].sum(axis=-1), samples[..., 1].sum(axis=-1)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(successes > 0, costs / successes, np.nan)
+
+
+def benjamini_hochberg(p_values: list[float | None]) -> list[float | None]:
+    """False-discovery-rate adjusted p-values (q-values), in the input's order; None stays None.
+
+    A day compares dozens of metrics and cohorts: at p < 0.05 a few would be flagged by chance
+    alone; a q-value below 0.05 keeps the expected share of false flags among the flagged at 5%.
+    """
+    ranked = sorted((p, i) for i, p in enumerate(p_values) if p is not None)
+    adjusted: list[float | None] = [None] * len(p_values)
+    running = 1.0
+    for rank in range(len(ranked), 0, -1):
+        p, index = ranked[rank - 1]
+        running = min(running, p * len(ranked) / rank)
+        adjusted[index] = running
+    return adjusted
