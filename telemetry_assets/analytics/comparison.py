@@ -124,33 +124,35 @@ def _comparisons(con, day: date) -> list[Comparison]:
     return found
 
 
+def _sides(con, day: date, c: Comparison, select: str) -> dict[str, pd.DataFrame]:
+    """`select ... FROM table WHERE {rows}` run for the baseline's and the candidate's rows up to day."""
+    return {side: con.execute(select.format(rows=f"({rows}) AND dt <= DATE '{day}'")).df()
+            for side, rows in (("baseline", c.baseline_filter), ("candidate", c.candidate_filter))}
+
+
 def _compare(con, day: date, c: Comparison) -> list["_Result"]:
-    rows = []
-    where = lambda side: f"({side}) AND dt <= DATE '{day}'"
-    responses = {side: con.execute(f"SELECT response_status = 'success' AS ok, latency_ms FROM {RESPONSES_TABLE} WHERE {where(f)}").df()
-                 for side, f in (("baseline", c.baseline_filter), ("candidate", c.candidate_filter))}
+    responses = _sides(con, day, c, f"SELECT response_status = 'success' AS ok, latency_ms FROM {RESPONSES_TABLE} WHERE {{rows}}")
+    n = {side: len(frame) for side, frame in responses.items()}
     ok = {side: int(frame["ok"].sum()) for side, frame in responses.items()}
-    rows.append(_Result(day, c, "success_rate", "all", "all", len(responses["baseline"]), len(responses["candidate"]),
-                        rate_difference(ok["baseline"], len(responses["baseline"]), ok["candidate"], len(responses["candidate"]))))
     latencies = {side: frame["latency_ms"].dropna().to_numpy() for side, frame in responses.items()}
-    rows.append(_Result(day, c, "p95_latency_ms", "all", "all", len(latencies["baseline"]), len(latencies["candidate"]),
-                        bootstrap_difference(latencies["baseline"], latencies["candidate"], p95)))
-    turns = {side: con.execute(
-        f"SELECT coalesce(cost_usd, 0) AS cost, successful_outcome::DOUBLE AS success FROM {TURNS_TABLE} WHERE {where(f)}"
-    ).df().to_numpy(dtype=float) for side, f in (("baseline", c.baseline_filter), ("candidate", c.candidate_filter))}
-    rows.append(_Result(day, c, "cost_per_successful_outcome", "all", "all", len(turns["baseline"]), len(turns["candidate"]),
-                        bootstrap_difference(turns["baseline"], turns["candidate"], cost_per_outcome)))
-    rows.extend(_outcome_rows(con, day, c, where))
-    return rows
+    turns = {side: frame.to_numpy(dtype=float) for side, frame in _sides(
+        con, day, c, f"SELECT coalesce(cost_usd, 0) AS cost, successful_outcome::DOUBLE AS success FROM {TURNS_TABLE} WHERE {{rows}}"
+    ).items()}
+    return [
+        _Result(day, c, "success_rate", "all", "all", n["baseline"], n["candidate"],
+                rate_difference(ok["baseline"], n["baseline"], ok["candidate"], n["candidate"])),
+        _Result(day, c, "p95_latency_ms", "all", "all", len(latencies["baseline"]), len(latencies["candidate"]),
+                bootstrap_difference(latencies["baseline"], latencies["candidate"], p95)),
+        _Result(day, c, "cost_per_successful_outcome", "all", "all", len(turns["baseline"]), len(turns["candidate"]),
+                bootstrap_difference(turns["baseline"], turns["candidate"], cost_per_outcome)),
+        *_outcome_rows(con, day, c),
+    ]
 
 
-def _outcome_rows(con, day: date, c: Comparison, where) -> list["_Result"]:
+def _outcome_rows(con, day: date, c: Comparison) -> list["_Result"]:
     """Conversation rates, overall and by plan, over conversations whose attribution window closed."""
-    matured = "dt < (SELECT max(dt) FROM sources.conversions)"
-    frames = {side: con.execute(
-        f"""SELECT coalesce(plan, 'unknown') AS plan, converted, completed, deflected
-            FROM {CONVERSATIONS_TABLE} WHERE {where(f)} AND {matured}""").df()
-        for side, f in (("baseline", c.baseline_filter), ("candidate", c.candidate_filter))}
+    frames = _sides(con, day, c, f"""SELECT coalesce(plan, 'unknown') AS plan, converted, completed, deflected
+        FROM {CONVERSATIONS_TABLE} WHERE {{rows}} AND dt < (SELECT max(dt) FROM sources.conversions)""")
     rows = []
     cohorts = [("all", "all")] + [("plan", p) for p in sorted(set(frames["baseline"]["plan"]) | set(frames["candidate"]["plan"]))]
     for dimension, cohort in cohorts:
