@@ -2,32 +2,19 @@
 
 from datetime import date
 
-import dagster as dg
 import duckdb
 import pytest
 
-from resources.object_store import LocalObjectStore
-from resources.secrets import GovernanceSecrets
-from resources.secure_store import SecureStore
-from resources.warehouse import Warehouse
 from telemetry_assets.analytics.stats import rate_difference
-from telemetry_assets.defs.jobs import STAGES
-from telemetry_assets.definitions import defs
-from telemetry_assets.generate.traffic import GeneratorConfig, generate
+from telemetry_assets.generate.traffic import GeneratorConfig
 from telemetry_assets.report import render_report
+from tests.pipeline_runs import run_generated
 
 
 @pytest.fixture(scope="module")
 def week(tmp_path_factory):
     home = tmp_path_factory.mktemp("week")
-    lake = LocalObjectStore(root=str(home / "lake"))
-    manifest = generate(lake, GeneratorConfig(days=7, users=150, events_per_day=1_500, seed=7, start=date(2026, 9, 1)))
-    resources = {"lake": lake, "warehouse": Warehouse(database=str(home / "warehouse.duckdb")),
-                 "secure_store": SecureStore(database=str(home / "secure.duckdb")), "secrets": GovernanceSecrets()}
-    instance = dg.DagsterInstance.ephemeral()
-    for job in STAGES:
-        for day in manifest["days"]:
-            assert defs.resolve_job_def(job).execute_in_process(partition_key=day, instance=instance, resources=resources).success
+    _, manifest = run_generated(home, GeneratorConfig(days=7, users=150, events_per_day=1_500, seed=7, start=date(2026, 9, 1)))
     con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
     yield con, manifest
     con.close()

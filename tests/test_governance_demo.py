@@ -3,33 +3,17 @@
 import gzip
 from datetime import date
 
-import dagster as dg
 import duckdb
 import pytest
 
-from resources.object_store import LocalObjectStore
-from resources.secrets import GovernanceSecrets
-from resources.secure_store import SecureStore
-from resources.warehouse import Warehouse
-from telemetry_assets.defs.ingest.assets import ingest_ai_events
-from telemetry_assets.defs.metrics.assets import safety_daily
-from telemetry_assets.generate.traffic import GeneratorConfig, generate
+from telemetry_assets.generate.traffic import GeneratorConfig
 from telemetry_assets.govern import flight
+from tests.pipeline_runs import run_generated
 
 
 def run_days(tmp_path, name):
-    lake = LocalObjectStore(root=str(tmp_path / "lake"))
-    manifest = generate(lake, GeneratorConfig(days=2, users=80, events_per_day=1_500, seed=21, start=date(2026, 9, 1)))
-    resources = {
-        "lake": lake,
-        "warehouse": Warehouse(database=str(tmp_path / f"{name}.duckdb")),
-        "secure_store": SecureStore(database=str(tmp_path / f"{name}-secure.duckdb")),
-        "secrets": GovernanceSecrets(),
-    }
-    instance = dg.DagsterInstance.ephemeral()
-    for day in manifest["days"]:
-        assert dg.materialize([ingest_ai_events, safety_daily], partition_key=day, instance=instance, resources=resources).success
-    return lake, manifest
+    config = GeneratorConfig(days=2, users=80, events_per_day=1_500, seed=21, start=date(2026, 9, 1))
+    return run_generated(tmp_path, config, stages=["land_day"], warehouse_name=name)
 
 
 @pytest.fixture(scope="module")

@@ -13,18 +13,12 @@ import math
 from collections import defaultdict
 from datetime import date, datetime
 
-import dagster as dg
 import duckdb
 import pytest
 
-from resources.object_store import LocalObjectStore
-from resources.secrets import GovernanceSecrets
-from resources.secure_store import SecureStore
-from resources.warehouse import Warehouse
-from telemetry_assets.defs.jobs import STAGES
-from telemetry_assets.definitions import defs
-from telemetry_assets.generate.traffic import GeneratorConfig, generate
+from telemetry_assets.generate.traffic import GeneratorConfig
 from telemetry_assets.settings import CONFIG_DIR
+from tests.pipeline_runs import run_generated
 
 EVENTS = ("ai_user_prompt_created", "ai_llm_response_received", "ai_user_action")
 ACTIONS = {"accepted", "dismissed", "escalated", "copied", "edited", "regenerated"}
@@ -168,15 +162,7 @@ def oracle(root, days):
 @pytest.fixture(scope="module")
 def pipeline_run(tmp_path_factory):
     home = tmp_path_factory.mktemp("oracle")
-    lake = LocalObjectStore(root=str(home / "lake"))
-    manifest = generate(lake, GeneratorConfig(days=3, users=120, events_per_day=1_500, seed=99, start=date(2026, 9, 1)))
-    resources = {"lake": lake, "warehouse": Warehouse(database=str(home / "warehouse.duckdb")),
-                 "secure_store": SecureStore(database=str(home / "secure.duckdb")), "secrets": GovernanceSecrets()}
-    instance = dg.DagsterInstance.ephemeral()
-    for job in STAGES:
-        for day in manifest["days"]:
-            assert defs.resolve_job_def(job).execute_in_process(
-                partition_key=day, instance=instance, resources=resources).success
+    _, manifest = run_generated(home, GeneratorConfig(days=3, users=120, events_per_day=1_500, seed=99, start=date(2026, 9, 1)))
     return home, manifest["days"]
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 from datetime import date
 
 from telemetry_assets.analytics.joins import CONVERSATIONS_TABLE
-from telemetry_assets.ingest.tables import create_or_extend
+from telemetry_assets.ingest.tables import create_or_extend, replacing_day
 
 BUSINESS_TABLE = "metrics.business_daily"
 BUSINESS = {
@@ -32,14 +32,8 @@ BUSINESS = {
 
 def build_business(con, day: date) -> int:
     create_or_extend(con, BUSINESS_TABLE, "One row per dt, version key and cohort (all, or plan).", BUSINESS)
-    con.execute("BEGIN TRANSACTION")
-    try:
-        con.execute(f"DELETE FROM {BUSINESS_TABLE} WHERE dt = ?", [day])
+    with replacing_day(con, day, [BUSINESS_TABLE]):
         con.execute(_BUSINESS, {"day": day})
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     return con.execute(f"SELECT count(*) FROM {BUSINESS_TABLE} WHERE dt = ?", [day]).fetchall()[0][0]
 
 

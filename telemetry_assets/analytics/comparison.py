@@ -40,7 +40,7 @@ from telemetry_assets.analytics.stats import (
     p95,
     rate_difference,
 )
-from telemetry_assets.ingest.tables import create_or_extend
+from telemetry_assets.ingest.tables import create_or_extend, replacing_day
 
 COMPARISON_TABLE = "metrics.version_comparison"
 WINDOW_DAYS = 7
@@ -75,14 +75,8 @@ def build_comparison(con, day: date) -> int:
     q_values = benjamini_hochberg([r.difference.p_value if r.enough else None for r in results])
     frame = pd.DataFrame([r.row(q) for r, q in zip(results, q_values)], columns=list(COMPARISON))
     con.register("comparison_rows", frame)
-    con.execute("BEGIN TRANSACTION")
-    try:
-        con.execute(f"DELETE FROM {COMPARISON_TABLE} WHERE dt = ?", [day])
+    with replacing_day(con, day, [COMPARISON_TABLE]):
         con.execute(f"INSERT INTO {COMPARISON_TABLE} BY NAME SELECT * FROM comparison_rows")
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     return len(frame)
 
 

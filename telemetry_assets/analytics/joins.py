@@ -20,7 +20,7 @@ from datetime import date, timedelta
 
 from telemetry_assets import settings
 from telemetry_assets.govern.policy import Policy
-from telemetry_assets.ingest.tables import create_or_extend
+from telemetry_assets.ingest.tables import create_or_extend, replacing_day
 
 KEY = ("model_version", "prompt_version", "feature_flag_state")
 RESPONSES_TABLE = "analytics.ai_responses"
@@ -67,19 +67,12 @@ def build_joins(con, day: date, policy: Policy) -> dict[str, int]:
     _load_prices(con)
     con.execute(_PRICED_RESPONSES, {"before": params["before"], "after": params["after"]})
     con.execute(_window_turns(policy), params)
-    con.execute("BEGIN TRANSACTION")
-    try:
-        for table in GRAINS:
-            con.execute(f"DELETE FROM {table} WHERE dt = ?", [day])
+    with replacing_day(con, day, list(GRAINS)):
         con.execute(f"""INSERT INTO {RESPONSES_TABLE} BY NAME
             SELECT t.dt, r.* EXCLUDE (dt) FROM priced_responses r JOIN window_turns t USING (conversation_id, prompt_number)
             WHERE t.dt = $day""", {"day": day})
         con.execute(f"INSERT INTO {TURNS_TABLE} BY NAME SELECT * FROM window_turns WHERE dt = $day", {"day": day})
         con.execute(_conversations(policy), {"day": day, "last_source_day": day + timedelta(days=2)})
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     return {t: con.execute(f"SELECT count(*) FROM {t} WHERE dt = ?", [day]).fetchall()[0][0] for t in GRAINS}
 
 

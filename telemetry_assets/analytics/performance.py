@@ -18,7 +18,7 @@ from __future__ import annotations
 from datetime import date
 
 from telemetry_assets.analytics.joins import CONVERSATIONS_TABLE, RESPONSES_TABLE, TURNS_TABLE
-from telemetry_assets.ingest.tables import create_or_extend
+from telemetry_assets.ingest.tables import create_or_extend, replacing_day
 
 PERFORMANCE_TABLE = "metrics.performance_daily"
 PERFORMANCE = {
@@ -33,14 +33,8 @@ PERFORMANCE = {
 def build_performance(con, day: date) -> int:
     create_or_extend(con, PERFORMANCE_TABLE, "One row per dt and model_version, prompt_version, feature_flag_state.",
                      PERFORMANCE)
-    con.execute("BEGIN TRANSACTION")
-    try:
-        con.execute(f"DELETE FROM {PERFORMANCE_TABLE} WHERE dt = ?", [day])
+    with replacing_day(con, day, [PERFORMANCE_TABLE]):
         con.execute(_PERFORMANCE, {"day": day})
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     return con.execute(f"SELECT count(*) FROM {PERFORMANCE_TABLE} WHERE dt = ?", [day]).fetchall()[0][0]
 
 

@@ -23,7 +23,7 @@ import pandas as pd
 from telemetry_assets.govern.consent import categories, recompute_decisions
 from telemetry_assets.govern.flight import WAREHOUSE, export_prefix
 from telemetry_assets.govern.policy import SECURE_DESTINATION, Policy
-from telemetry_assets.ingest.tables import create_or_extend
+from telemetry_assets.ingest.tables import create_or_extend, replacing_day
 
 SAFETY_TABLE = "metrics.safety_daily"
 SAFETY_COLUMNS = {
@@ -56,8 +56,6 @@ def compute_safety(con, store, secure_con, day: date, policy: Policy, event_tabl
 def write_safety(con, row: dict) -> None:
     """Replace the day's row (delete then insert, one transaction)."""
     create_or_extend(con, SAFETY_TABLE, "One row per dt: is governance doing what the policy says.", SAFETY_COLUMNS)
-    con.execute("BEGIN TRANSACTION")
-    con.execute(f"DELETE FROM {SAFETY_TABLE} WHERE dt = ?", [row["dt"]])
     frame = pd.DataFrame([{k: v for k, v in row.items() if not isinstance(v, dict)}])
     con.register("safety_row", frame)
     maps = [name for name, value in row.items() if isinstance(value, dict)]
@@ -66,8 +64,8 @@ def write_safety(con, row: dict) -> None:
     for name in maps:
         params[f"{name}_keys"] = list(row[name].keys())
         params[f"{name}_values"] = [int(v) for v in row[name].values()]
-    con.execute(f"INSERT INTO {SAFETY_TABLE} BY NAME SELECT *, {map_values} FROM safety_row", params)
-    con.execute("COMMIT")
+    with replacing_day(con, row["dt"], [SAFETY_TABLE]):
+        con.execute(f"INSERT INTO {SAFETY_TABLE} BY NAME SELECT *, {map_values} FROM safety_row", params)
 
 
 def _completeness(con, day: date) -> dict:

@@ -6,6 +6,8 @@ rows read NULL), so a plan change never needs a manual migration.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 from checks.tracking_plan import EventPlan, TrackingPlan
 
 VIOLATIONS_TYPE = "STRUCT(type VARCHAR, message VARCHAR)[]"
@@ -106,3 +108,18 @@ def create_or_extend(con, table: str, grain: str, columns: dict[str, str]) -> No
     for column, sql_type in columns.items():
         con.execute(f'ALTER TABLE {table} ADD COLUMN IF NOT EXISTS "{column}" {sql_type}')
     con.execute(f"COMMENT ON TABLE {table} IS '{grain}'")
+
+
+@contextmanager
+def replacing_day(con, day, tables: list[str]):
+    """One transaction that deletes the day's rows of `tables`, lets the caller insert the new ones,
+    and commits, or rolls back on any error: a day is replaced whole or not at all."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for table in tables:
+            con.execute(f"DELETE FROM {table} WHERE dt = ?", [day])
+        yield
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise

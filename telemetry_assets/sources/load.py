@@ -26,7 +26,7 @@ import pandas as pd
 from checks.sources import SourceSpec, compile_source, raw_column
 from checks.tracking_plan import FIELD_TYPES, violations_by_row
 from telemetry_assets.ingest.lines import read_lines
-from telemetry_assets.ingest.tables import VIOLATIONS_TYPE, create_or_extend, ensure_audit_tables
+from telemetry_assets.ingest.tables import VIOLATIONS_TYPE, create_or_extend, ensure_audit_tables, replacing_day
 
 SOURCE_SUFFIXES = (".csv", ".csv.gz", ".jsonl", ".jsonl.gz", ".json", ".json.gz")
 _DT_FOLDER = re.compile(r"/dt=(\d{4}-\d{2}-\d{2})/")
@@ -70,16 +70,10 @@ def load_source(store, con, spec: SourceSpec, day: date) -> SourceReport:
                              **{raw_column(c): _as_text(record.get(c.name)) for c in spec.columns}})
     frame = pd.DataFrame(rows, columns=["source_key", "line_number", *(raw_column(c) for c in spec.columns)])
     _ensure_tables(con, spec)
-    con.execute("BEGIN TRANSACTION")
-    try:
-        con.execute(f"DELETE FROM {spec.table} WHERE dt = ?", [day])
+    with replacing_day(con, day, [spec.table]):
         con.execute("DELETE FROM audit.quarantine WHERE dt = ? AND origin = ?", [day, spec.table])
         valid, failing, duplicates = _validate_and_land(con, spec, day, frame)
         _quarantine(con, spec, day, bad + failing)
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     report = SourceReport(spec.table, day, len(keys), len(rows) + len(bad), valid, len(bad) + len(failing), duplicates)
     if report.unaccounted:
         raise RuntimeError(f"{spec.table} {day}: {report.unaccounted} rows unaccounted for")

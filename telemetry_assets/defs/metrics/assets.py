@@ -16,14 +16,14 @@ from telemetry_assets.defs.partitions import daily_partitions
 from telemetry_assets.govern.policy import load_policy
 from telemetry_assets.govern.safety import compute_safety, write_safety
 
+# What every metric asset shares: its group, owner, storage, daily partitions and the single writer.
+METRIC = {"group_name": "metrics", "owners": OWNERS, "kinds": {"duckdb"}, "partitions_def": daily_partitions,
+          "pool": "warehouse"}
+
 
 @dg.asset(
     key=["metrics", "safety_daily"],
-    group_name="metrics",
-    owners=OWNERS,
-    kinds={"duckdb"},
-    partitions_def=daily_partitions,
-    pool="warehouse",
+    **METRIC,
     deps=[["audit", "governance_log"], ["audit", "ingest_files"], *(["governed", name] for name in EVENT_TABLES)],
 )
 def safety_daily(context: dg.AssetExecutionContext, lake: ObjectStore, warehouse: Warehouse, secure_store: SecureStore):
@@ -41,11 +41,7 @@ def safety_daily(context: dg.AssetExecutionContext, lake: ObjectStore, warehouse
 
 @dg.asset(
     key=["metrics", "performance_daily"],
-    group_name="metrics",
-    owners=OWNERS,
-    kinds={"duckdb"},
-    partitions_def=daily_partitions,
-    pool="warehouse",
+    **METRIC,
     deps=[["analytics", "ai_responses"], ["analytics", "ai_turns"], ["analytics", "ai_conversations"]],
 )
 def performance_daily(context: dg.AssetExecutionContext, warehouse: Warehouse):
@@ -66,11 +62,7 @@ def performance_daily(context: dg.AssetExecutionContext, warehouse: Warehouse):
 
 @dg.asset(
     key=["metrics", "business_daily"],
-    group_name="metrics",
-    owners=OWNERS,
-    kinds={"duckdb"},
-    partitions_def=daily_partitions,
-    pool="warehouse",
+    **METRIC,
     deps=[dg.AssetDep(["analytics", "ai_conversations"], partition_mapping=dg.TimeWindowPartitionMapping(0, 7))],
 )
 def business_daily(context: dg.AssetExecutionContext, warehouse: Warehouse):
@@ -89,11 +81,7 @@ def business_daily(context: dg.AssetExecutionContext, warehouse: Warehouse):
 
 @dg.asset(
     key=["metrics", "version_comparison"],
-    group_name="metrics",
-    owners=OWNERS,
-    kinds={"duckdb"},
-    partitions_def=daily_partitions,
-    pool="warehouse",
+    **METRIC,
     deps=[dg.AssetDep(["analytics", name], partition_mapping=dg.TimeWindowPartitionMapping(
         -(WINDOW_DAYS + BASELINE_LOOKBACK_DAYS), 0)) for name in ("ai_responses", "ai_turns", "ai_conversations")],
 )

@@ -1,0 +1,26 @@
+"""Generated days run through the real Dagster jobs, for tests that need a whole pipeline's output."""
+
+import dagster as dg
+
+from resources.object_store import LocalObjectStore
+from resources.secrets import GovernanceSecrets
+from resources.secure_store import SecureStore
+from resources.warehouse import Warehouse
+from telemetry_assets.defs.jobs import STAGES
+from telemetry_assets.definitions import defs
+from telemetry_assets.generate.traffic import GeneratorConfig, generate
+
+
+def run_generated(home, config: GeneratorConfig, stages=STAGES, warehouse_name: str = "warehouse") -> tuple:
+    """Generate into `home/lake`, then run each stage over every day in turn; returns (lake, manifest)."""
+    lake = LocalObjectStore(root=str(home / "lake"))
+    manifest = generate(lake, config)
+    resources = {"lake": lake, "warehouse": Warehouse(database=str(home / f"{warehouse_name}.duckdb")),
+                 "secure_store": SecureStore(database=str(home / f"{warehouse_name}-secure.duckdb")),
+                 "secrets": GovernanceSecrets()}
+    instance = dg.DagsterInstance.ephemeral()
+    for stage in stages:
+        for day in manifest["days"]:
+            result = defs.resolve_job_def(stage).execute_in_process(partition_key=day, instance=instance, resources=resources)
+            assert result.success
+    return lake, manifest
