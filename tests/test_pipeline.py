@@ -46,8 +46,9 @@ def test_materialising_a_generated_day_lands_what_was_planted(tmp_path):
                                 resources={"lake": lake, "warehouse": warehouse, "secrets": GovernanceSecrets(),
                                            "secure_store": SecureStore(database=str(tmp_path / "secure.duckdb"))})
         assert result.success
-        (check,) = result.get_asset_check_evaluations()
-        assert check.passed, check.metadata
+        checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
+        assert set(checks) == {"lines_reconcile", "no_pii_leak", "no_pii_in_exports"}
+        assert all(c.passed for c in result.get_asset_check_evaluations()), [c.metadata for c in checks.values()]
         planted = manifest["per_day"][day]
         meta = {m.asset_key.to_user_string(): m.metadata
                 for m in result.asset_materializations_for_node("ingest_ai_events")}

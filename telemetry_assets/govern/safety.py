@@ -13,15 +13,13 @@
 
 from __future__ import annotations
 
-import contextlib
-import tempfile
 from datetime import date
-from pathlib import Path
 
 import pandas as pd
 
 from telemetry_assets.govern.consent import categories, recompute_decisions
-from telemetry_assets.govern.flight import WAREHOUSE, export_prefix
+from telemetry_assets.govern.exports import read_exports
+from telemetry_assets.govern.flight import WAREHOUSE
 from telemetry_assets.govern.policy import SECURE_DESTINATION, Policy
 from telemetry_assets.ingest.tables import create_or_extend, replacing_day
 
@@ -124,24 +122,7 @@ def _arrived(con, store, secure_con, day, destination: str, event_tables: list[s
         return {r[0] for r in con.execute(union, {"day": day}).fetchall()}
     if destination == SECURE_DESTINATION:
         return {r[0] for r in secure_con.execute("SELECT DISTINCT message_id FROM raw_text WHERE dt = ?", [day]).fetchall()}
-    return _exported_ids(con, store, export_prefix(destination, day))
-
-
-def _exported_ids(con, store, prefix: str) -> set[str]:
-    keys = list(store.list_keys(prefix))
-    if not keys:
-        return set()
-    with tempfile.TemporaryDirectory() as workdir:
-        files = []
-        for number, key in enumerate(keys):
-            path = Path(workdir) / f"{number:05d}.jsonl.gz"
-            with contextlib.closing(store.open(key)) as stream:
-                path.write_bytes(stream.read())
-            files.append(str(path))
-        rows = con.execute(
-            "SELECT message_id FROM read_json(?, format = 'newline_delimited', columns = {message_id: 'VARCHAR'})",
-            [files]).fetchall()
-    return {r[0] for r in rows}
+    return set(read_exports(con, store, destination, day, ["message_id"])["message_id"].dropna())
 
 
 def safety_over(con, start: date, end: date) -> dict:

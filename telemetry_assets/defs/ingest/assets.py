@@ -9,6 +9,7 @@ from datetime import date
 
 import dagster as dg
 
+from checks.pii_leak import LeakScan, scan_exports, scan_table
 from checks.tracking_plan import load_tracking_plan
 from resources.object_store import ObjectStore
 from resources.secrets import GovernanceSecrets
@@ -16,7 +17,8 @@ from resources.secure_store import SecureStore
 from resources.warehouse import Warehouse
 from telemetry_assets import settings
 from telemetry_assets.defs.partitions import daily_partitions
-from telemetry_assets.govern.policy import load_policy
+from telemetry_assets.govern.flight import WAREHOUSE
+from telemetry_assets.govern.policy import SECURE_DESTINATION, load_policy
 from telemetry_assets.ingest.partition import PartitionReport, ingest_partition
 from telemetry_assets.ingest.reconcile import landed_row_counts
 
@@ -44,6 +46,15 @@ INGEST_SPECS = [
           "policy and plan versions, redactions, intent source, consent, every destination delivered or blocked."),
     _spec(["audit", "ingest_files"], "ingest", "One row per raw object read, with its line reconciliation."),
 ]
+NO_PII_LEAK = [
+    dg.AssetCheckSpec(name="no_pii_leak", asset=["governed", name], blocking=True,
+                      description="No personal data in the day's text columns, by every detector the redactor has.")
+    for name in EVENT_TABLES
+]
+NO_PII_IN_EXPORTS = dg.AssetCheckSpec(
+    name="no_pii_in_exports", asset=["audit", "governance_log"], blocking=True,
+    description="No personal data in the day's exports that the policy says carry redacted text or none.",
+)
 RECONCILES = dg.AssetCheckSpec(
     name="lines_reconcile",
     asset=["audit", "ingest_files"],
@@ -55,7 +66,7 @@ RECONCILES = dg.AssetCheckSpec(
 @dg.multi_asset(
     name="ingest_ai_events",
     specs=INGEST_SPECS,
-    check_specs=[RECONCILES],
+    check_specs=[RECONCILES, *NO_PII_LEAK, NO_PII_IN_EXPORTS],
     partitions_def=daily_partitions,
     pool="warehouse",
     can_subset=False,
@@ -77,9 +88,26 @@ def ingest_ai_events(
             redaction_salt=secrets.redaction_salt, lookback_days=settings.dedupe_lookback_days(),
         )
         landed = landed_row_counts(con, day)
+        scans = _leak_scans(con, lake, day, plan, policy)
     context.log.info(f"{day}: {report.summary()} quarantined by type {report.quarantined_by_type}")
     yield from _materializations(report, landed, lake.describe())
     yield _reconciliation_check(report, landed)
+    for spec, scan in scans:
+        yield dg.AssetCheckResult(check_name=spec.name, asset_key=spec.asset_key, passed=scan.passed,
+                                  metadata=scan.metadata())
+
+
+def _leak_scans(con, lake, day, plan, policy):
+    """(check, scan) for each governed table's text columns and each export that is not raw."""
+    def text_columns(event):
+        return [f.column for f in plan.events[event].fields
+                if f.type == "string" and (f.sensitive or f.column in policy.redact_fields)]
+
+    scans = [(spec, scan_table(con, f"governed.{name}", day, text_columns(name))) for spec, name in zip(NO_PII_LEAK, EVENT_TABLES)]
+    columns = sorted({c for event in EVENT_TABLES for c in text_columns(event)})
+    exported = [scan_exports(con, lake, name, day, columns) for name, destination in policy.destinations.items()
+                if destination.text != "raw" and name not in (WAREHOUSE, SECURE_DESTINATION)]
+    return [*scans, (NO_PII_IN_EXPORTS, LeakScan.combined("exports", exported))]
 
 
 def _materializations(report: PartitionReport, landed: dict[str, int], lake: str):
