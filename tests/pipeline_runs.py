@@ -12,7 +12,8 @@ from telemetry_assets.generate.traffic import GeneratorConfig, generate
 
 
 def run_generated(home, config: GeneratorConfig, stages=STAGES, warehouse_name: str = "warehouse") -> tuple:
-    """Generate into `home/lake`, then run each stage over every day in turn; returns (lake, manifest)."""
+    """Generate into `home/lake`, then run each stage over every day in turn, asserting that every
+    asset check passes on this clean data; returns (lake, manifest)."""
     lake = LocalObjectStore(root=str(home / "lake"))
     manifest = generate(lake, config)
     resources = {"lake": lake, "warehouse": Warehouse(database=str(home / f"{warehouse_name}.duckdb")),
@@ -23,4 +24,7 @@ def run_generated(home, config: GeneratorConfig, stages=STAGES, warehouse_name: 
         for day in manifest["days"]:
             result = defs.resolve_job_def(stage).execute_in_process(partition_key=day, instance=instance, resources=resources)
             assert result.success
+            failed = [(c.asset_key.to_user_string(), c.check_name, c.metadata)
+                      for c in result.get_asset_check_evaluations() if not c.passed]
+            assert failed == [], failed
     return lake, manifest

@@ -47,7 +47,7 @@ def test_materialising_a_generated_day_lands_what_was_planted(tmp_path):
                                            "secure_store": SecureStore(database=str(tmp_path / "secure.duckdb"))})
         assert result.success
         checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
-        assert set(checks) == {"lines_reconcile", "no_pii_leak", "no_pii_in_exports"}
+        assert set(checks) == {"lines_reconcile", "no_pii_leak", "no_pii_in_exports", "valid_rows"}
         assert all(c.passed for c in result.get_asset_check_evaluations()), [c.metadata for c in checks.values()]
         planted = manifest["per_day"][day]
         meta = {m.asset_key.to_user_string(): m.metadata

@@ -181,3 +181,13 @@ SELECT c.*, c.turns > 1 AS multi_turn, c.successful_outcomes > 0 AND NOT c.escal
     u.plan, u.country, strftime(u.signup_at, '%Y-%m') AS signup_month
 FROM outcomes c LEFT JOIN sources.user_profiles u ON u.user_id = c.user_id AND u.dt = $day
 """
+
+
+def orphan_turns(con, day: date) -> list[str]:
+    """Turns of the day whose conversation is in neither that day's nor the day before's conversations."""
+    rows = con.execute(
+        f"""SELECT conversation_id || '#' || prompt_number FROM {TURNS_TABLE} t WHERE t.dt = $day
+            AND NOT EXISTS (SELECT 1 FROM {CONVERSATIONS_TABLE} c WHERE c.conversation_id = t.conversation_id
+                            AND c.dt BETWEEN $day - 1 AND $day)
+            ORDER BY 1""", {"day": day}).fetchall()
+    return [r[0] for r in rows]

@@ -9,7 +9,9 @@ from datetime import date
 
 import dagster as dg
 
+from checks.asset_checks import valid_rows_result, valid_rows_spec
 from checks.pii_leak import LeakScan, scan_exports, scan_table
+from checks.table_models import governed_model
 from checks.tracking_plan import load_tracking_plan
 from resources.object_store import ObjectStore
 from resources.secrets import GovernanceSecrets
@@ -66,7 +68,7 @@ RECONCILES = dg.AssetCheckSpec(
 @dg.multi_asset(
     name="ingest_ai_events",
     specs=INGEST_SPECS,
-    check_specs=[RECONCILES, *NO_PII_LEAK, NO_PII_IN_EXPORTS],
+    check_specs=[RECONCILES, *NO_PII_LEAK, NO_PII_IN_EXPORTS, *(valid_rows_spec(f"governed.{n}") for n in EVENT_TABLES)],
     partitions_def=daily_partitions,
     pool="warehouse",
     can_subset=False,
@@ -89,12 +91,14 @@ def ingest_ai_events(
         )
         landed = landed_row_counts(con, day)
         scans = _leak_scans(con, lake, day, plan, policy)
+        row_checks = [valid_rows_result(con, governed_model(plan.events[name]), day) for name in EVENT_TABLES]
     context.log.info(f"{day}: {report.summary()} quarantined by type {report.quarantined_by_type}")
     yield from _materializations(report, landed, lake.describe())
     yield _reconciliation_check(report, landed)
     for spec, scan in scans:
         yield dg.AssetCheckResult(check_name=spec.name, asset_key=spec.asset_key, passed=scan.passed,
                                   metadata=scan.metadata())
+    yield from row_checks
 
 
 def _leak_scans(con, lake, day, plan, policy):

@@ -4,6 +4,8 @@ from datetime import date
 
 import dagster as dg
 
+from checks.asset_checks import valid_rows_result, valid_rows_spec
+from checks.table_models import METRIC_MODELS
 from resources.object_store import ObjectStore
 from resources.secure_store import SecureStore
 from resources.warehouse import Warehouse
@@ -23,6 +25,7 @@ METRIC = {"group_name": "metrics", "owners": OWNERS, "kinds": {"duckdb"}, "parti
 
 @dg.asset(
     key=["metrics", "safety_daily"],
+    check_specs=[valid_rows_spec("metrics.safety_daily")],
     **METRIC,
     deps=[["audit", "governance_log"], ["audit", "ingest_files"], *(["governed", name] for name in EVENT_TABLES)],
 )
@@ -35,12 +38,15 @@ def safety_daily(context: dg.AssetExecutionContext, lake: ObjectStore, warehouse
     with warehouse.get_connection() as con, secure_store.get_connection() as secure_con:
         row = compute_safety(con, lake, secure_con, day, policy, tables)
         write_safety(con, row)
+        check = valid_rows_result(con, METRIC_MODELS["metrics.safety_daily"], day)
     scalars = {k: v for k, v in row.items() if isinstance(v, (int, float)) and v is not None}
-    return dg.MaterializeResult(metadata={**scalars, "policy_version": policy.version, "dagster/row_count": 1})
+    yield dg.MaterializeResult(metadata={**scalars, "policy_version": policy.version, "dagster/row_count": 1})
+    yield check
 
 
 @dg.asset(
     key=["metrics", "performance_daily"],
+    check_specs=[valid_rows_spec("metrics.performance_daily")],
     **METRIC,
     deps=[["analytics", "ai_responses"], ["analytics", "ai_turns"], ["analytics", "ai_conversations"]],
 )
@@ -50,18 +56,21 @@ def performance_daily(context: dg.AssetExecutionContext, warehouse: Warehouse):
     day = date.fromisoformat(context.partition_key)
     with warehouse.get_connection() as con:
         rows = build_performance(con, day)
+        check = valid_rows_result(con, METRIC_MODELS[PERFORMANCE_TABLE], day)
         totals = con.execute(
             f"""SELECT sum(requests), sum(total_cost_usd), sum(successful_outcomes), max(p95_latency_ms)
                 FROM {PERFORMANCE_TABLE} WHERE dt = ?""", [day]).fetchall()[0]
     requests, cost, outcomes, worst_p95 = totals
-    return dg.MaterializeResult(metadata={
+    yield dg.MaterializeResult(metadata={
         "dagster/row_count": rows, "requests": int(requests or 0), "total_cost_usd": float(cost or 0),
         "successful_outcomes": int(outcomes or 0), "worst_group_p95_latency_ms": float(worst_p95 or 0),
     })
+    yield check
 
 
 @dg.asset(
     key=["metrics", "business_daily"],
+    check_specs=[valid_rows_spec("metrics.business_daily")],
     **METRIC,
     deps=[dg.AssetDep(["analytics", "ai_conversations"], partition_mapping=dg.TimeWindowPartitionMapping(0, 7))],
 )
@@ -72,15 +81,18 @@ def business_daily(context: dg.AssetExecutionContext, warehouse: Warehouse):
     day = date.fromisoformat(context.partition_key)
     with warehouse.get_connection() as con:
         rows = build_business(con, day)
+        check = valid_rows_result(con, METRIC_MODELS[BUSINESS_TABLE], day)
         (conversion, deflection) = con.execute(
             f"""SELECT sum(conversions) / sum(conversations), sum(support_deflection_rate * conversations) / sum(conversations)
                 FROM {BUSINESS_TABLE} WHERE dt = ? AND cohort_dimension = 'all'""", [day]).fetchall()[0]
-    return dg.MaterializeResult(metadata={"dagster/row_count": rows, "conversion_rate": float(conversion or 0),
-                                          "support_deflection_rate": float(deflection or 0)})
+    yield dg.MaterializeResult(metadata={"dagster/row_count": rows, "conversion_rate": float(conversion or 0),
+                                         "support_deflection_rate": float(deflection or 0)})
+    yield check
 
 
 @dg.asset(
     key=["metrics", "version_comparison"],
+    check_specs=[valid_rows_spec("metrics.version_comparison")],
     **METRIC,
     deps=[dg.AssetDep(["analytics", name], partition_mapping=dg.TimeWindowPartitionMapping(
         -(WINDOW_DAYS + BASELINE_LOOKBACK_DAYS), 0)) for name in ("ai_responses", "ai_turns", "ai_conversations")],
@@ -92,7 +104,9 @@ def version_comparison(context: dg.AssetExecutionContext, warehouse: Warehouse):
     day = date.fromisoformat(context.partition_key)
     with warehouse.get_connection() as con:
         rows = build_comparison(con, day)
+        check = valid_rows_result(con, METRIC_MODELS[COMPARISON_TABLE], day)
         verdicts = dict(con.execute(
             f"SELECT verdict, count(*) FROM {COMPARISON_TABLE} WHERE dt = ? GROUP BY 1", [day]).fetchall())
-    return dg.MaterializeResult(metadata={"dagster/row_count": rows, "regressions": verdicts.get("regression", 0),
-                                          "improvements": verdicts.get("improvement", 0)})
+    yield dg.MaterializeResult(metadata={"dagster/row_count": rows, "regressions": verdicts.get("regression", 0),
+                                         "improvements": verdicts.get("improvement", 0)})
+    yield check

@@ -5,7 +5,9 @@ from datetime import date
 
 import dagster as dg
 
+from checks.asset_checks import valid_rows_result, valid_rows_spec
 from checks.sources import SourceSpec, load_sources
+from checks.table_models import source_model
 from resources.object_store import ObjectStore
 from resources.warehouse import Warehouse
 from telemetry_assets import settings
@@ -25,13 +27,17 @@ def source_asset(spec: SourceSpec) -> dg.AssetsDefinition:
         kinds={"duckdb"},
         partitions_def=daily_partitions,
         pool="warehouse",
+        check_specs=[valid_rows_spec(spec.table)],
         description=f"`sources.{spec.name}` from `sources/{spec.name}/` in the lake: {grain}. Bad rows are quarantined.",
     )
     def load(context: dg.AssetExecutionContext, lake: ObjectStore, warehouse: Warehouse):
+        day = date.fromisoformat(context.partition_key)
         with warehouse.get_connection() as con:
-            report = load_source(lake, con, spec, date.fromisoformat(context.partition_key))
+            report = load_source(lake, con, spec, day)
+            check = valid_rows_result(con, source_model(spec), day)
         facts = {k: v for k, v in asdict(report).items() if isinstance(v, int)}
-        return dg.MaterializeResult(metadata={**facts, "dagster/row_count": report.valid})
+        yield dg.MaterializeResult(metadata={**facts, "dagster/row_count": report.valid})
+        yield check
 
     return load
 

@@ -1,0 +1,79 @@
+"""Each table model passes on the pipeline's own rows and fails on planted bad rows, naming them."""
+
+from datetime import date
+
+import duckdb
+import pytest
+
+from checks.sources import load_sources
+from checks.table_models import ANALYTICS_MODELS, METRIC_MODELS, governed_model, source_model
+from checks.tracking_plan import load_tracking_plan
+from telemetry_assets.analytics.joins import orphan_turns
+from telemetry_assets.generate.traffic import GeneratorConfig
+from telemetry_assets.settings import CONFIG_DIR
+from tests.pipeline_runs import run_generated
+
+DAY = date(2026, 9, 2)
+PLAN = load_tracking_plan(CONFIG_DIR / "tracking_plan.yaml")
+SPECS = load_sources(CONFIG_DIR / "sources.yaml")
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    home = tmp_path_factory.mktemp("checks")
+    run_generated(home, GeneratorConfig(days=3, users=60, events_per_day=600, seed=5, start=date(2026, 9, 1)))
+    return home / "warehouse.duckdb"
+
+
+@pytest.fixture
+def con(built, tmp_path):
+    copy = tmp_path / "copy.duckdb"
+    copy.write_bytes(built.read_bytes())
+    with duckdb.connect(str(copy)) as connection:
+        yield connection
+
+
+def models():
+    return ([governed_model(p) for p in PLAN.events.values()] + [source_model(s) for s in SPECS.values()]
+            + list(ANALYTICS_MODELS.values()) + list(METRIC_MODELS.values()))
+
+
+@pytest.mark.parametrize("model", models(), ids=lambda m: m.table)
+def test_every_model_passes_on_the_pipelines_rows(con, model):
+    passed, metadata = model.check(con, DAY)
+    assert passed and metadata["rows_checked"] > 0, metadata
+
+
+PLANTED = {
+    "governed.ai_llm_response_received": ("UPDATE governed.ai_llm_response_received SET latency_ms = -1 "
+                                          "WHERE message_id = (SELECT min(message_id) FROM governed.ai_llm_response_received WHERE dt = $day)",
+                                          "latency_ms"),
+    "governed.ai_user_action": ("INSERT INTO governed.ai_user_action SELECT * FROM governed.ai_user_action "
+                                "WHERE dt = $day LIMIT 1", "message_id"),
+    "sources.conversions": ("UPDATE sources.conversions SET revenue = -5 WHERE dt = $day", "revenue"),
+    "analytics.ai_conversations": ("UPDATE analytics.ai_conversations SET completed = true, successful_outcomes = 0 "
+                                   "WHERE conversation_id = (SELECT min(conversation_id) FROM analytics.ai_conversations WHERE dt = $day)",
+                                   "completed_needs_an_outcome"),
+    "metrics.performance_daily": ("UPDATE metrics.performance_daily SET p50_latency_ms = p99_latency_ms + 1 WHERE dt = $day",
+                                  "quantiles_ordered"),
+    "metrics.safety_daily": ("UPDATE metrics.safety_daily SET consent_enforcement_rate = 1.5 WHERE dt = $day",
+                             "consent_enforcement_rate"),
+}
+
+
+@pytest.mark.parametrize("table", list(PLANTED))
+def test_a_planted_bad_row_fails_its_model_and_is_named(con, table):
+    sql, named = PLANTED[table]
+    con.execute(sql, {"day": DAY})
+    model = next(m for m in models() if m.table == table)
+    passed, metadata = model.check(con, DAY)
+    assert not passed and metadata["failures"] >= 1
+    assert any(named in key for key in metadata), metadata
+    assert metadata["failing_rows"]
+
+
+def test_a_turn_without_its_conversation_is_an_orphan(con):
+    assert orphan_turns(con, DAY) == []
+    con.execute("""DELETE FROM analytics.ai_conversations WHERE conversation_id =
+                   (SELECT min(conversation_id) FROM analytics.ai_turns WHERE dt = $day)""", {"day": DAY})
+    assert len(orphan_turns(con, DAY)) >= 1
