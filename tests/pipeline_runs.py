@@ -11,20 +11,23 @@ from telemetry_assets.definitions import defs
 from telemetry_assets.generate.traffic import GeneratorConfig, generate
 
 
-def run_generated(home, config: GeneratorConfig, stages=STAGES, warehouse_name: str = "warehouse") -> tuple:
-    """Generate into `home/lake`, then run each stage over every day in turn, asserting that every
-    asset check passes on this clean data; returns (lake, manifest)."""
+def run_generated(home, config: GeneratorConfig, stages=STAGES, warehouse_name: str = "warehouse",
+                  require_clean: bool = True) -> tuple:
+    """Generate into `home/lake`, then run each stage over every day in turn. With `require_clean`,
+    asserts that every run and asset check passes; returns (lake, manifest, failed (asset, check) pairs)."""
     lake = LocalObjectStore(root=str(home / "lake"))
     manifest = generate(lake, config)
     resources = {"lake": lake, "warehouse": Warehouse(database=str(home / f"{warehouse_name}.duckdb")),
                  "secure_store": SecureStore(database=str(home / f"{warehouse_name}-secure.duckdb")),
                  "secrets": GovernanceSecrets()}
     instance = dg.DagsterInstance.ephemeral()
+    failures = []
     for stage in stages:
         for day in manifest["days"]:
-            result = defs.resolve_job_def(stage).execute_in_process(partition_key=day, instance=instance, resources=resources)
-            assert result.success
-            failed = [(c.asset_key.to_user_string(), c.check_name, c.metadata)
-                      for c in result.get_asset_check_evaluations() if not c.passed]
-            assert failed == [], failed
-    return lake, manifest
+            result = defs.resolve_job_def(stage).execute_in_process(
+                partition_key=day, instance=instance, resources=resources, raise_on_error=False)
+            failed = [(c.asset_key.to_user_string(), c.check_name) for c in result.get_asset_check_evaluations() if not c.passed]
+            if require_clean:
+                assert result.success and failed == [], failed
+            failures.extend(failed)
+    return lake, manifest, failures

@@ -14,7 +14,7 @@ from tests.pipeline_runs import run_generated
 @pytest.fixture(scope="module")
 def week(tmp_path_factory):
     home = tmp_path_factory.mktemp("week")
-    _, manifest = run_generated(home, GeneratorConfig(days=7, users=150, events_per_day=1_500, seed=7, start=date(2026, 9, 1)))
+    _, manifest, _ = run_generated(home, GeneratorConfig(days=7, users=150, events_per_day=1_500, seed=7, start=date(2026, 9, 1)))
     con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
     yield con, manifest
     con.close()

@@ -11,15 +11,15 @@ from telemetry_assets.govern import flight
 from tests.pipeline_runs import run_generated
 
 
-def run_days(tmp_path, name):
+def run_days(tmp_path, name, require_clean=True):
     config = GeneratorConfig(days=2, users=80, events_per_day=1_500, seed=21, start=date(2026, 9, 1))
-    return run_generated(tmp_path, config, stages=["land_day"], warehouse_name=name)
+    return run_generated(tmp_path, config, stages=["land_day"], warehouse_name=name, require_clean=require_clean)
 
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("demo")
-    lake, manifest = run_days(tmp_path, "warehouse")
+    lake, manifest, _ = run_days(tmp_path, "warehouse")
     return tmp_path, lake, manifest
 
 
@@ -64,7 +64,8 @@ def test_broken_routing_drops_consent_enforcement(tmp_path, monkeypatch):
     real = flight.decision_sql
     monkeypatch.setattr(flight, "decision_sql",
                         lambda policy, destination: ("TRUE", "NULL") if destination == "warehouse" else real(policy, destination))
-    run_days(tmp_path, "broken")
+    _, _, failed = run_days(tmp_path, "broken", require_clean=False)
     with duckdb.connect(str(tmp_path / "broken.duckdb"), read_only=True) as con:
         rates = [r[0] for r in con.execute("SELECT consent_enforcement_rate FROM metrics.safety_daily").fetchall()]
     assert len(rates) == 2 and all(rate < 0.99 for rate in rates)
+    assert failed == [("metrics/safety_daily", "safety_invariants")] * 2  # the blocking GE suite caught it each day

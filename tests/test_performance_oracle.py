@@ -162,7 +162,7 @@ def oracle(root, days):
 @pytest.fixture(scope="module")
 def pipeline_run(tmp_path_factory):
     home = tmp_path_factory.mktemp("oracle")
-    _, manifest = run_generated(home, GeneratorConfig(days=3, users=120, events_per_day=1_500, seed=99, start=date(2026, 9, 1)))
+    _, manifest, _ = run_generated(home, GeneratorConfig(days=3, users=120, events_per_day=1_500, seed=99, start=date(2026, 9, 1)))
     return home, manifest["days"]
 
 

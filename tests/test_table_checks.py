@@ -21,7 +21,9 @@ SPECS = load_sources(CONFIG_DIR / "sources.yaml")
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     home = tmp_path_factory.mktemp("checks")
-    run_generated(home, GeneratorConfig(days=3, users=60, events_per_day=600, seed=5, start=date(2026, 9, 1)))
+    # 1,000 events a day: the generator plants at least one bad line of each kind, which at smaller
+    # volumes is over the 1% quarantine share the drift suite allows
+    run_generated(home, GeneratorConfig(days=3, users=60, events_per_day=1_000, seed=5, start=date(2026, 9, 1)))
     return home / "warehouse.duckdb"
 
 
@@ -77,3 +79,39 @@ def test_a_turn_without_its_conversation_is_an_orphan(con):
     con.execute("""DELETE FROM analytics.ai_conversations WHERE conversation_id =
                    (SELECT min(conversation_id) FROM analytics.ai_turns WHERE dt = $day)""", {"day": DAY})
     assert len(orphan_turns(con, DAY)) >= 1
+
+
+TEXT_COLUMNS = {"governed.ai_user_prompt_created": ["prompt_text"], "governed.ai_llm_response_received": ["response_text"],
+                "governed.ai_user_action": ["feedback"]}
+
+
+def test_the_safety_suites_pass_on_the_pipelines_rows(con):
+    from checks.safety_suites import drift, invariants
+
+    passed, metadata = invariants(con, DAY, TEXT_COLUMNS)
+    assert passed and "texts=" in metadata["rows"], metadata
+    assert drift(con, DAY)[0]
+
+
+@pytest.mark.parametrize("planted, failing", [
+    ("UPDATE metrics.safety_daily SET consent_enforcement_rate = 0.97 WHERE dt = $day", "consent_enforcement_rate"),
+    ("UPDATE metrics.safety_daily SET audit_completeness = 0.99 WHERE dt = $day", "audit_completeness"),
+    ("UPDATE governed.ai_user_action SET feedback = 'ssn 123-45-6789' WHERE dt = $day AND feedback IS NOT NULL", "text"),
+])
+def test_the_invariants_suite_fails_on_planted_breaches_without_showing_values(con, planted, failing):
+    from checks.safety_suites import invariants
+
+    con.execute(planted, {"day": DAY})
+    passed, metadata = invariants(con, DAY, TEXT_COLUMNS)
+    assert not passed
+    assert [k.split(":")[1] for k, v in metadata.items() if v.startswith("failed")] == [failing]
+    assert "123-45-6789" not in str(metadata)
+
+
+def test_the_drift_suite_flags_a_quarantine_surge_and_a_redaction_rate_out_of_band(con):
+    from checks.safety_suites import drift
+
+    con.execute("UPDATE audit.ingest_files SET quarantined = lines_read // 10 WHERE dt = $day", {"day": DAY})
+    passed, metadata = drift(con, DAY)
+    assert not passed and metadata["expect_column_values_to_be_between:quarantine_share"].startswith("failed")
+    assert metadata["redaction_band"] == "not enough history"  # two earlier days are not a band yet

@@ -4,7 +4,9 @@ from datetime import date
 
 import dagster as dg
 
+from checks import safety_suites
 from checks.asset_checks import valid_rows_result, valid_rows_spec
+from checks.tracking_plan import load_tracking_plan
 from checks.table_models import METRIC_MODELS
 from resources.object_store import ObjectStore
 from resources.secure_store import SecureStore
@@ -18,6 +20,15 @@ from telemetry_assets.defs.partitions import daily_partitions
 from telemetry_assets.govern.policy import load_policy
 from telemetry_assets.govern.safety import compute_safety, write_safety
 
+SAFETY_INVARIANTS = dg.AssetCheckSpec(
+    name="safety_invariants", asset=["metrics", "safety_daily"], blocking=True,
+    description="Great Expectations: audit completeness and consent enforcement are 1; no governed text matches a PII pattern.",
+)
+SAFETY_DRIFT = dg.AssetCheckSpec(
+    name="safety_drift", asset=["metrics", "safety_daily"],
+    description="Great Expectations: redaction rate within its 7-day band; quarantined share of lines under 1%.",
+)
+
 # What every metric asset shares: its group, owner, storage, daily partitions and the single writer.
 METRIC = {"group_name": "metrics", "owners": OWNERS, "kinds": {"duckdb"}, "partitions_def": daily_partitions,
           "pool": "warehouse"}
@@ -25,7 +36,7 @@ METRIC = {"group_name": "metrics", "owners": OWNERS, "kinds": {"duckdb"}, "parti
 
 @dg.asset(
     key=["metrics", "safety_daily"],
-    check_specs=[valid_rows_spec("metrics.safety_daily")],
+    check_specs=[valid_rows_spec("metrics.safety_daily"), SAFETY_INVARIANTS, SAFETY_DRIFT],
     **METRIC,
     deps=[["audit", "governance_log"], ["audit", "ingest_files"], *(["governed", name] for name in EVENT_TABLES)],
 )
@@ -34,14 +45,23 @@ def safety_daily(context: dg.AssetExecutionContext, lake: ObjectStore, warehouse
     enforcement measured against what each destination actually received, audit completeness."""
     day = date.fromisoformat(context.partition_key)
     policy = load_policy(settings.policy_path())
+    plan = load_tracking_plan(settings.tracking_plan_path())
     tables = [f"governed.{name}" for name in EVENT_TABLES]
     with warehouse.get_connection() as con, secure_store.get_connection() as secure_con:
         row = compute_safety(con, lake, secure_con, day, policy, tables)
         write_safety(con, row)
         check = valid_rows_result(con, METRIC_MODELS["metrics.safety_daily"], day)
+        text_columns = {f"governed.{name}": [f.column for f in plan.events[name].fields if f.type == "string"
+                                             and (f.sensitive or f.column in policy.redact_fields)] for name in EVENT_TABLES}
+        invariants_passed, invariants_metadata = safety_suites.invariants(con, day, text_columns)
+        drift_passed, drift_metadata = safety_suites.drift(con, day)
     scalars = {k: v for k, v in row.items() if isinstance(v, (int, float)) and v is not None}
     yield dg.MaterializeResult(metadata={**scalars, "policy_version": policy.version, "dagster/row_count": 1})
     yield check
+    yield dg.AssetCheckResult(check_name=SAFETY_INVARIANTS.name, asset_key=SAFETY_INVARIANTS.asset_key,
+                              passed=invariants_passed, metadata=invariants_metadata)
+    yield dg.AssetCheckResult(check_name=SAFETY_DRIFT.name, asset_key=SAFETY_DRIFT.asset_key, passed=drift_passed,
+                              metadata=drift_metadata, severity=dg.AssetCheckSeverity.WARN)
 
 
 @dg.asset(

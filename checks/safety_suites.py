@@ -1,0 +1,94 @@
+"""Great Expectations suites for the safety invariants, run in an ephemeral context per check.
+
+`invariants` (blocking): audit completeness and consent enforcement are exactly 1, and no governed
+text matches a PII pattern (a second, regex-only opinion beside the validated leak scan; it skips
+cards and phones, whose look-alikes only a checksum or number plan can tell apart).
+`drift` (warning): the redaction rate stays within its band over the previous 7 days, and the
+quarantined share of lines read stays under `MAX_QUARANTINE_SHARE`.
+Only counts and observed values go into metadata: GE's sample of unexpected values could be PII.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pandas as pd
+
+PII_PATTERNS = [
+    r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}",  # email
+    r"\b\d{3}-\d{2}-\d{4}\b",  # US SSN
+    r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){3,7}",  # IBAN-shaped
+    r"\b(?:\d{1,3}\.){3}\d{1,3}\b",  # IPv4
+]
+MAX_QUARANTINE_SHARE = 0.01
+BAND_DAYS = 7
+MIN_HISTORY = 3
+
+
+def invariants(con, day: date, text_columns: dict[str, list[str]]) -> tuple[bool, dict]:
+    import great_expectations as gx
+
+    safety = con.execute("SELECT audit_completeness, consent_enforcement_rate FROM metrics.safety_daily WHERE dt = ?",
+                         [day]).df()
+    texts = _governed_texts(con, day, text_columns)
+    expectations = [
+        ("safety", gx.expectations.ExpectColumnValuesToBeBetween(column="audit_completeness", min_value=1, max_value=1)),
+        ("safety", gx.expectations.ExpectColumnValuesToBeBetween(column="consent_enforcement_rate", min_value=1, max_value=1)),
+        ("texts", gx.expectations.ExpectColumnValuesToNotMatchRegexList(column="text", regex_list=PII_PATTERNS)),
+    ]
+    return _validate("safety_invariants", {"safety": safety, "texts": texts}, expectations)
+
+
+def drift(con, day: date) -> tuple[bool, dict]:
+    import great_expectations as gx
+
+    today = con.execute("SELECT redaction_rate FROM metrics.safety_daily WHERE dt = ?", [day]).df()
+    history = con.execute("SELECT redaction_rate FROM metrics.safety_daily WHERE dt BETWEEN ? AND ? AND redaction_rate IS NOT NULL",
+                          [day - timedelta(days=BAND_DAYS), day - timedelta(days=1)]).df()["redaction_rate"]
+    lines = con.execute(
+        "SELECT sum(quarantined)::DOUBLE / nullif(sum(lines_read), 0) AS quarantine_share FROM audit.ingest_files WHERE dt = ?",
+        [day]).df()
+    expectations = [("lines", gx.expectations.ExpectColumnValuesToBeBetween(
+        column="quarantine_share", min_value=0, max_value=MAX_QUARANTINE_SHARE))]
+    band = {}
+    if len(history) >= MIN_HISTORY:
+        spread = max(3 * history.std(), 0.05)
+        band = {"band_low": history.mean() - spread, "band_high": history.mean() + spread}
+        expectations.append(("safety", gx.expectations.ExpectColumnValuesToBeBetween(
+            column="redaction_rate", min_value=band["band_low"], max_value=band["band_high"])))
+    passed, metadata = _validate("safety_drift", {"safety": today, "lines": lines}, expectations)
+    metadata.update({k: round(float(v), 4) for k, v in band.items()} or {"redaction_band": "not enough history"})
+    return passed, metadata
+
+
+def _governed_texts(con, day: date, text_columns: dict[str, list[str]]) -> pd.DataFrame:
+    selects = [f'SELECT "{column}" AS text FROM {table} WHERE dt = $day AND "{column}" IS NOT NULL'
+               for table, columns in text_columns.items() for column in columns]
+    if not selects:
+        return pd.DataFrame({"text": pd.Series([], dtype="str")})
+    return con.execute(" UNION ALL ".join(selects), {"day": day}).df()
+
+
+def _validate(name: str, frames: dict[str, pd.DataFrame], expectations: list) -> tuple[bool, dict]:
+    import great_expectations as gx
+
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = {"globally": False}
+    source = context.data_sources.add_pandas("frames")
+    metadata, passed = {}, True
+    for frame_name, frame in frames.items():
+        suite = gx.ExpectationSuite(name=f"{name}_{frame_name}")
+        for target, expectation in expectations:
+            if target == frame_name:
+                suite.add_expectation(expectation)
+        if not suite.expectations:
+            continue
+        batch = source.add_dataframe_asset(name=frame_name).add_batch_definition_whole_dataframe("day").get_batch(
+            batch_parameters={"dataframe": frame})
+        for result in batch.validate(suite).results:
+            config = result.expectation_config
+            label = f"{config.type}:{config.kwargs.get('column')}"
+            passed &= bool(result.success)
+            metadata[label] = "passed" if result.success else f"failed ({result.result.get('unexpected_count', 0)} unexpected)"
+    metadata["rows"] = ", ".join(f"{k}={len(v)}" for k, v in frames.items())
+    return passed, metadata
