@@ -36,6 +36,7 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--date", type=date.fromisoformat, required=True)
     report.set_defaults(handler=_report_command)
     ui = commands.add_parser("ui", help="open the Dagster UI on the instance `run` records to")
+    ui.add_argument("--port", type=int, default=3000)
     ui.set_defaults(handler=_ui_command)
     bench = commands.add_parser("bench", help="time redaction, classification and one partition's ingest")
     bench.add_argument("--events", type=int, default=100_000, help="events in the benchmarked partition")
@@ -70,7 +71,8 @@ def _report_command(args) -> int:
 
 def _ui_command(args) -> int:
     _prepare_dagster_home()
-    dagster_dev = [sys.executable, "-m", "dagster", "dev", "-m", "telemetry_assets.definitions", "-h", "127.0.0.1"]
+    dagster_dev = [sys.executable, "-m", "dagster", "dev", "-m", "telemetry_assets.definitions",
+                   "-h", "127.0.0.1", "-p", str(args.port)]
     os.execv(sys.executable, dagster_dev)
 
 

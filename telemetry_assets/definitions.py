@@ -16,6 +16,7 @@ from telemetry_assets.defs.analytics.assets import join_outcomes
 from telemetry_assets.defs.ingest.assets import ingest_ai_events
 from telemetry_assets.defs.jobs import daily_pipeline, join_job, land_job, measure_job
 from telemetry_assets.defs.metrics.assets import business_daily, performance_daily, safety_daily, version_comparison
+from telemetry_assets.defs.schedules import daily_pipeline_schedule
 from telemetry_assets.defs.sources.assets import source_assets
 
 defs = dg.Definitions(
@@ -24,6 +25,7 @@ defs = dg.Definitions(
         version_comparison,
     ],
     jobs=[daily_pipeline, land_job, join_job, measure_job],
+    schedules=[daily_pipeline_schedule],
     resources={
         "lake": object_store_from_url(settings.lake_url()),
         "warehouse": Warehouse(database=str(settings.warehouse_path())),

@@ -5,7 +5,7 @@ pass and one transaction, with governance (consent, redaction, routing) in fligh
 never staged anywhere but memory and the secure store, and a partition lands whole or not at all.
 """
 
-from datetime import date
+from datetime import date, timedelta
 
 import dagster as dg
 
@@ -28,8 +28,12 @@ EVENT_TABLES = ("ai_user_prompt_created", "ai_llm_response_received", "ai_user_a
 OWNERS = ["team:ai-data-platform"]
 
 
-def _spec(key: list[str], group: str, description: str) -> dg.AssetSpec:
-    return dg.AssetSpec(key=key, group_name=group, description=description, owners=OWNERS, kinds={"duckdb"})
+# The raw partitions are fresh when the ledger of yesterday's raw objects has landed by 04:00 UTC.
+RAW_FRESHNESS = dg.FreshnessPolicy.cron(deadline_cron="0 4 * * *", lower_bound_delta=timedelta(hours=4))
+
+
+def _spec(key: list[str], group: str, description: str, **extra) -> dg.AssetSpec:
+    return dg.AssetSpec(key=key, group_name=group, description=description, owners=OWNERS, kinds={"duckdb"}, **extra)
 
 
 INGEST_SPECS = [
@@ -46,7 +50,8 @@ INGEST_SPECS = [
           "typed violations, never the payload."),
     _spec(["audit", "governance_log"], "ingest", "One row per processed AI event (valid, forwarded or quarantined): "
           "policy and plan versions, redactions, intent source, consent, every destination delivered or blocked."),
-    _spec(["audit", "ingest_files"], "ingest", "One row per raw object read, with its line reconciliation."),
+    _spec(["audit", "ingest_files"], "ingest", "One row per raw object read, with its line reconciliation.",
+          freshness_policy=RAW_FRESHNESS),
 ]
 NO_PII_LEAK = [
     dg.AssetCheckSpec(name="no_pii_leak", asset=["governed", name], blocking=True,
