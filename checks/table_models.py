@@ -107,6 +107,10 @@ METRIC_MODELS = {
         "q_value": pa.Column(checks=UNIT_INTERVAL, nullable=True),
         "verdict": pa.Column(checks=pa.Check.isin(["regression", "improvement", "no significant change", "not enough data"])),
     }, name="metrics.version_comparison", strict=False), ("dimension", "arm", "metric", "cohort")),
+    "metrics.alerts": TableModel("metrics.alerts", pa.DataFrameSchema({
+        "rule": pa.Column(nullable=False), "dedupe_key": pa.Column(nullable=False),
+        "severity": pa.Column(checks=pa.Check.isin(["warning", "critical"])),
+    }, unique=["rule", "group_key"], name="metrics.alerts", strict=False), ("rule", "group_key")),
     "metrics.safety_daily": TableModel("metrics.safety_daily", pa.DataFrameSchema({
         rate: pa.Column(checks=UNIT_INTERVAL, nullable=True)
         for rate in ("audit_completeness", "redaction_rate", "consent_enforcement_rate")

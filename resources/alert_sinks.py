@@ -86,14 +86,28 @@ class SlackSink(WebhookSink):
                 "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": f"{title}\n{detail}"}}]}
 
 
-def alert_sinks_from_env() -> dict[str, AlertSink]:
-    """The sinks the environment configures: TELEMETRY_ALERT_FILE, TELEMETRY_ALERT_WEBHOOK_URL,
-    TELEMETRY_ALERT_SLACK_WEBHOOK_URL (the URLs read only through dg.EnvVar)."""
-    sinks: dict[str, AlertSink] = {}
-    if os.environ.get("TELEMETRY_ALERT_FILE"):
-        sinks["file"] = FileSink(path=os.environ["TELEMETRY_ALERT_FILE"])
-    if os.environ.get("TELEMETRY_ALERT_WEBHOOK_URL"):
-        sinks["webhook"] = WebhookSink(url=dg.EnvVar("TELEMETRY_ALERT_WEBHOOK_URL"))
-    if os.environ.get("TELEMETRY_ALERT_SLACK_WEBHOOK_URL"):
-        sinks["slack"] = SlackSink(url=dg.EnvVar("TELEMETRY_ALERT_SLACK_WEBHOOK_URL"))
-    return sinks
+class AlertRouter(dg.ConfigurableResource):
+    """The sinks in use: any of a JSONL file, a webhook and a Slack webhook (none configured: no sink)."""
+
+    file_path: str | None = None
+    webhook_url: str | None = None
+    slack_webhook_url: str | None = None
+
+    def sinks(self) -> list[AlertSink]:
+        sinks: list[AlertSink] = []
+        if self.file_path:
+            sinks.append(FileSink(path=self.file_path))
+        if self.webhook_url:
+            sinks.append(WebhookSink(url=self.webhook_url))
+        if self.slack_webhook_url:
+            sinks.append(SlackSink(url=self.slack_webhook_url))
+        return sinks
+
+
+def alert_router_from_env() -> AlertRouter:
+    """TELEMETRY_ALERT_FILE, TELEMETRY_ALERT_WEBHOOK_URL, TELEMETRY_ALERT_SLACK_WEBHOOK_URL; the URLs
+    are secrets, read only through dg.EnvVar (resolved when Dagster initialises the resource)."""
+    secret = lambda name: dg.EnvVar(name) if os.environ.get(name) else None
+    return AlertRouter(file_path=os.environ.get("TELEMETRY_ALERT_FILE"),
+                       webhook_url=secret("TELEMETRY_ALERT_WEBHOOK_URL"),
+                       slack_webhook_url=secret("TELEMETRY_ALERT_SLACK_WEBHOOK_URL"))

@@ -131,6 +131,7 @@ def run_partitions(start: date, end: date) -> int:
         for day in days:
             if day not in failed and _run_day(defs, stage, day, instance, failed):
                 print(f"{day}  {done}")
+    _deliver_alerts(start, end)
     with warehouse.get_connection() as con:
         _print_summary(line_reconciliation(con, start, end), quarantined_by_type(con, start, end), safety_over(con, start, end))
     return 1 if failed else 0
@@ -143,6 +144,20 @@ def _prepare_dagster_home() -> None:
     if not (home / "dagster.yaml").exists():
         shutil.copy(settings.CONFIG_DIR / "dagster.yaml", home / "dagster.yaml")
     os.environ["DAGSTER_HOME"] = str(home)
+
+
+def _deliver_alerts(start: date, end: date) -> None:
+    """The same delivery the alert sensor does, so a `run` outside the daemon still alerts (once)."""
+    from resources.alert_sinks import alert_router_from_env
+    from resources.warehouse import Warehouse
+    from telemetry_assets.analytics.alerts import AlertLedger, deliver
+
+    sinks = alert_router_from_env().process_config_and_initialize().sinks()
+    with Warehouse(database=str(settings.warehouse_path())).get_connection() as con:
+        sent = deliver(con, sinks, AlertLedger(settings.alert_ledger_path()), start, end)
+    print(f"alerts        {len(sent)} new" + (f", sent to {len(sinks)} sink(s)" if sinks else " (no sink configured)"))
+    for alert in sent:
+        print(f"  [{alert['severity']}] {alert['dt']} {alert['rule']}: {alert['group_key']}")
 
 
 def _run_day(defs, job_name: str, day: date, instance, failed: list) -> bool:

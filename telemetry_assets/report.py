@@ -28,7 +28,15 @@ def render_report(con, day: date) -> str:
                              KEY + ["cohort"], BUSINESS_COLUMNS, "AND cohort_dimension IN ('all', 'plan')"))
     sections.append(_safety(con, day))
     sections.append(_comparison(con, day))
+    sections.append(_alerts(con, day))
     return "\n\n".join(sections)
+
+
+def _alerts(con, day: date) -> str:
+    rows = con.execute("""SELECT severity, rule, group_key, message FROM metrics.alerts WHERE dt = ?
+                          ORDER BY severity, rule, group_key""", [day]).fetchall()
+    lines = [f"Alerts ({len(rows)})"] + [f"  [{severity}] {rule}: {group}\n      {message}" for severity, rule, group, message in rows]
+    return "\n".join(lines if rows else lines + ["  none"])
 
 
 def _section(con, title, table, day, key, columns, where) -> str:

@@ -56,3 +56,12 @@ def sources_path() -> Path:
 def model_prices_path() -> Path:
     """Dated model prices (USD per million tokens, cached input priced apart)."""
     return Path(os.environ.get("TELEMETRY_MODEL_PRICES") or CONFIG_DIR / "model_prices.csv")
+
+
+def alert_rules_path() -> Path:
+    return Path(os.environ.get("TELEMETRY_ALERT_RULES") or CONFIG_DIR / "alerts.yaml")
+
+
+def alert_ledger_path() -> Path:
+    """Dedupe keys of the alerts already delivered."""
+    return telemetry_home() / "alerts_sent.txt"

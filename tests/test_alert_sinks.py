@@ -3,12 +3,14 @@
 import json
 import threading
 import time
+from datetime import date
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from resources.alert_sinks import AlertDeliveryError, FileSink, SlackSink, WebhookSink, alert_sinks_from_env
+from resources.alert_sinks import AlertDeliveryError, FileSink, SlackSink, WebhookSink, alert_router_from_env
 
+DAY_RANGE = (date(2026, 9, 14), date(2026, 9, 14))
 ALERT = {"dt": "2026-09-14", "rule": "p95_latency_regression", "severity": "critical",
          "group_key": "gpt-4.1-mini/v8/variant_b", "value": 3199.0, "baseline": 1828.0,
          "message": "p95 latency 1,828 ms -> 3,199 ms after gpt-4.1-mini", "dedupe_key": "p95|variant_b|2026-09-14"}
@@ -107,8 +109,29 @@ def test_sink_urls_come_from_the_environment_through_envvar(monkeypatch, receive
     monkeypatch.setenv("TELEMETRY_ALERT_SLACK_WEBHOOK_URL", server.url)
     monkeypatch.delenv("TELEMETRY_ALERT_WEBHOOK_URL", raising=False)
     monkeypatch.delenv("TELEMETRY_ALERT_FILE", raising=False)
-    sinks = alert_sinks_from_env()
-    assert set(sinks) == {"slack"}
-    assert sinks["slack"].url == "TELEMETRY_ALERT_SLACK_WEBHOOK_URL"  # unresolved until Dagster initialises it
-    sinks["slack"].process_config_and_initialize().send(ALERT)
+    router = alert_router_from_env()
+    assert router.slack_webhook_url == "TELEMETRY_ALERT_SLACK_WEBHOOK_URL"  # unresolved until Dagster initialises it
+    (sink,) = router.process_config_and_initialize().sinks()
+    assert isinstance(sink, SlackSink)
+    sink.send(ALERT)
     assert len(server.received) == 1
+
+
+def test_an_alert_a_sink_could_not_take_is_retried_on_the_next_delivery(tmp_path, receiver):
+    import duckdb
+
+    from telemetry_assets.analytics.alerts import AlertLedger, deliver
+
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA metrics")
+    con.execute("""CREATE TABLE metrics.alerts AS SELECT DATE '2026-09-14' AS dt, 'r' AS rule, 'critical' AS severity,
+                   'g' AS group_key, 1.0 AS value, 0.5 AS baseline, 'm' AS message, 'r|g' AS dedupe_key""")
+    ledger = AlertLedger(tmp_path / "sent.txt")
+    down = receiver(failures=99)
+    with pytest.raises(AlertDeliveryError):
+        deliver(con, [WebhookSink(url=down.url, max_attempts=2, backoff_seconds=0.01)], ledger, *DAY_RANGE)
+    assert ledger.sent() == set()
+    up = receiver()
+    assert [a["dedupe_key"] for a in deliver(con, [WebhookSink(url=up.url)], ledger, *DAY_RANGE)] == ["r|g"]
+    assert deliver(con, [WebhookSink(url=up.url)], ledger, *DAY_RANGE) == [] and len(up.received) == 1
+

@@ -106,3 +106,58 @@ def test_benjamini_hochberg_matches_a_worked_example():
 
     q = benjamini_hochberg([0.01, None, 0.04, 0.03, 0.005])
     assert q == [pytest.approx(0.02), None, pytest.approx(0.04), pytest.approx(0.04), pytest.approx(0.02)]
+
+
+def test_the_planted_incidents_alert_on_their_first_day_and_nothing_else_fires(week):
+    con, manifest = week
+    upgrade, swap = incident(manifest, "variant_model_upgrade"), incident(manifest, "control_model_swap")
+    firsts = dict(con.execute("SELECT dedupe_key, min(dt)::VARCHAR FROM metrics.alerts GROUP BY 1").fetchall())
+    assert firsts, "no alert at all"
+    for key, first_day in firsts.items():
+        caused_by_upgrade = "variant_b" in key and (upgrade["model_version"] in key or "feature_flag_state" in key)
+        caused_by_swap = swap["model_version"] in key
+        assert caused_by_upgrade or caused_by_swap, f"false alarm: {key}"
+        assert first_day >= (upgrade if caused_by_upgrade else swap)["first_day"], key
+    p95 = [k for k in firsts if k.startswith("version_regression|variant_b|model_version") and "p95_latency_ms" in k]
+    assert len(p95) == 1 and firsts[p95[0]] == upgrade["first_day"]
+    conversion = [k for k in firsts if k.startswith("conversion_drop_after_model_change|control") and "plan=free" in k]
+    assert len(conversion) == 1 and firsts[conversion[0]] >= swap["first_day"]
+
+
+def test_the_sensor_delivers_each_alert_once_and_reevaluating_sends_nothing(week, tmp_path, monkeypatch):
+    import dagster as dg
+
+    from resources.alert_sinks import AlertRouter
+    from resources.warehouse import Warehouse
+    from telemetry_assets.defs.schedules import alert_sensor
+
+    con, _ = week
+    (path,) = [r[0] for r in con.execute("SELECT path FROM duckdb_databases() WHERE database_name = 'warehouse'").fetchall()]
+    copy = tmp_path / "warehouse.duckdb"
+    copy.write_bytes(open(path, "rb").read())
+    monkeypatch.setenv("TELEMETRY_HOME", str(tmp_path))
+    monkeypatch.setattr("telemetry_assets.defs.schedules.datetime", _FrozenClock)
+    outbox = tmp_path / "alerts.jsonl"
+    resources = {"warehouse": Warehouse(database=str(copy)), "alert_router": AlertRouter(file_path=str(outbox))}
+    first = alert_sensor(dg.build_sensor_context(resources=resources))
+    delivered = outbox.read_text().splitlines()
+    keys = {r[0] for r in con.execute("SELECT DISTINCT dedupe_key FROM metrics.alerts").fetchall()}
+    assert len(delivered) == len(keys) and f"delivered {len(keys)} new" in first.skip_message
+    second = alert_sensor(dg.build_sensor_context(resources=resources))
+    assert "delivered 0 new" in second.skip_message and len(outbox.read_text().splitlines()) == len(keys)
+
+
+class _FrozenClock:
+    """The sensor looks back two weeks from now; the week under test is in September 2026."""
+
+    @staticmethod
+    def now(tz=None):
+        from datetime import datetime
+
+        return datetime(2026, 9, 8, tzinfo=tz)
+
+
+def test_the_report_lists_the_days_alerts(week):
+    con, _ = week
+    text = render_report(con, date(2026, 9, 7))
+    assert "Alerts (" in text and "conversion_drop_after_model_change" in text

@@ -115,3 +115,19 @@ def test_the_drift_suite_flags_a_quarantine_surge_and_a_redaction_rate_out_of_ba
     passed, metadata = drift(con, DAY)
     assert not passed and metadata["expect_column_values_to_be_between:quarantine_share"].startswith("failed")
     assert metadata["redaction_band"] == "not enough history"  # two earlier days are not a band yet
+
+
+def test_blocking_that_stays_at_zero_while_prompts_flow_raises_the_sustained_zero_alert(con):
+    from telemetry_assets.analytics.alert_rules import load_alert_rules
+    from telemetry_assets.analytics.alerts import build_alerts
+
+    rules = load_alert_rules(CONFIG_DIR / "alerts.yaml")
+    con.execute("SET TimeZone = 'UTC'")
+    assert con.execute("SELECT min(sensitive_destinations_blocked) FROM metrics.safety_daily").fetchone()[0] > 0
+    build_alerts(con, date(2026, 9, 3), rules)
+    assert con.execute("SELECT count(*) FROM metrics.alerts WHERE rule = 'blocked_destinations_sustained_zero'").fetchone() == (0,)
+    con.execute("UPDATE metrics.safety_daily SET sensitive_destinations_blocked = 0")
+    build_alerts(con, date(2026, 9, 3), rules)
+    ((key, message),) = con.execute(
+        "SELECT dedupe_key, message FROM metrics.alerts WHERE rule = 'blocked_destinations_sustained_zero'").fetchall()
+    assert key == "blocked_destinations_sustained_zero|since 2026-09-01" and "rules may not be firing" in message

@@ -1,5 +1,5 @@
-"""When things run on their own: the daily schedule. (Freshness of the raw partitions is a
-`FreshnessPolicy` on `audit/ingest_files`, the ledger of each day's raw objects.)
+"""When things run on their own: the daily schedule, alert delivery, and run failures. (Freshness of
+the raw partitions is a `FreshnessPolicy` on `audit/ingest_files`, the ledger of each day's raw objects.)
 
 Each morning the schedule runs `daily_pipeline` for yesterday and again for the day before: the
 day before's turns and conversations read yesterday's events and outcomes (answers and tickets after
@@ -7,10 +7,15 @@ midnight), so it is recomputed once yesterday has landed. Yesterday's run carrie
 priority, and the instance queues one run at a time (`config/dagster.yaml`), so it lands first.
 """
 
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 import dagster as dg
+import duckdb
 
+from resources.alert_sinks import AlertRouter
+from resources.warehouse import Warehouse
+from telemetry_assets import settings
+from telemetry_assets.analytics.alerts import AlertLedger, deliver
 from telemetry_assets.defs.jobs import daily_pipeline
 
 SCHEDULE_HOUR_UTC = 2
@@ -24,3 +29,35 @@ def daily_pipeline_schedule(context: dg.ScheduleEvaluationContext):
     for offset, priority in ((1, 10), (2, 0)):
         day = (today - timedelta(days=offset)).isoformat()
         yield dg.RunRequest(run_key=f"{day}@{today}", partition_key=day, tags={"dagster/priority": str(priority)})
+
+
+ALERT_LOOKBACK_DAYS = 14
+
+
+@dg.sensor(minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.STOPPED)
+def alert_sensor(context: dg.SensorEvaluationContext, warehouse: Warehouse, alert_router: AlertRouter):
+    """Delivers each `metrics.alerts` row of the last two weeks whose dedupe key was never sent, to
+    every sink; evaluating again sends nothing new. Skips a tick while a run holds the warehouse."""
+    try:
+        con = duckdb.connect(warehouse.database, read_only=True)
+    except duckdb.Error as busy:
+        return dg.SkipReason(f"warehouse busy: {busy}")
+    with con:
+        if not con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'metrics' AND table_name = 'alerts'").fetchone()[0]:
+            return dg.SkipReason("no alerts table yet")
+        today = datetime.now(timezone.utc).date()
+        sent = deliver(con, alert_router.sinks(), AlertLedger(settings.alert_ledger_path()),
+                       today - timedelta(days=ALERT_LOOKBACK_DAYS), today)
+    return dg.SkipReason(f"delivered {len(sent)} new alert(s)")
+
+
+@dg.run_failure_sensor(default_status=dg.DefaultSensorStatus.STOPPED)
+def run_failure_alert(context: dg.RunFailureSensorContext, alert_router: AlertRouter):
+    """A failed run is an alert too (a blocking check that failed stops the run, so it lands here)."""
+    run = context.dagster_run
+    alert = {"dt": datetime.now(timezone.utc).date().isoformat(), "rule": "run_failed", "severity": "critical",
+             "group_key": run.job_name, "value": None, "baseline": None,
+             "message": f"{run.job_name} failed for partition {run.tags.get('dagster/partition')}: "
+                        f"{context.failure_event.message}", "dedupe_key": f"run_failed|{run.run_id}"}
+    for sink in alert_router.sinks():
+        sink.send(alert)

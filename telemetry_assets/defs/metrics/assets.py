@@ -12,6 +12,8 @@ from resources.object_store import ObjectStore
 from resources.secure_store import SecureStore
 from resources.warehouse import Warehouse
 from telemetry_assets import settings
+from telemetry_assets.analytics.alert_rules import load_alert_rules
+from telemetry_assets.analytics.alerts import ALERTS_TABLE, build_alerts
 from telemetry_assets.analytics.business import BUSINESS_TABLE, build_business
 from telemetry_assets.analytics.comparison import BASELINE_LOOKBACK_DAYS, COMPARISON_TABLE, WINDOW_DAYS, build_comparison
 from telemetry_assets.analytics.performance import PERFORMANCE_TABLE, build_performance
@@ -129,4 +131,22 @@ def version_comparison(context: dg.AssetExecutionContext, warehouse: Warehouse):
             f"SELECT verdict, count(*) FROM {COMPARISON_TABLE} WHERE dt = ? GROUP BY 1", [day]).fetchall())
     yield dg.MaterializeResult(metadata={"dagster/row_count": rows, "regressions": verdicts.get("regression", 0),
                                          "improvements": verdicts.get("improvement", 0)})
+    yield check
+
+
+@dg.asset(
+    key=["metrics", "alerts"],
+    check_specs=[valid_rows_spec(ALERTS_TABLE)],
+    **METRIC,
+    deps=[["metrics", "performance_daily"], ["metrics", "version_comparison"], ["metrics", "safety_daily"]],
+)
+def alerts(context: dg.AssetExecutionContext, warehouse: Warehouse):
+    """One row per dt, rule and group that breached it (rules in config/alerts.yaml), with the dedupe
+    key under which it is delivered once by the alert sensor."""
+    day = date.fromisoformat(context.partition_key)
+    with warehouse.get_connection() as con:
+        rows = build_alerts(con, day, load_alert_rules(settings.alert_rules_path()))
+        check = valid_rows_result(con, METRIC_MODELS[ALERTS_TABLE], day)
+        by_severity = dict(con.execute(f"SELECT severity, count(*) FROM {ALERTS_TABLE} WHERE dt = ? GROUP BY 1", [day]).fetchall())
+    yield dg.MaterializeResult(metadata={"dagster/row_count": rows, **{f"alerts/{k}": v for k, v in by_severity.items()}})
     yield check
