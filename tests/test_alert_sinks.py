@@ -135,3 +135,31 @@ def test_an_alert_a_sink_could_not_take_is_retried_on_the_next_delivery(tmp_path
     assert [a["dedupe_key"] for a in deliver(con, [WebhookSink(url=up.url)], ledger, *DAY_RANGE)] == ["r|g"]
     assert deliver(con, [WebhookSink(url=up.url)], ledger, *DAY_RANGE) == [] and len(up.received) == 1
 
+
+
+def test_a_failed_run_is_sent_as_an_alert(tmp_path):
+    import dagster as dg
+
+    from resources.alert_sinks import AlertRouter
+    from telemetry_assets.defs.schedules import run_failure_alert
+
+    @dg.op
+    def broken():
+        raise RuntimeError("warehouse unreachable")
+
+    @dg.job
+    def nightly():
+        broken()
+
+    instance = dg.DagsterInstance.ephemeral()
+    result = nightly.execute_in_process(instance=instance, raise_on_error=False)
+    (failure,) = [e for e in result.all_events if e.event_type_value == "PIPELINE_FAILURE"]
+    outbox = tmp_path / "alerts.jsonl"
+    context = dg.build_run_status_sensor_context(
+        sensor_name="run_failure_alert", dagster_event=failure, dagster_instance=instance,
+        dagster_run=result.dagster_run, resources={"alert_router": AlertRouter(file_path=str(outbox))},
+    ).for_run_failure()
+    run_failure_alert(context)
+    (alert,) = [json.loads(line) for line in outbox.read_text().splitlines()]
+    assert alert["rule"] == "run_failed" and alert["group_key"] == "nightly" and alert["severity"] == "critical"
+    assert alert["dedupe_key"] == f"run_failed|{result.run_id}"

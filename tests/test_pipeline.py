@@ -53,6 +53,8 @@ def test_materialising_a_generated_day_lands_what_was_planted(tmp_path):
         meta = {m.asset_key.to_user_string(): m.metadata
                 for m in result.asset_materializations_for_node("ingest_ai_events")}
         files = meta["audit/ingest_files"]
+        schema = {c.name for c in meta["governed/ai_llm_response_received"]["dagster/column_schema"].value.columns}
+        assert {"message_id", "latency_ms", "policy_version"} <= schema
         assert files["valid_events"].value == planted["ai_events"]
         assert files["duplicates"].value == planted["resent"]
         assert files["non_ai_events"].value == planted["non_ai_events"]

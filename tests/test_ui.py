@@ -1,4 +1,4 @@
-"""`telemetry ui` serves the code location: every asset, check and schedule is there, over GraphQL."""
+"""`telemetry ui` serves the code location: every asset, check, schedule and sensor is there, over GraphQL."""
 
 import json
 import os
@@ -13,7 +13,7 @@ from telemetry_assets.definitions import defs
 
 WORKSPACE = """{ workspaceOrError { ... on Workspace { locationEntries { name locationOrLoadError {
   __typename ... on PythonError { message }
-  ... on RepositoryLocation { repositories { schedules { name } jobs { name } } } } } } } }"""
+  ... on RepositoryLocation { repositories { schedules { name } sensors { name } jobs { name } } } } } } } }"""
 ASSETS = """{ assetNodes { assetKey { path } groupName description
   assetChecksOrError { ... on AssetChecks { checks { name } } } } }"""
 
@@ -40,7 +40,7 @@ def wait_for_location(port: int, process, deadline_seconds: int = 240) -> dict:
     raise AssertionError("the code location did not load in time")
 
 
-def test_the_ui_serves_every_asset_check_and_schedule(tmp_path):
+def test_the_ui_serves_every_asset_check_schedule_and_sensor(tmp_path):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -52,6 +52,7 @@ def test_the_ui_serves_every_asset_check_and_schedule(tmp_path):
         location = wait_for_location(port, process)
         (repository,) = location["repositories"]
         assert {s["name"] for s in repository["schedules"]} == {"daily_pipeline_schedule"}
+        assert {s["name"] for s in repository["sensors"]} == {"alert_sensor", "run_failure_alert"}
         assert {"daily_pipeline", "land_day", "join_day", "measure_day"} <= {j["name"] for j in repository["jobs"]}
         nodes = graphql(port, ASSETS)["assetNodes"]
         served = {"/".join(n["assetKey"]["path"]): n for n in nodes}

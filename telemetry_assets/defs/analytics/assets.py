@@ -9,7 +9,7 @@ from datetime import date
 
 import dagster as dg
 
-from checks.asset_checks import valid_rows_result, valid_rows_spec
+from checks.asset_checks import table_metadata, valid_rows_result, valid_rows_spec
 from checks.table_models import ANALYTICS_MODELS
 from resources.warehouse import Warehouse
 from telemetry_assets import settings
@@ -57,8 +57,9 @@ def join_outcomes(context: dg.AssetExecutionContext, warehouse: Warehouse):
         counts = build_joins(con, day, load_policy(settings.policy_path()))
         checks = [valid_rows_result(con, model, day) for model in ANALYTICS_MODELS.values()]
         orphans = orphan_turns(con, day)
+        schemas = {".".join(s.key.path): table_metadata(con, ".".join(s.key.path), day) for s in JOINED_SPECS}
     for spec in JOINED_SPECS:
-        yield dg.MaterializeResult(asset_key=spec.key, metadata={"dagster/row_count": counts[".".join(spec.key.path)]})
+        yield dg.MaterializeResult(asset_key=spec.key, metadata=schemas[".".join(spec.key.path)])
     yield from checks
     yield dg.AssetCheckResult(check_name=TURNS_BELONG.name, asset_key=TURNS_BELONG.asset_key, passed=not orphans,
                               metadata={"orphan_turns": len(orphans), "examples": "; ".join(orphans[:5]) or "none"})

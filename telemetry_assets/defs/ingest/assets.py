@@ -9,7 +9,7 @@ from datetime import date, timedelta
 
 import dagster as dg
 
-from checks.asset_checks import valid_rows_result, valid_rows_spec
+from checks.asset_checks import table_metadata, valid_rows_result, valid_rows_spec
 from checks.pii_leak import LeakScan, scan_exports, scan_table
 from checks.table_models import governed_model
 from checks.tracking_plan import load_tracking_plan
@@ -95,10 +95,11 @@ def ingest_ai_events(
             redaction_salt=secrets.redaction_salt, lookback_days=settings.dedupe_lookback_days(),
         )
         landed = landed_row_counts(con, day)
+        schemas = {".".join(s.key.path): table_metadata(con, ".".join(s.key.path), day) for s in INGEST_SPECS}
         scans = _leak_scans(con, lake, day, plan, policy)
         row_checks = [valid_rows_result(con, governed_model(plan.events[name]), day) for name in EVENT_TABLES]
     context.log.info(f"{day}: {report.summary()} quarantined by type {report.quarantined_by_type}")
-    yield from _materializations(report, landed, lake.describe())
+    yield from _materializations(report, landed, lake.describe(), schemas)
     yield _reconciliation_check(report, landed)
     for spec, scan in scans:
         yield dg.AssetCheckResult(check_name=spec.name, asset_key=spec.asset_key, passed=scan.passed,
@@ -119,11 +120,11 @@ def _leak_scans(con, lake, day, plan, policy):
     return [*scans, (NO_PII_IN_EXPORTS, LeakScan.combined("exports", exported))]
 
 
-def _materializations(report: PartitionReport, landed: dict[str, int], lake: str):
+def _materializations(report: PartitionReport, landed: dict[str, int], lake: str, schemas: dict[str, dict]):
     shared = {"tracking_plan_version": report.tracking_plan_version, "policy_version": report.policy_version}
     for spec in INGEST_SPECS:
         table = ".".join(spec.key.path)
-        metadata = {**shared, "dagster/row_count": landed[table]}
+        metadata = {**shared, **schemas[table], "dagster/row_count": landed[table]}
         if table == "audit.ingest_files":
             metadata.update({**report.summary(), "objects": len(report.files), "lake": lake})
         if table == "audit.quarantine":

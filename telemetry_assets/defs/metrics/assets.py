@@ -5,7 +5,7 @@ from datetime import date
 import dagster as dg
 
 from checks import safety_suites
-from checks.asset_checks import valid_rows_result, valid_rows_spec
+from checks.asset_checks import table_metadata, valid_rows_result, valid_rows_spec
 from checks.tracking_plan import load_tracking_plan
 from checks.table_models import METRIC_MODELS
 from resources.object_store import ObjectStore
@@ -53,12 +53,13 @@ def safety_daily(context: dg.AssetExecutionContext, lake: ObjectStore, warehouse
         row = compute_safety(con, lake, secure_con, day, policy, tables)
         write_safety(con, row)
         check = valid_rows_result(con, METRIC_MODELS["metrics.safety_daily"], day)
+        schema = table_metadata(con, "metrics.safety_daily", day)
         text_columns = {f"governed.{name}": [f.column for f in plan.events[name].fields if f.type == "string"
                                              and (f.sensitive or f.column in policy.redact_fields)] for name in EVENT_TABLES}
         invariants_passed, invariants_metadata = safety_suites.invariants(con, day, text_columns)
         drift_passed, drift_metadata = safety_suites.drift(con, day)
     scalars = {k: v for k, v in row.items() if isinstance(v, (int, float)) and v is not None}
-    yield dg.MaterializeResult(metadata={**scalars, "policy_version": policy.version, "dagster/row_count": 1})
+    yield dg.MaterializeResult(metadata={**scalars, "policy_version": policy.version, **schema})
     yield check
     yield dg.AssetCheckResult(check_name=SAFETY_INVARIANTS.name, asset_key=SAFETY_INVARIANTS.asset_key,
                               passed=invariants_passed, metadata=invariants_metadata)
@@ -79,12 +80,13 @@ def performance_daily(context: dg.AssetExecutionContext, warehouse: Warehouse):
     with warehouse.get_connection() as con:
         rows = build_performance(con, day)
         check = valid_rows_result(con, METRIC_MODELS[PERFORMANCE_TABLE], day)
+        schema = table_metadata(con, PERFORMANCE_TABLE, day)
         totals = con.execute(
             f"""SELECT sum(requests), sum(total_cost_usd), sum(successful_outcomes), max(p95_latency_ms)
                 FROM {PERFORMANCE_TABLE} WHERE dt = ?""", [day]).fetchall()[0]
     requests, cost, outcomes, worst_p95 = totals
     yield dg.MaterializeResult(metadata={
-        "dagster/row_count": rows, "requests": int(requests or 0), "total_cost_usd": float(cost or 0),
+        **schema, "requests": int(requests or 0), "total_cost_usd": float(cost or 0),
         "successful_outcomes": int(outcomes or 0), "worst_group_p95_latency_ms": float(worst_p95 or 0),
     })
     yield check
@@ -104,10 +106,11 @@ def business_daily(context: dg.AssetExecutionContext, warehouse: Warehouse):
     with warehouse.get_connection() as con:
         rows = build_business(con, day)
         check = valid_rows_result(con, METRIC_MODELS[BUSINESS_TABLE], day)
+        schema = table_metadata(con, BUSINESS_TABLE, day)
         (conversion, deflection) = con.execute(
             f"""SELECT sum(conversions) / sum(conversations), sum(support_deflection_rate * conversations) / sum(conversations)
                 FROM {BUSINESS_TABLE} WHERE dt = ? AND cohort_dimension = 'all'""", [day]).fetchall()[0]
-    yield dg.MaterializeResult(metadata={"dagster/row_count": rows, "conversion_rate": float(conversion or 0),
+    yield dg.MaterializeResult(metadata={**schema, "conversion_rate": float(conversion or 0),
                                          "support_deflection_rate": float(deflection or 0)})
     yield check
 
@@ -127,9 +130,10 @@ def version_comparison(context: dg.AssetExecutionContext, warehouse: Warehouse):
     with warehouse.get_connection() as con:
         rows = build_comparison(con, day)
         check = valid_rows_result(con, METRIC_MODELS[COMPARISON_TABLE], day)
+        schema = table_metadata(con, COMPARISON_TABLE, day)
         verdicts = dict(con.execute(
             f"SELECT verdict, count(*) FROM {COMPARISON_TABLE} WHERE dt = ? GROUP BY 1", [day]).fetchall())
-    yield dg.MaterializeResult(metadata={"dagster/row_count": rows, "regressions": verdicts.get("regression", 0),
+    yield dg.MaterializeResult(metadata={**schema, "regressions": verdicts.get("regression", 0),
                                          "improvements": verdicts.get("improvement", 0)})
     yield check
 
@@ -147,6 +151,7 @@ def alerts(context: dg.AssetExecutionContext, warehouse: Warehouse):
     with warehouse.get_connection() as con:
         rows = build_alerts(con, day, load_alert_rules(settings.alert_rules_path()))
         check = valid_rows_result(con, METRIC_MODELS[ALERTS_TABLE], day)
+        schema = table_metadata(con, ALERTS_TABLE, day)
         by_severity = dict(con.execute(f"SELECT severity, count(*) FROM {ALERTS_TABLE} WHERE dt = ? GROUP BY 1", [day]).fetchall())
-    yield dg.MaterializeResult(metadata={"dagster/row_count": rows, **{f"alerts/{k}": v for k, v in by_severity.items()}})
+    yield dg.MaterializeResult(metadata={**schema, **{f"alerts/{k}": v for k, v in by_severity.items()}})
     yield check

@@ -5,7 +5,7 @@ from datetime import date
 
 import dagster as dg
 
-from checks.asset_checks import valid_rows_result, valid_rows_spec
+from checks.asset_checks import table_metadata, valid_rows_result, valid_rows_spec
 from checks.sources import SourceSpec, load_sources
 from checks.table_models import source_model
 from resources.object_store import ObjectStore
@@ -35,8 +35,9 @@ def source_asset(spec: SourceSpec) -> dg.AssetsDefinition:
         with warehouse.get_connection() as con:
             report = load_source(lake, con, spec, day)
             check = valid_rows_result(con, source_model(spec), day)
+            schema = table_metadata(con, spec.table, day)
         facts = {k: v for k, v in asdict(report).items() if isinstance(v, int)}
-        yield dg.MaterializeResult(metadata={**facts, "dagster/row_count": report.valid})
+        yield dg.MaterializeResult(metadata={**facts, **schema})
         yield check
 
     return load
