@@ -35,13 +35,8 @@ BENCH_DAY = date(2026, 9, 1)
 
 
 def run_bench(events: int, texts: int, seed: int = 7) -> dict:
-    stages = {}
-    sample = _texts(texts, seed)
     policy = load_policy(settings.policy_path())
-    redactor = Redactor(policy.entities, policy.replacement, policy.phone_region)
-    stages["redact"] = _timed(lambda: redactor.redact(sample), len(sample), "texts")
-    stages["classify"] = _timed(lambda: classify(sample, IntentRules.load()), len(sample), "texts")
-    del sample
+    stages = _text_stages(texts, seed, policy)
     with tempfile.TemporaryDirectory() as home:
         lake = LocalObjectStore(root=str(Path(home) / "lake"))
         generate(lake, GeneratorConfig(days=1, users=max(50, events // 200), events_per_day=events, seed=seed, start=BENCH_DAY))
@@ -57,6 +52,16 @@ def run_bench(events: int, texts: int, seed: int = 7) -> dict:
         stages["ingest"] = _timed(lambda: report.update(lines=ingest().total("lines_read")), events, "events")
         stages["ingest"]["lines"] = report["lines"]
     return {"events": events, "texts": texts, "stages": stages, "peak_rss_mb": _peak_rss_mb()}
+
+
+def _text_stages(count: int, seed: int, policy) -> dict:
+    """Redaction and classification of `count` generated texts (freed when this returns)."""
+    sample = _texts(count, seed)
+    redactor = Redactor(policy.entities, policy.replacement, policy.phone_region)
+    return {
+        "redact": _timed(lambda: redactor.redact(sample), len(sample), "texts"),
+        "classify": _timed(lambda: classify(sample, IntentRules.load()), len(sample), "texts"),
+    }
 
 
 def _timed(work, count: int, unit: str) -> dict:

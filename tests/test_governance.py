@@ -10,7 +10,6 @@ import yaml
 from telemetry_assets.govern.policy import PolicyError, load_policy
 from telemetry_assets.settings import CONFIG_DIR
 from tests.builders import ai_call, gz, rudder_consent, segment_consent
-from tests.conftest import DAY
 
 KEY = "raw/ai_events/dt=2026-09-14/part-0.jsonl.gz"
 SHIPPED = yaml.safe_load((CONFIG_DIR / "policy.yaml").read_text())

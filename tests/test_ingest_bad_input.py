@@ -6,7 +6,7 @@ import json
 import pytest
 
 from tests.builders import ai_call, gz, ndjson, page_call
-from tests.conftest import DAY, quarantine_rows
+from tests.conftest import quarantine_rows
 
 KEY = "raw/ai_events/dt=2026-09-14/part-0.jsonl.gz"
 

@@ -1,7 +1,7 @@
 """Turns and conversations: late events, dated prices, cost per outcome, re-runs."""
 
 import json
-from datetime import date, timedelta
+from datetime import timedelta
 
 import pytest
 

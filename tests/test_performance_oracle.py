@@ -11,7 +11,7 @@ import gzip
 import json
 import math
 from collections import defaultdict
-from datetime import date, datetime
+from datetime import date
 
 import duckdb
 import pytest

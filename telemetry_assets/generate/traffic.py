@@ -25,7 +25,6 @@ import random
 import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
-from pathlib import Path
 
 from telemetry_assets import settings
 from telemetry_assets.generate.content import FEEDBACK, INTENT_PROMPTS, RESPONSES, PiiPools

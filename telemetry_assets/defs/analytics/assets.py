@@ -54,7 +54,7 @@ def join_outcomes(context: dg.AssetExecutionContext, warehouse: Warehouse):
     """Build the day's responses (priced), turns and conversations (with conversions, tickets, cohort)."""
     day = date.fromisoformat(context.partition_key)
     with warehouse.get_connection() as con:
-        counts = build_joins(con, day, load_policy(settings.policy_path()))
+        build_joins(con, day, load_policy(settings.policy_path()))
         checks = [valid_rows_result(con, model, day) for model in ANALYTICS_MODELS.values()]
         orphans = orphan_turns(con, day)
         schemas = {".".join(s.key.path): table_metadata(con, ".".join(s.key.path), day) for s in JOINED_SPECS}

@@ -78,7 +78,7 @@ def performance_daily(context: dg.AssetExecutionContext, warehouse: Warehouse):
     errors by type, p50/p95/p99 latency, cost, successful outcomes, cost per outcome, completion."""
     day = date.fromisoformat(context.partition_key)
     with warehouse.get_connection() as con:
-        rows = build_performance(con, day)
+        build_performance(con, day)
         check = valid_rows_result(con, METRIC_MODELS[PERFORMANCE_TABLE], day)
         schema = table_metadata(con, PERFORMANCE_TABLE, day)
         totals = con.execute(
@@ -104,7 +104,7 @@ def business_daily(context: dg.AssetExecutionContext, warehouse: Warehouse):
     returns and retention, which stay NULL until those days land."""
     day = date.fromisoformat(context.partition_key)
     with warehouse.get_connection() as con:
-        rows = build_business(con, day)
+        build_business(con, day)
         check = valid_rows_result(con, METRIC_MODELS[BUSINESS_TABLE], day)
         schema = table_metadata(con, BUSINESS_TABLE, day)
         (conversion, deflection) = con.execute(
@@ -128,7 +128,7 @@ def version_comparison(context: dg.AssetExecutionContext, warehouse: Warehouse):
     per outcome, p-values and a plain-language verdict."""
     day = date.fromisoformat(context.partition_key)
     with warehouse.get_connection() as con:
-        rows = build_comparison(con, day)
+        build_comparison(con, day)
         check = valid_rows_result(con, METRIC_MODELS[COMPARISON_TABLE], day)
         schema = table_metadata(con, COMPARISON_TABLE, day)
         verdicts = dict(con.execute(
@@ -149,7 +149,7 @@ def alerts(context: dg.AssetExecutionContext, warehouse: Warehouse):
     key under which it is delivered once by the alert sensor."""
     day = date.fromisoformat(context.partition_key)
     with warehouse.get_connection() as con:
-        rows = build_alerts(con, day, load_alert_rules(settings.alert_rules_path()))
+        build_alerts(con, day, load_alert_rules(settings.alert_rules_path()))
         check = valid_rows_result(con, METRIC_MODELS[ALERTS_TABLE], day)
         schema = table_metadata(con, ALERTS_TABLE, day)
         by_severity = dict(con.execute(f"SELECT severity, count(*) FROM {ALERTS_TABLE} WHERE dt = ? GROUP BY 1", [day]).fetchall())
