@@ -131,6 +131,7 @@ def test_store_raw_text_never_is_refused_with_a_raw_destination(tmp_path):
     (lambda p: p["consent"].update(missing_consent="maybe"), "consent.missing_consent: 'maybe'"),
     (lambda p: p["destinations"]["warehouse"].update(text="raw"), "destinations.warehouse.text: raw text outside secure_archive"),
     (lambda p: p["intent"].update(sample_rate=1.5), "intent.sample_rate: 1.5 is not a share"),
+    (lambda p: p["outcomes"].update(attribution_window_hours=0), "outcomes.attribution_window_hours: 0 is not"),
 ])
 def test_a_bad_policy_fails_on_load_naming_the_key(tmp_path, change, named):
     with pytest.raises(PolicyError, match=named.replace(".", r"\.")):

@@ -36,6 +36,12 @@ WAREHOUSE = "warehouse"
 PROMPT_EVENT = "ai_user_prompt_created"
 
 
+def text_fields(plan: EventPlan, policy: Policy):
+    """The event's free text: sensitive fields, and any other string property the policy redacts.
+    One rule for what governance redacts and what the leak scans and safety suites inspect."""
+    return [f for f in plan.fields if f.type == "string" and (f.sensitive or f.column in policy.redact_fields)]
+
+
 def export_prefix(destination: str, day: date) -> str:
     return f"exports/{destination}/dt={day.isoformat()}/"
 
@@ -96,8 +102,7 @@ class Governor:
         )
 
     def _text_fields(self, plan: EventPlan):
-        """Sensitive fields, and any other string property the policy asks to redact."""
-        return [f for f in plan.fields if f.type == "string" and (f.sensitive or f.column in self.policy.redact_fields)]
+        return text_fields(plan, self.policy)
 
     def _raw_text(self, con, plan: EventPlan) -> pd.DataFrame:
         selects = [

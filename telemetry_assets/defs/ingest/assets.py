@@ -19,7 +19,7 @@ from resources.secure_store import SecureStore
 from resources.warehouse import Warehouse
 from telemetry_assets import settings
 from telemetry_assets.defs.partitions import daily_partitions
-from telemetry_assets.govern.flight import WAREHOUSE
+from telemetry_assets.govern.flight import WAREHOUSE, text_fields
 from telemetry_assets.govern.policy import SECURE_DESTINATION, load_policy
 from telemetry_assets.ingest.partition import PartitionReport, ingest_partition
 from telemetry_assets.ingest.reconcile import landed_row_counts
@@ -110,8 +110,7 @@ def ingest_ai_events(
 def _leak_scans(con, lake, day, plan, policy):
     """(check, scan) for each governed table's text columns and each export that is not raw."""
     def text_columns(event):
-        return [f.column for f in plan.events[event].fields
-                if f.type == "string" and (f.sensitive or f.column in policy.redact_fields)]
+        return [f.column for f in text_fields(plan.events[event], policy)]
 
     scans = [(spec, scan_table(con, f"governed.{name}", day, text_columns(name))) for spec, name in zip(NO_PII_LEAK, EVENT_TABLES)]
     columns = sorted({c for event in EVENT_TABLES for c in text_columns(event)})

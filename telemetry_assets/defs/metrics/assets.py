@@ -19,6 +19,7 @@ from telemetry_assets.analytics.comparison import BASELINE_LOOKBACK_DAYS, COMPAR
 from telemetry_assets.analytics.performance import PERFORMANCE_TABLE, build_performance
 from telemetry_assets.defs.ingest.assets import EVENT_TABLES, OWNERS
 from telemetry_assets.defs.partitions import daily_partitions
+from telemetry_assets.govern.flight import text_fields
 from telemetry_assets.govern.policy import load_policy
 from telemetry_assets.govern.safety import compute_safety, write_safety
 
@@ -54,8 +55,8 @@ def safety_daily(context: dg.AssetExecutionContext, lake: ObjectStore, warehouse
         write_safety(con, row)
         check = valid_rows_result(con, METRIC_MODELS["metrics.safety_daily"], day)
         schema = table_metadata(con, "metrics.safety_daily", day)
-        text_columns = {f"governed.{name}": [f.column for f in plan.events[name].fields if f.type == "string"
-                                             and (f.sensitive or f.column in policy.redact_fields)] for name in EVENT_TABLES}
+        text_columns = {f"governed.{name}": [f.column for f in text_fields(plan.events[name], policy)]
+                        for name in EVENT_TABLES}
         invariants_passed, invariants_metadata = safety_suites.invariants(con, day, text_columns)
         drift_passed, drift_metadata = safety_suites.drift(con, day)
     scalars = {k: v for k, v in row.items() if isinstance(v, (int, float)) and v is not None}
