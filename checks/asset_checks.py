@@ -1,32 +1,144 @@
-"""Asset checks that run in the step that wrote the table, for the day it wrote (checks beside what
-they guard). `check_specs` declares them on an asset; `results` evaluates them after the write."""
+"""Every asset check, one per guarantee and partition. Each is its own step after the asset it
+guards, so `checks_only` can re-run them all on a landed day without rewriting anything.
 
-from __future__ import annotations
+Blocking checks (PII leaks, line reconciliation, the safety invariants) stop the run's downstream
+assets when they fail: a day that leaked or lost lines computes no metrics.
+"""
+
+from datetime import date
 
 import dagster as dg
 
-from checks.table_models import TableModel
+from checks import safety_suites
+from checks.pii_leak import LeakScan, scan_exports, scan_table
+from checks.sources import load_sources
+from checks.table_models import ANALYTICS_MODELS, METRIC_MODELS, TableModel, governed_model, source_model
+from checks.tracking_plan import load_tracking_plan
+from resources.object_store import ObjectStore
+from resources.warehouse import Warehouse
+from telemetry_assets import settings
+from telemetry_assets.analytics.joins import orphan_turns
+from telemetry_assets.defs.ingest.assets import EVENT_TABLES
+from telemetry_assets.defs.partitions import daily_partitions
+from telemetry_assets.govern.flight import WAREHOUSE, text_fields
+from telemetry_assets.govern.policy import SECURE_DESTINATION, load_policy
+from telemetry_assets.ingest.reconcile import RECONCILED_COLUMNS, landed_row_counts
 
-VALID_ROWS = "valid_rows"
+# What every check shares: the day it checks, and the single warehouse writer's pool.
+CHECK = {"partitions_def": daily_partitions, "pool": "warehouse"}
+GOVERNED_TABLES = [f"governed.{name}" for name in EVENT_TABLES]
 
 
-def valid_rows_spec(table: str) -> dg.AssetCheckSpec:
-    return dg.AssetCheckSpec(
-        name=VALID_ROWS, asset=table.split("."),
-        description=f"The day's rows of {table} satisfy its pandera model (types, ranges, allowed values, keys).",
-    )
+def _day(context: dg.AssetCheckExecutionContext) -> date:
+    return date.fromisoformat(context.partition_key)
 
 
-def valid_rows_result(con, model: TableModel, day) -> dg.AssetCheckResult:
-    passed, metadata = model.check(con, day)
-    return dg.AssetCheckResult(check_name=VALID_ROWS, asset_key=model.table.split("."), passed=passed, metadata=metadata)
+def _table_model(table: str) -> TableModel:
+    """The pandera model of a table, built from its contract where it has one (read at run time,
+    so an edited tracking plan or sources.yaml is checked without reloading the code location)."""
+    schema, name = table.split(".")
+    if schema == "governed":
+        return governed_model(load_tracking_plan(settings.tracking_plan_path()).events[name])
+    if schema == "sources":
+        return source_model(load_sources(settings.sources_path())[name])
+    return {**ANALYTICS_MODELS, **METRIC_MODELS}[table]
 
 
-def table_metadata(con, table: str, day) -> dict:
-    """Column schema (with the grain as the table's description) and the day's row count, for the UI."""
-    columns = con.execute(
-        "SELECT column_name, data_type FROM duckdb_columns() WHERE schema_name = ? AND table_name = ? ORDER BY column_index",
-        table.split(".")).fetchall()
-    (rows,) = con.execute(f"SELECT count(*) FROM {table} WHERE dt = ?", [day]).fetchone()
-    return {"dagster/column_schema": dg.TableSchema(columns=[dg.TableColumn(name, kind) for name, kind in columns]),
-            "dagster/row_count": rows}
+def valid_rows_check(table: str) -> dg.AssetChecksDefinition:
+    @dg.asset_check(asset=table.split("."), name="valid_rows", **CHECK,
+                    description=f"The day's rows of {table} satisfy its pandera model (types, ranges, allowed values, keys).")
+    def valid_rows(context: dg.AssetCheckExecutionContext, warehouse: Warehouse) -> dg.AssetCheckResult:
+        with warehouse.get_connection() as con:
+            passed, metadata = _table_model(table).check(con, _day(context))
+        return dg.AssetCheckResult(passed=passed, metadata=metadata)
+
+    return valid_rows
+
+
+def _text_columns(table: str) -> list[str]:
+    """The columns of a governed table that carry free text under the current policy."""
+    plan, policy = load_tracking_plan(settings.tracking_plan_path()), load_policy(settings.policy_path())
+    return [f.column for f in text_fields(plan.events[table.split(".")[1]], policy)]
+
+
+def no_pii_leak_check(table: str) -> dg.AssetChecksDefinition:
+    @dg.asset_check(asset=table.split("."), name="no_pii_leak", blocking=True, **CHECK,
+                    description="No personal data in the day's text columns, by every detector the redactor has.")
+    def no_pii_leak(context: dg.AssetCheckExecutionContext, warehouse: Warehouse) -> dg.AssetCheckResult:
+        with warehouse.get_connection() as con:
+            scan = scan_table(con, table, _day(context), _text_columns(table))
+        return dg.AssetCheckResult(passed=scan.passed, metadata=scan.metadata())
+
+    return no_pii_leak
+
+
+@dg.asset_check(asset=["audit", "governance_log"], name="no_pii_in_exports", blocking=True, **CHECK,
+                description="No personal data in the day's exports that the policy says carry redacted text or none.")
+def no_pii_in_exports(context: dg.AssetCheckExecutionContext, lake: ObjectStore, warehouse: Warehouse) -> dg.AssetCheckResult:
+    policy = load_policy(settings.policy_path())
+    columns = sorted({column for table in GOVERNED_TABLES for column in _text_columns(table)})
+    exported = [name for name, destination in policy.destinations.items()
+                if destination.text != "raw" and name not in (WAREHOUSE, SECURE_DESTINATION)]
+    with warehouse.get_connection() as con:
+        scan = LeakScan.combined("exports", [scan_exports(con, lake, name, _day(context), columns) for name in exported])
+    return dg.AssetCheckResult(passed=scan.passed, metadata=scan.metadata())
+
+
+@dg.asset_check(asset=["audit", "ingest_files"], name="lines_reconcile", blocking=True, **CHECK,
+                description="Lines read = valid + quarantined + duplicates + non-AI + blank for every object, "
+                            "and every counted row is in its table.")
+def lines_reconcile(context: dg.AssetCheckExecutionContext, warehouse: Warehouse) -> dg.AssetCheckResult:
+    day = _day(context)
+    lines_read, *parts = RECONCILED_COLUMNS
+    with warehouse.get_connection() as con:
+        gaps = con.execute(
+            f"SELECT source_key, {lines_read} - ({' + '.join(parts)}) AS gap FROM audit.ingest_files "
+            f"WHERE dt = ? AND gap <> 0 ORDER BY source_key", [day]).fetchall()
+        totals = dict(zip(RECONCILED_COLUMNS, con.execute(
+            f"SELECT {', '.join(f'coalesce(sum({c}), 0)::BIGINT' for c in RECONCILED_COLUMNS)} "
+            "FROM audit.ingest_files WHERE dt = ?", [day]).fetchall()[0]))
+        landed = landed_row_counts(con, day)
+    problems = [f"{key}: {gap:+d} lines" for key, gap in gaps]
+    governed = sum(landed[table] for table in GOVERNED_TABLES)
+    if governed != landed["delivered_to_warehouse"]:
+        problems.append(f"governed tables hold {governed} rows, the log delivered {landed['delivered_to_warehouse']}")
+    if landed["audit.quarantine"] != totals["quarantined"]:
+        problems.append(f"quarantine holds {landed['audit.quarantine']} rows, the objects count {totals['quarantined']}")
+    return dg.AssetCheckResult(passed=not problems, metadata={**totals, "problems": "; ".join(problems) or "none"})
+
+
+@dg.asset_check(asset=["analytics", "ai_turns"], name="turns_belong_to_conversations", **CHECK,
+                description="Every turn of the day belongs to a conversation of the day or the day before.")
+def turns_belong_to_conversations(context: dg.AssetCheckExecutionContext, warehouse: Warehouse) -> dg.AssetCheckResult:
+    with warehouse.get_connection() as con:
+        orphans = orphan_turns(con, _day(context))
+    return dg.AssetCheckResult(passed=not orphans,
+                               metadata={"orphan_turns": len(orphans), "examples": "; ".join(orphans[:5]) or "none"})
+
+
+@dg.asset_check(asset=["metrics", "safety_daily"], name="safety_invariants", blocking=True, **CHECK,
+                description="Great Expectations: audit completeness and consent enforcement are 1; "
+                            "no governed text matches a PII pattern.")
+def safety_invariants(context: dg.AssetCheckExecutionContext, warehouse: Warehouse) -> dg.AssetCheckResult:
+    text_columns = {table: _text_columns(table) for table in GOVERNED_TABLES}
+    with warehouse.get_connection() as con:
+        passed, metadata = safety_suites.invariants(con, _day(context), text_columns)
+    return dg.AssetCheckResult(passed=passed, metadata=metadata)
+
+
+@dg.asset_check(asset=["metrics", "safety_daily"], name="safety_drift", **CHECK,
+                description="Great Expectations: redaction rate within its 7-day band; quarantined share of lines under 1%.")
+def safety_drift(context: dg.AssetCheckExecutionContext, warehouse: Warehouse) -> dg.AssetCheckResult:
+    with warehouse.get_connection() as con:
+        passed, metadata = safety_suites.drift(con, _day(context))
+    return dg.AssetCheckResult(passed=passed, metadata=metadata, severity=dg.AssetCheckSeverity.WARN)
+
+
+def all_asset_checks() -> list[dg.AssetChecksDefinition]:
+    tables = [*GOVERNED_TABLES, *(spec.table for spec in load_sources(settings.sources_path()).values()),
+              *ANALYTICS_MODELS, *METRIC_MODELS]
+    return [
+        *(valid_rows_check(table) for table in tables),
+        *(no_pii_leak_check(table) for table in GOVERNED_TABLES),
+        no_pii_in_exports, lines_reconcile, turns_belong_to_conversations, safety_invariants, safety_drift,
+    ]

@@ -7,6 +7,7 @@ text only in `$TELEMETRY_HOME/secure.duckdb` (mode 0600).
 
 import dagster as dg
 
+from checks.asset_checks import all_asset_checks
 from resources.alert_sinks import alert_router_from_env
 from resources.object_store import object_store_from_url
 from resources.secrets import governance_secrets
@@ -15,9 +16,14 @@ from resources.warehouse import Warehouse
 from telemetry_assets import settings
 from telemetry_assets.defs.analytics.assets import join_outcomes
 from telemetry_assets.defs.ingest.assets import ingest_ai_events
-from telemetry_assets.defs.jobs import daily_pipeline, join_job, land_job, measure_job
+from telemetry_assets.defs.jobs import checks_only, daily_pipeline, join_job, land_job, measure_job
 from telemetry_assets.defs.metrics.assets import alerts, business_daily, performance_daily, safety_daily, version_comparison
-from telemetry_assets.defs.schedules import alert_sensor, daily_pipeline_schedule, run_failure_alert
+from telemetry_assets.defs.schedules import (
+    alert_sensor,
+    checks_only_schedule,
+    daily_pipeline_schedule,
+    run_failure_alert,
+)
 from telemetry_assets.defs.sources.assets import source_assets
 
 defs = dg.Definitions(
@@ -25,8 +31,9 @@ defs = dg.Definitions(
         ingest_ai_events, safety_daily, *source_assets, join_outcomes, performance_daily, business_daily,
         version_comparison, alerts,
     ],
-    jobs=[daily_pipeline, land_job, join_job, measure_job],
-    schedules=[daily_pipeline_schedule],
+    asset_checks=all_asset_checks(),
+    jobs=[daily_pipeline, land_job, join_job, measure_job, checks_only],
+    schedules=[daily_pipeline_schedule, checks_only_schedule],
     sensors=[alert_sensor, run_failure_alert],
     resources={
         "lake": object_store_from_url(settings.lake_url()),

@@ -11,6 +11,7 @@ import dagster as dg
 import duckdb
 import pytest
 
+from checks.asset_checks import all_asset_checks
 from resources.object_store import LocalObjectStore
 from resources.secrets import GovernanceSecrets
 from resources.secure_store import SecureStore
@@ -41,8 +42,9 @@ def test_materialising_a_generated_day_lands_what_was_planted(tmp_path):
     manifest = generate(lake, GeneratorConfig(days=2, users=50, events_per_day=800, seed=11, start=START))
     warehouse = Warehouse(database=str(tmp_path / "warehouse.duckdb"))
     instance = dg.DagsterInstance.ephemeral()
+    ingest_checks = [c for c in all_asset_checks() if {k.asset_key for k in c.check_keys} <= ingest_ai_events.keys]
     for day in manifest["days"]:
-        result = dg.materialize([ingest_ai_events], partition_key=day, instance=instance,
+        result = dg.materialize([ingest_ai_events, *ingest_checks], partition_key=day, instance=instance,
                                 resources={"lake": lake, "warehouse": warehouse, "secrets": GovernanceSecrets(),
                                            "secure_store": SecureStore(database=str(tmp_path / "secure.duckdb"))})
         assert result.success

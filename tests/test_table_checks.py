@@ -131,3 +131,42 @@ def test_blocking_that_stays_at_zero_while_prompts_flow_raises_the_sustained_zer
     ((key, message),) = con.execute(
         "SELECT dedupe_key, message FROM metrics.alerts WHERE rule = 'blocked_destinations_sustained_zero'").fetchall()
     assert key == "blocked_destinations_sustained_zero|since 2026-09-01" and "rules may not be firing" in message
+
+
+def run_checks_only(built, database):
+    import dagster as dg
+
+    from resources.object_store import LocalObjectStore
+    from resources.warehouse import Warehouse
+    from telemetry_assets.definitions import defs
+
+    resources = {"lake": LocalObjectStore(root=str(built.parent / "lake")), "warehouse": Warehouse(database=str(database))}
+    result = defs.resolve_job_def("checks_only").execute_in_process(
+        tags={"dagster/partition": DAY.isoformat()}, instance=dg.DagsterInstance.ephemeral(), resources=resources,
+        raise_on_error=False)
+    evaluations = {(c.asset_key.to_user_string(), c.check_name): c for c in result.get_asset_check_evaluations()}
+    return result, evaluations
+
+
+def test_the_check_only_job_reruns_every_check_on_a_landed_day_and_rewrites_nothing(built, tmp_path):
+    from telemetry_assets.definitions import defs
+
+    copy = tmp_path / "copy.duckdb"
+    copy.write_bytes(built.read_bytes())
+    result, evaluations = run_checks_only(built, copy)
+    every_check = {(k.asset_key.to_user_string(), k.name) for k in defs.resolve_asset_graph().asset_check_keys}
+    assert result.success and set(evaluations) == every_check and len(every_check) >= 20
+    assert all(c.passed for c in evaluations.values())
+    assert {c.partition for c in evaluations.values()} == {DAY.isoformat()}
+    assert result.get_asset_materialization_events() == []
+
+    with duckdb.connect(str(copy)) as con:
+        con.execute("UPDATE audit.ingest_files SET valid_events = valid_events - 1 WHERE dt = $day", {"day": DAY})
+        con.execute("UPDATE governed.ai_user_action SET feedback = 'mail me at jo@example.com' "
+                    "WHERE dt = $day AND feedback IS NOT NULL", {"day": DAY})
+    result, evaluations = run_checks_only(built, copy)
+    failed = {key for key, c in evaluations.items() if not c.passed}
+    assert not result.success
+    assert failed == {("audit/ingest_files", "lines_reconcile"), ("governed/ai_user_action", "no_pii_leak"),
+                      ("metrics/safety_daily", "safety_invariants")}
+    assert "part-00000.jsonl.gz: +1 lines" in evaluations[("audit/ingest_files", "lines_reconcile")].metadata["problems"].value

@@ -25,4 +25,9 @@ measure_job = dg.define_asset_job(
     name="measure_day", selection=MEASURED,
     description="Performance, business and version-comparison metrics for one joined day.",
 )
+checks_only = dg.define_asset_job(
+    name="checks_only", selection=dg.AssetSelection.all_asset_checks(),
+    description="Every asset check on a day already landed, rewriting nothing. Launch it with the tag "
+                "`dagster/partition=<day>` (Dagster cannot infer a partitioning from checks alone).",
+)
 STAGES = ("land_day", "join_day", "measure_day")

@@ -1,4 +1,4 @@
-"""When things run on their own: the daily schedule, alert delivery, and run failures. (Freshness of
+"""When things run on their own: the daily schedules, alert delivery, and run failures. (Freshness of
 the raw partitions is a `FreshnessPolicy` on `audit/ingest_files`, the ledger of each day's raw objects.)
 
 Each morning the schedule runs `daily_pipeline` for yesterday and again for the day before: the
@@ -16,7 +16,7 @@ from resources.alert_sinks import AlertRouter
 from resources.warehouse import Warehouse
 from telemetry_assets import settings
 from telemetry_assets.analytics.alerts import AlertLedger, deliver
-from telemetry_assets.defs.jobs import daily_pipeline
+from telemetry_assets.defs.jobs import checks_only, daily_pipeline
 
 SCHEDULE_HOUR_UTC = 2
 
@@ -29,6 +29,22 @@ def daily_pipeline_schedule(context: dg.ScheduleEvaluationContext):
     for offset, priority in ((1, 10), (2, 0)):
         day = (today - timedelta(days=offset)).isoformat()
         yield dg.RunRequest(run_key=f"{day}@{today}", partition_key=day, tags={"dagster/priority": str(priority)})
+
+
+RECHECK_DAYS = 7
+CHECKS_HOUR_UTC = 6
+
+
+@dg.schedule(job=checks_only, cron_schedule=f"0 {CHECKS_HOUR_UTC} * * *", execution_timezone="UTC",
+             default_status=dg.DefaultScheduleStatus.STOPPED)
+def checks_only_schedule(context: dg.ScheduleEvaluationContext):
+    """Every check again on each of the last week's days, writing nothing: catches what changed after a
+    day landed (an export rewritten, a table edited by hand, a weaker policy). The partition goes in
+    as a tag because a job of checks alone has no partitioning Dagster can infer."""
+    today = (context.scheduled_execution_time or datetime.utcnow()).date()
+    for offset in range(1, RECHECK_DAYS + 1):
+        day = (today - timedelta(days=offset)).isoformat()
+        yield dg.RunRequest(run_key=f"checks {day}@{today}", tags={"dagster/partition": day})
 
 
 ALERT_LOOKBACK_DAYS = 14

@@ -9,8 +9,6 @@ from datetime import date
 
 import dagster as dg
 
-from checks.asset_checks import table_metadata, valid_rows_result, valid_rows_spec
-from checks.table_models import ANALYTICS_MODELS
 from resources.warehouse import Warehouse
 from telemetry_assets import settings
 from telemetry_assets.analytics.joins import (
@@ -19,9 +17,9 @@ from telemetry_assets.analytics.joins import (
     RESPONSES_TABLE,
     TURNS_TABLE,
     build_joins,
-    orphan_turns,
 )
 from telemetry_assets.defs.ingest.assets import EVENT_TABLES, OWNERS
+from telemetry_assets.defs.metadata import table_metadata
 from telemetry_assets.defs.partitions import daily_partitions
 from telemetry_assets.govern.policy import load_policy
 
@@ -40,26 +38,14 @@ JOINED_SPECS = [
 ]
 
 
-TURNS_BELONG = dg.AssetCheckSpec(
-    name="turns_belong_to_conversations", asset=["analytics", "ai_turns"],
-    description="Every turn of the day belongs to a conversation of the day or the day before.",
-)
-
-
 @dg.multi_asset(
     name="join_outcomes", specs=JOINED_SPECS, partitions_def=daily_partitions, pool="warehouse", can_subset=False,
-    check_specs=[*(valid_rows_spec(table) for table in ANALYTICS_MODELS), TURNS_BELONG],
 )
 def join_outcomes(context: dg.AssetExecutionContext, warehouse: Warehouse):
     """Build the day's responses (priced), turns and conversations (with conversions, tickets, cohort)."""
     day = date.fromisoformat(context.partition_key)
     with warehouse.get_connection() as con:
         build_joins(con, day, load_policy(settings.policy_path()))
-        checks = [valid_rows_result(con, model, day) for model in ANALYTICS_MODELS.values()]
-        orphans = orphan_turns(con, day)
         schemas = {".".join(s.key.path): table_metadata(con, ".".join(s.key.path), day) for s in JOINED_SPECS}
     for spec in JOINED_SPECS:
         yield dg.MaterializeResult(asset_key=spec.key, metadata=schemas[".".join(spec.key.path)])
-    yield from checks
-    yield dg.AssetCheckResult(check_name=TURNS_BELONG.name, asset_key=TURNS_BELONG.asset_key, passed=not orphans,
-                              metadata={"orphan_turns": len(orphans), "examples": "; ".join(orphans[:5]) or "none"})

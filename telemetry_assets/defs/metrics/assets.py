@@ -4,10 +4,6 @@ from datetime import date
 
 import dagster as dg
 
-from checks import safety_suites
-from checks.asset_checks import table_metadata, valid_rows_result, valid_rows_spec
-from checks.tracking_plan import load_tracking_plan
-from checks.table_models import METRIC_MODELS
 from resources.object_store import ObjectStore
 from resources.secure_store import SecureStore
 from resources.warehouse import Warehouse
@@ -18,19 +14,10 @@ from telemetry_assets.analytics.business import BUSINESS_TABLE, build_business
 from telemetry_assets.analytics.comparison import BASELINE_LOOKBACK_DAYS, COMPARISON_TABLE, WINDOW_DAYS, build_comparison
 from telemetry_assets.analytics.performance import PERFORMANCE_TABLE, build_performance
 from telemetry_assets.defs.ingest.assets import EVENT_TABLES, OWNERS
+from telemetry_assets.defs.metadata import table_metadata
 from telemetry_assets.defs.partitions import daily_partitions
-from telemetry_assets.govern.flight import text_fields
 from telemetry_assets.govern.policy import load_policy
 from telemetry_assets.govern.safety import compute_safety, write_safety
-
-SAFETY_INVARIANTS = dg.AssetCheckSpec(
-    name="safety_invariants", asset=["metrics", "safety_daily"], blocking=True,
-    description="Great Expectations: audit completeness and consent enforcement are 1; no governed text matches a PII pattern.",
-)
-SAFETY_DRIFT = dg.AssetCheckSpec(
-    name="safety_drift", asset=["metrics", "safety_daily"],
-    description="Great Expectations: redaction rate within its 7-day band; quarantined share of lines under 1%.",
-)
 
 # What every metric asset shares: its group, owner, storage, daily partitions and the single writer.
 METRIC = {"group_name": "metrics", "owners": OWNERS, "kinds": {"duckdb"}, "partitions_def": daily_partitions,
@@ -39,7 +26,6 @@ METRIC = {"group_name": "metrics", "owners": OWNERS, "kinds": {"duckdb"}, "parti
 
 @dg.asset(
     key=["metrics", "safety_daily"],
-    check_specs=[valid_rows_spec("metrics.safety_daily"), SAFETY_INVARIANTS, SAFETY_DRIFT],
     **METRIC,
     deps=[["audit", "governance_log"], ["audit", "ingest_files"], *(["governed", name] for name in EVENT_TABLES)],
 )
@@ -48,29 +34,17 @@ def safety_daily(context: dg.AssetExecutionContext, lake: ObjectStore, warehouse
     enforcement measured against what each destination actually received, audit completeness."""
     day = date.fromisoformat(context.partition_key)
     policy = load_policy(settings.policy_path())
-    plan = load_tracking_plan(settings.tracking_plan_path())
     tables = [f"governed.{name}" for name in EVENT_TABLES]
     with warehouse.get_connection() as con, secure_store.get_connection() as secure_con:
         row = compute_safety(con, lake, secure_con, day, policy, tables)
         write_safety(con, row)
-        check = valid_rows_result(con, METRIC_MODELS["metrics.safety_daily"], day)
         schema = table_metadata(con, "metrics.safety_daily", day)
-        text_columns = {f"governed.{name}": [f.column for f in text_fields(plan.events[name], policy)]
-                        for name in EVENT_TABLES}
-        invariants_passed, invariants_metadata = safety_suites.invariants(con, day, text_columns)
-        drift_passed, drift_metadata = safety_suites.drift(con, day)
     scalars = {k: v for k, v in row.items() if isinstance(v, (int, float)) and v is not None}
-    yield dg.MaterializeResult(metadata={**scalars, "policy_version": policy.version, **schema})
-    yield check
-    yield dg.AssetCheckResult(check_name=SAFETY_INVARIANTS.name, asset_key=SAFETY_INVARIANTS.asset_key,
-                              passed=invariants_passed, metadata=invariants_metadata)
-    yield dg.AssetCheckResult(check_name=SAFETY_DRIFT.name, asset_key=SAFETY_DRIFT.asset_key, passed=drift_passed,
-                              metadata=drift_metadata, severity=dg.AssetCheckSeverity.WARN)
+    return dg.MaterializeResult(metadata={**scalars, "policy_version": policy.version, **schema})
 
 
 @dg.asset(
     key=["metrics", "performance_daily"],
-    check_specs=[valid_rows_spec("metrics.performance_daily")],
     **METRIC,
     deps=[["analytics", "ai_responses"], ["analytics", "ai_turns"], ["analytics", "ai_conversations"]],
 )
@@ -80,22 +54,19 @@ def performance_daily(context: dg.AssetExecutionContext, warehouse: Warehouse):
     day = date.fromisoformat(context.partition_key)
     with warehouse.get_connection() as con:
         build_performance(con, day)
-        check = valid_rows_result(con, METRIC_MODELS[PERFORMANCE_TABLE], day)
         schema = table_metadata(con, PERFORMANCE_TABLE, day)
         totals = con.execute(
             f"""SELECT sum(requests), sum(total_cost_usd), sum(successful_outcomes), max(p95_latency_ms)
                 FROM {PERFORMANCE_TABLE} WHERE dt = ?""", [day]).fetchall()[0]
     requests, cost, outcomes, worst_p95 = totals
-    yield dg.MaterializeResult(metadata={
+    return dg.MaterializeResult(metadata={
         **schema, "requests": int(requests or 0), "total_cost_usd": float(cost or 0),
         "successful_outcomes": int(outcomes or 0), "worst_group_p95_latency_ms": float(worst_p95 or 0),
     })
-    yield check
 
 
 @dg.asset(
     key=["metrics", "business_daily"],
-    check_specs=[valid_rows_spec("metrics.business_daily")],
     **METRIC,
     deps=[dg.AssetDep(["analytics", "ai_conversations"], partition_mapping=dg.TimeWindowPartitionMapping(0, 7))],
 )
@@ -106,19 +77,16 @@ def business_daily(context: dg.AssetExecutionContext, warehouse: Warehouse):
     day = date.fromisoformat(context.partition_key)
     with warehouse.get_connection() as con:
         build_business(con, day)
-        check = valid_rows_result(con, METRIC_MODELS[BUSINESS_TABLE], day)
         schema = table_metadata(con, BUSINESS_TABLE, day)
         (conversion, deflection) = con.execute(
             f"""SELECT sum(conversions) / sum(conversations), sum(support_deflection_rate * conversations) / sum(conversations)
                 FROM {BUSINESS_TABLE} WHERE dt = ? AND cohort_dimension = 'all'""", [day]).fetchall()[0]
-    yield dg.MaterializeResult(metadata={**schema, "conversion_rate": float(conversion or 0),
+    return dg.MaterializeResult(metadata={**schema, "conversion_rate": float(conversion or 0),
                                          "support_deflection_rate": float(deflection or 0)})
-    yield check
 
 
 @dg.asset(
     key=["metrics", "version_comparison"],
-    check_specs=[valid_rows_spec("metrics.version_comparison")],
     **METRIC,
     deps=[dg.AssetDep(["analytics", name], partition_mapping=dg.TimeWindowPartitionMapping(
         -(WINDOW_DAYS + BASELINE_LOOKBACK_DAYS), 0)) for name in ("ai_responses", "ai_turns", "ai_conversations")],
@@ -130,18 +98,15 @@ def version_comparison(context: dg.AssetExecutionContext, warehouse: Warehouse):
     day = date.fromisoformat(context.partition_key)
     with warehouse.get_connection() as con:
         build_comparison(con, day)
-        check = valid_rows_result(con, METRIC_MODELS[COMPARISON_TABLE], day)
         schema = table_metadata(con, COMPARISON_TABLE, day)
         verdicts = dict(con.execute(
             f"SELECT verdict, count(*) FROM {COMPARISON_TABLE} WHERE dt = ? GROUP BY 1", [day]).fetchall())
-    yield dg.MaterializeResult(metadata={**schema, "regressions": verdicts.get("regression", 0),
+    return dg.MaterializeResult(metadata={**schema, "regressions": verdicts.get("regression", 0),
                                          "improvements": verdicts.get("improvement", 0)})
-    yield check
 
 
 @dg.asset(
     key=["metrics", "alerts"],
-    check_specs=[valid_rows_spec(ALERTS_TABLE)],
     **METRIC,
     deps=[["metrics", "performance_daily"], ["metrics", "version_comparison"], ["metrics", "safety_daily"]],
 )
@@ -151,8 +116,6 @@ def alerts(context: dg.AssetExecutionContext, warehouse: Warehouse):
     day = date.fromisoformat(context.partition_key)
     with warehouse.get_connection() as con:
         build_alerts(con, day, load_alert_rules(settings.alert_rules_path()))
-        check = valid_rows_result(con, METRIC_MODELS[ALERTS_TABLE], day)
         schema = table_metadata(con, ALERTS_TABLE, day)
         by_severity = dict(con.execute(f"SELECT severity, count(*) FROM {ALERTS_TABLE} WHERE dt = ? GROUP BY 1", [day]).fetchall())
-    yield dg.MaterializeResult(metadata={**schema, **{f"alerts/{k}": v for k, v in by_severity.items()}})
-    yield check
+    return dg.MaterializeResult(metadata={**schema, **{f"alerts/{k}": v for k, v in by_severity.items()}})
