@@ -65,10 +65,12 @@ def _scan(location: str, frame: pd.DataFrame, columns: list[str]) -> LeakScan:
     for column in columns:
         texts = frame[column].dropna().astype("str")
         scanned += len(texts)
-        counts = detector.redact(texts).counts
-        for message_id, hits in zip(frame.loc[texts.index, "message_id"], counts):
-            if hits:
-                found.append({"message_id": message_id, "column": column, "entities": ", ".join(sorted(hits))})
+        counts = detector.redact(texts).counts.to_numpy()
+        entities = detector.entities
+        message_ids = frame.loc[texts.index, "message_id"].to_numpy()
+        for row in counts.any(axis=1).nonzero()[0]:
+            hits = sorted(entity for entity, count in zip(entities, counts[row]) if count)
+            found.append({"message_id": message_ids[row], "column": column, "entities": ", ".join(hits)})
     return LeakScan(location, scanned, pd.DataFrame(found, columns=["message_id", "column", "entities"]))
 
 

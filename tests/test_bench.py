@@ -5,15 +5,23 @@ import os
 import subprocess
 import sys
 
+import pytest
 
-def test_bench_reports_every_stage_as_json(tmp_path):
+STAGES = {"list+read", "parse", "dedupe", "validate", "redact+classify", "route+exports", "land", "sources", "joins",
+          "metrics", "checks"}
+
+
+def test_bench_reports_every_stage_and_the_floor_as_json(tmp_path):
     env = {**os.environ, "TELEMETRY_HOME": str(tmp_path)}
-    done = subprocess.run([sys.executable, "-m", "telemetry_assets.cli", "bench", "--events", "2000", "--texts", "3000", "--json"],
-                          env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run([sys.executable, "-m", "telemetry_assets.cli", "bench", "--events", "20000", "--json"],
+                          env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
-    result = json.loads(done.stdout)
-    assert set(result["stages"]) == {"redact", "classify", "ingest"}
-    assert result["stages"]["redact"]["texts"] == 3000 and result["stages"]["ingest"]["events"] == 2000
-    assert result["stages"]["ingest"]["lines"] > 2000  # AI events plus non-AI, bad and re-sent lines
+    result = json.loads(done.stdout.splitlines()[-1])
+    assert {"events", "seconds", "events_per_second", "peak_rss_mb", "floor_seconds", "ratio_to_floor",
+            "stages"} <= set(result)
+    assert result["events"] == 20000 and result["lines"] > 20000  # plus non-AI, bad and re-sent lines
+    assert set(result["stages"]) == STAGES
     for stage in result["stages"].values():
         assert stage["seconds"] > 0 and stage["peak_rss_mb"] > 0
+    assert sum(s["seconds"] for s in result["stages"].values()) <= result["seconds"]
+    assert result["ratio_to_floor"] == pytest.approx(result["seconds"] / result["floor_seconds"], rel=0.02)

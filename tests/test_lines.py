@@ -48,3 +48,18 @@ def test_oversized_line_is_reported_with_its_size_and_the_next_line_survives():
 def test_empty_object_is_empty():
     assert lines_of(b"") == []
     assert lines_of(gzip.compress(b"")) == []
+
+
+def test_batches_number_lines_across_their_boundaries_and_lose_none():
+    from telemetry_assets.ingest.lines import read_line_batches
+
+    n = 300_000  # about 3.5 MB: several 1 MB read blocks, so lines straddle block and batch ends
+    body = b"".join(b'{"n":%d}\n' % i for i in range(n)) + b"\xff\n" + b"x" * 300 + b"\n" + b'{"last":1}'
+    batches = list(read_line_batches(io.BytesIO(gzip.compress(body)), max_line_bytes=200, batch_bytes=4_096))
+    assert len(batches) >= 3
+    numbers = [n for b in batches for n in b.line_numbers()]
+    assert numbers == list(range(1, n + 4))
+    texts = [t for b in batches for t in b.lines.to_pylist()]
+    assert texts == [f'{{"n":{i}}}' for i in range(n)] + [None, None, '{"last":1}']
+    errors = {b.first_line_number + i: e for b in batches for i, e in b.errors.items()}
+    assert errors == {n + 1: "invalid UTF-8 at byte 0", n + 2: "line of 300 bytes exceeds the 200-byte limit"}

@@ -58,6 +58,7 @@ def test_materialising_a_generated_day_lands_what_was_planted(tmp_path):
         schema = {c.name for c in meta["governed/ai_llm_response_received"]["dagster/column_schema"].value.columns}
         assert {"message_id", "latency_ms", "policy_version"} <= schema
         assert files["valid_events"].value == planted["ai_events"]
+        assert files["seconds/validate"].value > 0 and files["seconds/route+exports"].value > 0
         assert files["duplicates"].value == planted["resent"]
         assert files["non_ai_events"].value == planted["non_ai_events"]
         assert files["blank_lines"].value == planted["blank_lines"]

@@ -20,8 +20,9 @@ import pandas as pd
 
 from telemetry_assets.govern.policy import Policy
 
-# Both consent objects are taken from the raw call in one parse; the rules read these fragments.
-CONSENT_FRAGMENTS = "json_extract(doc, ['$.context.consentManagement', '$.context.consent.categoryPreferences'])"
+# Both consent objects are taken from the raw call with its other fields, in one parse (ingest puts
+# them in a column `consent_fragments`); the rules read these fragments.
+CONSENT_PATHS = ("$.context.consentManagement", "$.context.consent.categoryPreferences")
 _MANAGEMENT = "consent_fragments[1]"
 _PREFERENCES = "consent_fragments[2]"
 _ALLOWED = f"json_extract_string({_MANAGEMENT}, '$.allowedConsentIds[*]')"
@@ -35,7 +36,7 @@ def categories(policy: Policy) -> list[str]:
 
 def consent_state_sql(policy: Policy) -> str:
     """MAP(category -> granted | denied | unknown) for the categories any destination needs,
-    over a column `consent_fragments` holding `CONSENT_FRAGMENTS`."""
+    over a column `consent_fragments` holding the fragments at `CONSENT_PATHS`."""
     entries = []
     for category in categories(policy):
         preference = f"""json_extract({_PREFERENCES}, '$."{category}"')"""

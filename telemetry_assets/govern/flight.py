@@ -1,7 +1,7 @@
 """Governance in flight: each chunk's kept events are decided, redacted, classified, delivered, logged.
 
-Runs inside ingest's transaction on the temp table `kept_rows` (row_id, the raw call as `doc`, the
-typed columns, `plan_violations`, `outcome`), so raw text only ever exists in memory:
+Runs inside ingest's transaction on the temp table `kept_rows` (row_id, the typed columns, the
+call's `consent_fragments`, `plan_violations`, `outcome`), so raw text only ever exists in memory:
 
 1. consent state per category and a decision per destination, in SQL over the raw call;
 2. free text pulled into a frame, redacted (`redact.py`), prompts classified (`intent.py`);
@@ -17,22 +17,27 @@ warehouse transaction: a failed run leaves them to the next run of the day, whic
 
 from __future__ import annotations
 
-import json
+import zlib
 from collections import Counter
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from checks.tracking_plan import EventPlan
-from telemetry_assets.govern.consent import CONSENT_FRAGMENTS, consent_state_sql, decision_sql, strategy_sql
+from telemetry_assets.govern.consent import consent_state_sql, decision_sql, strategy_sql
 from telemetry_assets.govern.intent import IntentRules, classify, in_sample
 from telemetry_assets.govern.policy import SECURE_DESTINATION, Policy
 from telemetry_assets.govern.redact import Redactor
 from telemetry_assets.ingest.tables import governed_table
+from telemetry_assets.stage_clock import StageClock
 
 WAREHOUSE = "warehouse"
+# Stages a partition's time is reported under (see `telemetry bench`); `land` is shared with ingest.
+REDACT, ROUTE, LAND = "redact+classify", "route+exports", "land"
 PROMPT_EVENT = "ai_user_prompt_created"
 
 
@@ -46,6 +51,14 @@ def export_prefix(destination: str, day: date) -> str:
     return f"exports/{destination}/dt={day.isoformat()}/"
 
 
+def _gzip_and_put(store, local: Path, key: str) -> None:
+    compressor = zlib.compressobj(1, zlib.DEFLATED, 31)  # wbits 31: a gzip member
+    with open(local, "rb") as plain:
+        compressed = [compressor.compress(block) for block in iter(lambda: plain.read(1 << 22), b"")]
+    store.put(key, b"".join([*compressed, compressor.flush()]))
+    local.unlink()
+
+
 @dataclass
 class Governor:
     policy: Policy
@@ -55,7 +68,10 @@ class Governor:
     secure_con: object  # a connection to the secure store
     day: date
     workdir: Path
+    clock: StageClock
     _parts: Counter = field(default_factory=Counter)
+    _uploader: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(max_workers=1))
+    _uploads: list[Future] = field(default_factory=list)
 
     @property
     def export_destinations(self) -> list[str]:
@@ -69,24 +85,33 @@ class Governor:
         self.secure_con.execute("DELETE FROM raw_text WHERE dt = ?", [self.day])
 
     def finish(self) -> None:
+        with self.clock.stage(ROUTE):
+            for upload in self._uploads:
+                upload.result()
+        self._uploader.shutdown()
         self.secure_con.execute("COMMIT")
 
     def abort(self) -> None:
+        self._uploader.shutdown(cancel_futures=True)
         self.secure_con.execute("ROLLBACK")
 
     def govern(self, con, plan: EventPlan, plan_version: str) -> None:
-        self._decide(con)
-        raw = self._raw_text(con, plan)
-        con.register("governed_text", self._redact_and_classify(raw, plan))
-        con.register("raw_text_frame", raw)
+        with self.clock.stage(ROUTE):
+            self._decide(con)
+        with self.clock.stage(REDACT):
+            raw = self._raw_text(con, plan)
+            con.register("governed_text", self._redact_and_classify(raw, plan))
+            con.register("raw_text_frame", raw)
         stamps = {"day": self.day, "plan_version": plan_version, "policy_version": self.policy.version}
-        if WAREHOUSE in self.policy.destinations:
-            con.execute(f"INSERT INTO {governed_table(plan.name)} BY NAME {self._rows_for(plan, WAREHOUSE)}", stamps)
-        for destination in self.export_destinations:
-            self._export(con, plan, destination, {**stamps, "event": plan.name})
-        if SECURE_DESTINATION in self.policy.destinations and self.policy.store_raw_text != "never":
-            self._archive(con, raw, plan)
-        con.execute(self._log_sql(plan), {**stamps, "event": plan.name})
+        with self.clock.stage(LAND):
+            if WAREHOUSE in self.policy.destinations:
+                con.execute(f"INSERT INTO {governed_table(plan.name)} BY NAME {self._rows_for(plan, WAREHOUSE)}", stamps)
+            con.execute(self._log_sql(plan), {**stamps, "event": plan.name})
+        with self.clock.stage(ROUTE):
+            for destination in self.export_destinations:
+                self._export(con, plan, destination, {**stamps, "event": plan.name})
+            if SECURE_DESTINATION in self.policy.destinations and self.policy.store_raw_text != "never":
+                self._archive(con, raw, plan)
 
     def _decide(self, con) -> None:
         decisions = []
@@ -98,24 +123,23 @@ class Governor:
             SELECT row_id, consent, consent_strategy, {", ".join(decisions)}
             FROM (SELECT row_id, {consent_state_sql(self.policy)} AS consent,
                          {strategy_sql(self.policy)} AS consent_strategy
-                  FROM (SELECT row_id, {CONSENT_FRAGMENTS} AS consent_fragments FROM kept_rows))"""
+                  FROM kept_rows)"""
         )
 
     def _text_fields(self, plan: EventPlan):
         return text_fields(plan, self.policy)
 
     def _raw_text(self, con, plan: EventPlan) -> pd.DataFrame:
-        selects = [
-            f"CASE WHEN json_type(doc, '{f.json_path}') = 'VARCHAR' THEN json_extract_string(doc, '{f.json_path}') END AS \"{f.column}\""
-            for f in self._text_fields(plan)
-        ]
-        keys = "message_id, user_id, conversation_id" + (", intent_label" if plan.name == PROMPT_EVENT else "")
-        columns = ", ".join([f"row_id, {keys}", *selects])
+        """The free text as sent (the plan's string columns hold a value only when it was a JSON string)."""
+        keys = ["message_id", "user_id", "conversation_id", *(["intent_label"] if plan.name == PROMPT_EVENT else [])]
+        columns = ", ".join(f'"{c}"' for c in ["row_id", *keys, *(f.column for f in self._text_fields(plan))])
         return con.execute(f"SELECT {columns} FROM kept_rows ORDER BY row_id").df()
 
     def _redact_and_classify(self, raw: pd.DataFrame, plan: EventPlan) -> pd.DataFrame:
+        """Redacted text per field, `texts_present`, the redactions per entity summed over the
+        event's fields (`redacted__<entity>` columns), and for prompts the intent."""
         out = pd.DataFrame({"row_id": raw["row_id"]})
-        totals = [Counter() for _ in range(len(raw))]
+        totals = pd.DataFrame({entity: np.zeros(len(raw), dtype=np.int32) for entity in self.redactor.entities})
         sensitive = [f.column for f in self._text_fields(plan) if f.sensitive]
         out["texts_present"] = raw[sensitive].notna().sum(axis=1).astype("int32") if sensitive else 0
         for f in self._text_fields(plan):
@@ -123,9 +147,9 @@ class Governor:
                 continue  # sensitive but not listed: no redacted copy exists, so only raw destinations get it
             redacted = self.redactor.redact(raw[f.column])
             out[f.column] = redacted.texts.to_numpy()
-            for total, counts in zip(totals, redacted.counts):
-                total.update(counts)
-        out["redactions"] = [json.dumps(dict(total)) for total in totals]
+            totals += redacted.counts.to_numpy()
+        for entity in totals.columns:
+            out[f"redacted__{entity}"] = totals[entity].to_numpy()
         if plan.name == PROMPT_EVENT:
             out["intent_label"], out["intent_source"] = self._intents(raw)
         return out
@@ -161,16 +185,18 @@ class Governor:
             WHERE d."deliver__{destination}" """
 
     def _export(self, con, plan: EventPlan, destination: str, stamps: dict) -> None:
+        """DuckDB writes the rows as plain JSONL; a background thread gzips (level 1: several times
+        faster than DuckDB's gzip, for files a little larger) and uploads them while the next event
+        is processed. `finish` waits for every upload and raises the first failure."""
         (count,) = con.execute(f'SELECT count(*) FROM decisions WHERE "deliver__{destination}"').fetchone()
         if not count:
             return
         self._parts[destination] += 1
-        local = self.workdir / f"{destination}-{self._parts[destination]:05d}.jsonl.gz"
-        con.execute(f"COPY (SELECT $event AS event, * FROM ({self._rows_for(plan, destination)})) "
-                    f"TO '{local}' (FORMAT json, COMPRESSION gzip)", stamps)
+        local = self.workdir / f"{destination}-{self._parts[destination]:05d}.jsonl"
+        con.execute(f"COPY (SELECT $event AS event, * FROM ({self._rows_for(plan, destination)})) TO '{local}' (FORMAT json)",
+                    stamps)
         key = f"{export_prefix(destination, self.day)}{plan.name}-{self._parts[destination]:05d}.jsonl.gz"
-        self.store.put(key, local.read_bytes())
-        local.unlink()
+        self._uploads.append(self._uploader.submit(_gzip_and_put, self.store, local, key))
 
     def _archive(self, con, raw: pd.DataFrame, plan: EventPlan) -> None:
         delivered = con.execute(
@@ -186,6 +212,13 @@ class Governor:
         self.secure_con.register("archived", rows)
         self.secure_con.execute("INSERT INTO raw_text BY NAME SELECT * FROM archived")
 
+    def _redactions_sql(self) -> str:
+        """MAP(entity -> count) of the entities redacted from the event, leaving out zeros."""
+        entries = ", ".join(f"{{'key': '{e}', 'value': t.\"redacted__{e}\"}}" for e in self.redactor.entities)
+        if not entries:
+            return "MAP {}::MAP(VARCHAR, INTEGER)"
+        return f"map_from_entries(list_filter([{entries}], lambda e: e.value > 0))::MAP(VARCHAR, INTEGER)"
+
     def _log_sql(self, plan: EventPlan) -> str:
         names = list(self.policy.destinations)
         delivered = ", ".join(f"""CASE WHEN d."deliver__{n}" THEN '{n}' END""" for n in names)
@@ -196,7 +229,7 @@ class Governor:
             SELECT $day AS dt, k.message_id, $event AS event, k.source_key, k.line_number, k.outcome,
                 $plan_version AS tracking_plan_version, $policy_version AS policy_version,
                 {"t.intent_source" if plan.name == PROMPT_EVENT else "NULL"} AS intent_source, t.texts_present,
-                CAST(t.redactions::JSON AS MAP(VARCHAR, INTEGER)) AS redactions,
+                {self._redactions_sql()} AS redactions,
                 d.consent, d.consent_strategy,
                 list_filter([{delivered}], lambda x: x IS NOT NULL) AS delivered,
                 list_filter([{blocked}], lambda x: x IS NOT NULL) AS blocked

@@ -22,11 +22,11 @@ import hashlib
 import hmac
 import ipaddress
 import re
-from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import phonenumbers
 import pyarrow as pa
@@ -67,10 +67,11 @@ def first_names(path: Path = CONFIG_DIR / "first_names.txt") -> list[str]:
 
 @dataclass(frozen=True)
 class Redacted:
-    """Redacted texts aligned with the input, and per text the count of each entity replaced."""
+    """Redacted texts aligned with the input, and per text (row) the count of each entity (column)
+    replaced: one integer column per entity the redactor looks for."""
 
     texts: pd.Series
-    counts: list[dict[str, int]]
+    counts: pd.DataFrame
 
 
 class Redactor:
@@ -85,43 +86,48 @@ class Redactor:
         triggers = {**TRIGGERS, "person": rf"\b(?:{names})\b"}
         order = [*PATTERNS, "person"]
         self.passes = [(entity, triggers[entity], re.compile(patterns[entity])) for entity in order if entity in entities]
+        self.entities = [entity for entity, _, _ in self.passes]
 
     def redact(self, texts: pd.Series) -> Redacted:
         """Redact a column; NULLs stay NULL, texts no trigger matches are never touched by Python."""
         out = texts.astype("str")
-        counts: list[Counter] = [Counter() for _ in range(len(out))]
+        counts = pd.DataFrame({entity: np.zeros(len(out), dtype=np.int32) for entity in self.entities})
         for entity, trigger, pattern in self.passes:
             positions = out.str.contains(trigger, regex=True, na=False).to_numpy().nonzero()[0]
             if not len(positions):
                 continue
             candidates = out.iloc[positions]
             if entity in VALIDATED or self.replacement == "hash":
-                replaced = self._python_pass(entity, pattern, candidates.tolist(), [counts[p] for p in positions])
+                replaced, found = self._python_pass(entity, pattern, candidates.tolist())
             else:
-                replaced = self._re2_pass(entity, pattern, candidates, [counts[p] for p in positions])
+                replaced, found = self._re2_pass(entity, pattern, candidates)
             out.iloc[positions] = replaced
-        return Redacted(out, [dict(found) for found in counts])
+            counts.iloc[positions, counts.columns.get_loc(entity)] = np.asarray(found, dtype=np.int32)
+        return Redacted(out, counts)
 
-    def _python_pass(self, entity, pattern, texts: list[str], found: list[Counter]) -> list[str]:
-        return [
-            pattern.sub(lambda match, seen=seen: self._replace(entity, match, seen), text)
-            for text, seen in zip(texts, found)
-        ]
+    def _python_pass(self, entity, pattern, texts: list[str]) -> tuple[list[str], list[int]]:
+        """Each candidate validated (checksum, number plan) before it is replaced; counts per text."""
+        found = [0] * len(texts)
 
-    def _re2_pass(self, entity, pattern, texts: pd.Series, found: list[Counter]) -> pa.Array:
-        values = pa.array(texts.tolist(), type=pa.large_string())
-        hits = pc.count_substring_regex(values, pattern.pattern).to_pylist()
-        for seen, hit in zip(found, hits):
-            if hit:
-                seen[entity] += hit
+        def replace(match: re.Match, row: int) -> str:
+            replacement = self._replacement(entity, match.group())
+            if replacement is not None:
+                found[row] += 1
+                return replacement
+            return match.group()
+
+        return [pattern.sub(lambda match, row=row: replace(match, row), text) for row, text in enumerate(texts)], found
+
+    def _re2_pass(self, entity, pattern, texts: pd.Series) -> tuple[pa.Array, np.ndarray]:
+        values = pa.array(texts, type=pa.large_string())
+        hits = pc.count_substring_regex(values, pattern.pattern).to_numpy(zero_copy_only=False)
         tag = "" if self.replacement == "remove" else f"<{TAGS[entity]}>"
-        return pc.replace_substring_regex(values, pattern.pattern, tag).to_pylist()
+        return pc.replace_substring_regex(values, pattern.pattern, tag).to_pylist(), hits
 
-    def _replace(self, entity: str, match: re.Match, found: Counter) -> str:
-        value = match.group()
+    def _replacement(self, entity: str, value: str) -> str | None:
+        """What replaces a candidate, or None when it does not validate (a look-alike, left as is)."""
         if not _valid(entity, value, self.phone_region):
-            return value
-        found[entity] += 1
+            return None
         if self.replacement == "remove":
             return ""
         if self.replacement == "hash":

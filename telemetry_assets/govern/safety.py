@@ -16,6 +16,8 @@ from __future__ import annotations
 from datetime import date
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from telemetry_assets.govern.consent import categories, recompute_decisions
 from telemetry_assets.govern.exports import read_exports
@@ -105,9 +107,11 @@ def _consent_enforcement(con, store, secure_con, day, policy: Policy, event_tabl
     if log.empty:
         return {"routing_decisions": 0, "routing_agreements": 0, "consent_enforcement_rate": None}
     expected = recompute_decisions(log, policy)
+    logged_ids = pa.array(log["message_id"])
     decisions = agreements = 0
     for destination in policy.destinations:
-        arrived = log["message_id"].isin(_arrived(con, store, secure_con, day, destination, event_tables))
+        arrived_ids = _arrived(con, store, secure_con, day, destination, event_tables)
+        arrived = pd.Series(pc.is_in(logged_ids, value_set=arrived_ids).to_numpy(zero_copy_only=False), index=log.index)
         counted = log["texts_present"] > 0 if destination == SECURE_DESTINATION else pd.Series(True, index=log.index)
         decisions += int(counted.sum())
         agreements += int(((arrived == expected[destination]) & counted).sum())
@@ -115,14 +119,16 @@ def _consent_enforcement(con, store, secure_con, day, policy: Policy, event_tabl
             "consent_enforcement_rate": agreements / decisions if decisions else None}
 
 
-def _arrived(con, store, secure_con, day, destination: str, event_tables: list[str]) -> set[str]:
+def _arrived(con, store, secure_con, day, destination: str, event_tables: list[str]) -> pa.Array:
     """Message ids that actually reached a destination, read from the destination itself."""
     if destination == WAREHOUSE:
         union = " UNION ALL ".join(f"SELECT message_id FROM {table} WHERE dt = $day" for table in event_tables)
-        return {r[0] for r in con.execute(union, {"day": day}).fetchall()}
-    if destination == SECURE_DESTINATION:
-        return {r[0] for r in secure_con.execute("SELECT DISTINCT message_id FROM raw_text WHERE dt = ?", [day]).fetchall()}
-    return set(read_exports(con, store, destination, day, ["message_id"])["message_id"].dropna())
+        ids = con.execute(union, {"day": day}).df()
+    elif destination == SECURE_DESTINATION:
+        ids = secure_con.execute("SELECT DISTINCT message_id FROM raw_text WHERE dt = ?", [day]).df()
+    else:
+        ids = read_exports(con, store, destination, day, ["message_id"])
+    return pa.array(ids["message_id"].dropna(), pa.string())
 
 
 def safety_over(con, start: date, end: date) -> dict:

@@ -1,20 +1,30 @@
-"""Stream the lines of one raw object, plain NDJSON or gzip (several members allowed).
+"""Stream the lines of one raw object, plain NDJSON or gzip (several members allowed), in batches.
 
-Memory is bounded by the read block plus `max_line_bytes`: a line longer than that is not kept, only
-counted and reported, however long it is. Each line comes out as `RawLine`; a line that cannot be
-an event (invalid UTF-8, too long, cut off by a truncated gzip member) carries `read_error` instead
-of text, so it is quarantined as `Malformed-Line` with its line number rather than lost.
+A `LineBatch` holds up to `batch_bytes` of consecutive lines as one Arrow string array: lines are
+found by a vectorised newline search, never a Python loop per line, because ingest reads millions.
+Memory is bounded by the batch plus `max_line_bytes`: a longer line is not kept, only counted and
+reported, however long it is. A line that cannot be an event (invalid UTF-8, too long, cut off by a
+truncated gzip member) is null with a `read_error`, so it is quarantined as `Malformed-Line` with
+its line number rather than lost.
 """
 
 from __future__ import annotations
 
+import queue
+import threading
 import zlib
 from dataclasses import dataclass
 from typing import BinaryIO, Iterator
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
 READ_BLOCK_BYTES = 1 << 20
 DEFAULT_MAX_LINE_BYTES = 1 << 20
+BATCH_BYTES = 32 << 20
 GZIP_MAGIC = b"\x1f\x8b"
+NEWLINE = ord("\n")
 
 
 @dataclass(frozen=True)
@@ -24,9 +34,42 @@ class RawLine:
     read_error: str | None = None
 
 
+@dataclass(frozen=True)
+class LineBatch:
+    """Consecutive lines of one object. `lines[i]` is line `first_line_number + i`, without its line
+    ending, or null when `errors[i]` says why it could not be read."""
+
+    first_line_number: int
+    lines: pa.StringArray
+    errors: dict[int, str]
+
+    def __len__(self) -> int:
+        return len(self.lines)
+
+    def line_numbers(self) -> np.ndarray:
+        return np.arange(self.first_line_number, self.first_line_number + len(self.lines), dtype=np.int64)
+
+    def read_errors(self) -> pa.StringArray:
+        column = np.full(len(self.lines), None, dtype=object)
+        for index, message in self.errors.items():
+            column[index] = message
+        return pa.array(column, pa.string())
+
+    def raw_lines(self) -> Iterator[RawLine]:
+        for index, text in enumerate(self.lines.to_pylist()):
+            yield RawLine(self.first_line_number + index, text, self.errors.get(index))
+
+
 def read_lines(stream: BinaryIO, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> Iterator[RawLine]:
-    """Every line of the object, blank ones included (the caller counts them apart)."""
-    splitter = _LineSplitter(max_line_bytes)
+    """Every line of the object one by one, blank ones included: for small files (business sources)."""
+    for batch in read_line_batches(stream, max_line_bytes):
+        yield from batch.raw_lines()
+
+
+def read_line_batches(stream: BinaryIO, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+                      batch_bytes: int = BATCH_BYTES) -> Iterator[LineBatch]:
+    """Every line of the object, blank ones included (the caller counts them apart), in batches."""
+    splitter = _BatchSplitter(max_line_bytes, batch_bytes)
     try:
         for block in _decompressed_blocks(stream):
             yield from splitter.feed(block)
@@ -80,32 +123,58 @@ def _gunzip_members(first: bytes, stream: BinaryIO) -> Iterator[bytes]:
             pending = decompressor.unconsumed_tail
 
 
-class _LineSplitter:
-    """Splits decompressed blocks into lines without ever holding more than one long line."""
+class _BatchSplitter:
+    """Collects complete lines from decompressed blocks; never holds more than one partial line."""
 
-    def __init__(self, max_line_bytes: int):
+    def __init__(self, max_line_bytes: int, batch_bytes: int):
         self.max_line_bytes = max_line_bytes
-        self.line_number = 0
+        self.batch_bytes = batch_bytes
+        self.lines_before = 0  # lines already handed out in earlier batches
+        self.pending: list[bytes] = []  # complete lines, each ending in a newline
+        self.pending_bytes = 0
+        self.pending_lines = 0
+        self.errors: dict[int, str] = {}  # by index in the pending batch
         self.partial = bytearray()
         self.oversized_bytes = 0  # >0 while skipping the rest of an over-long line
 
-    def feed(self, block: bytes) -> Iterator[RawLine]:
-        start = 0
-        while (newline := block.find(b"\n", start)) != -1:
-            yield self._complete(block[start:newline])
-            start = newline + 1
-        self._keep(block[start:])
-
-    def finish(self, cut_off: str | None) -> Iterator[RawLine]:
-        if not self.partial and not self.oversized_bytes:
-            if cut_off:  # the cut fell exactly on a line boundary: report it on the next line
-                self.line_number += 1
-                yield RawLine(self.line_number, None, cut_off)
+    def feed(self, block: bytes) -> Iterator[LineBatch]:
+        if self.oversized_bytes:
+            newline = block.find(b"\n")
+            if newline == -1:
+                self.oversized_bytes += len(block)
+                return
+            self._add_unreadable(self._too_long(self.oversized_bytes + newline))
+            self.oversized_bytes = 0
+            block = block[newline + 1:]
+        last = block.rfind(b"\n")
+        if last == -1:
+            self._keep(block)
             return
-        line = self._complete(b"")
-        if cut_off:
-            line = RawLine(line.line_number, None, cut_off)
-        yield line
+        complete, tail = block[:last + 1], block[last + 1:]
+        if self.partial:
+            first = complete.find(b"\n")
+            self._add_line(bytes(self.partial) + complete[:first + 1])
+            self.partial.clear()
+            complete = complete[first + 1:]
+        self._add(complete)
+        self._keep(tail)
+        if self.pending_bytes >= self.batch_bytes:
+            yield self._flush()
+
+    def finish(self, cut_off: str | None) -> Iterator[LineBatch]:
+        if self.partial or self.oversized_bytes:
+            size = self.oversized_bytes + len(self.partial)
+            if cut_off:
+                self._add_unreadable(cut_off)
+            elif self.oversized_bytes or size > self.max_line_bytes:
+                self._add_unreadable(self._too_long(size))
+            else:
+                self._add_line(bytes(self.partial) + b"\n")
+            self.partial.clear()
+        elif cut_off:  # the cut fell exactly on a line boundary: report it on the next line
+            self._add_unreadable(cut_off)
+        if self.pending_lines:
+            yield self._flush()
 
     def _keep(self, tail: bytes) -> None:
         if self.oversized_bytes:
@@ -116,16 +185,80 @@ class _LineSplitter:
         else:
             self.partial += tail
 
-    def _complete(self, rest: bytes) -> RawLine:
-        self.line_number += 1
-        if self.oversized_bytes or len(self.partial) + len(rest) > self.max_line_bytes:
-            size = self.oversized_bytes + len(self.partial) + len(rest)
-            self.partial.clear()
-            self.oversized_bytes = 0
-            return RawLine(self.line_number, None, f"line of {size} bytes exceeds the {self.max_line_bytes}-byte limit")
-        raw = bytes(self.partial) + rest if self.partial else rest
-        self.partial.clear()
+    def _too_long(self, size: int) -> str:
+        return f"line of {size} bytes exceeds the {self.max_line_bytes}-byte limit"
+
+    def _add(self, lines: bytes) -> None:
+        self.pending.append(lines)
+        self.pending_bytes += len(lines)
+        self.pending_lines += lines.count(b"\n")
+
+    def _add_line(self, line: bytes) -> None:
+        if len(line) - 1 > self.max_line_bytes:
+            self._add_unreadable(self._too_long(len(line) - 1))
+        else:
+            self._add(line)
+
+    def _add_unreadable(self, reason: str) -> None:
+        self.errors[self.pending_lines] = reason
+        self._add(b"\n")
+
+    def _flush(self) -> LineBatch:
+        data = b"".join(self.pending)
+        ends = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == NEWLINE)
+        offsets = np.concatenate([[0], ends + 1]).astype(np.int32)
+        errors = dict(self.errors)
+        lengths = np.diff(offsets) - 1
+        for index in np.flatnonzero(lengths > self.max_line_bytes):
+            errors[int(index)] = self._too_long(int(lengths[index]))
+        lines = _decode(pa.BinaryArray.from_buffers(pa.binary(), len(ends), [None, pa.py_buffer(offsets), pa.py_buffer(data)]),
+                        errors)
+        batch = LineBatch(self.lines_before + 1, lines, errors)
+        self.lines_before += len(ends)
+        self.pending, self.pending_bytes, self.pending_lines, self.errors = [], 0, 0, {}
+        return batch
+
+
+def _decode(raw: pa.BinaryArray, errors: dict[int, str]) -> pa.StringArray:
+    """UTF-8 lines without their line ending; unreadable ones null. Validation is one pass over the
+    batch; only a batch that fails it is searched line by line for the culprits."""
+    try:
+        text = raw.cast(pa.string())
+    except pa.ArrowInvalid:
+        for index, value in enumerate(raw.to_pylist()):
+            try:
+                value.decode("utf-8")
+            except UnicodeDecodeError as error:
+                errors.setdefault(index, f"invalid UTF-8 at byte {error.start}")
+        usable = pa.array(np.isin(np.arange(len(raw)), list(errors), invert=True))
+        text = pc.if_else(usable, raw, pa.scalar(b"\n", pa.binary())).cast(pa.string())
+    if errors:
+        usable = pa.array(np.isin(np.arange(len(raw)), list(errors), invert=True))
+        text = pc.if_else(usable, text, pa.scalar(None, pa.string()))
+    return pc.utf8_rtrim(text, characters="\r\n")
+
+
+def prefetched(items, depth: int = 1):
+    """Iterate `items` while a background thread produces the next ones (at most `depth` ahead).
+    For I/O and decompression, which release the GIL: reading overlaps the processing of the
+    previous item. An exception in the producer is raised here, at the item it replaced."""
+    slots: queue.Queue = queue.Queue(maxsize=depth)
+    done = object()
+
+    def produce():
         try:
-            return RawLine(self.line_number, raw.rstrip(b"\r").decode("utf-8"))
-        except UnicodeDecodeError as error:
-            return RawLine(self.line_number, None, f"invalid UTF-8 at byte {error.start}")
+            for item in items:
+                slots.put((item, None))
+        except BaseException as error:  # handed to the consumer, raised there
+            slots.put((None, error))
+            return
+        slots.put((done, None))
+
+    threading.Thread(target=produce, daemon=True, name="prefetch").start()
+    while True:
+        item, error = slots.get()
+        if error is not None:
+            raise error
+        if item is done:
+            return
+        yield item

@@ -26,7 +26,9 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Iterator
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from checks.tracking_plan import (
     ADDITIONAL_PROPERTIES_COLUMN,
@@ -37,17 +39,22 @@ from checks.tracking_plan import (
     type_column,
     violations_by_row,
 )
-from telemetry_assets.govern.flight import Governor
+from telemetry_assets.govern.consent import CONSENT_PATHS
+from telemetry_assets.govern.flight import LAND, Governor
 from telemetry_assets.govern.intent import IntentRules
 from telemetry_assets.govern.policy import Policy
 from telemetry_assets.govern.redact import Redactor
 from telemetry_assets.ingest.layouts import RawObject, partition_objects
-from telemetry_assets.ingest.lines import DEFAULT_MAX_LINE_BYTES, read_lines
+from telemetry_assets.ingest.lines import DEFAULT_MAX_LINE_BYTES, prefetched, read_line_batches
 from telemetry_assets.ingest.reconcile import RECONCILED_COLUMNS, quarantined_by_type
+from telemetry_assets.stage_clock import StageClock
 from telemetry_assets.ingest.tables import AUDIT_TABLES, EVENTS_ORIGIN, VIOLATIONS_TYPE, ensure_tables, governed_table
 
-CHUNK_LINES = 50_000
-CHUNK_BYTES = 64 << 20
+CHUNK_BYTES = 64 << 20  # of decompressed lines: about 65k events; fewer chunks, less per-chunk overhead
+
+
+# Stages a partition's time is reported under (see `telemetry bench`).
+READ, PARSE, DEDUPE, VALIDATE = "list+read", "parse", "dedupe", "validate"
 
 
 class ReconciliationError(RuntimeError):
@@ -107,29 +114,35 @@ def ingest_partition(
     secure_store,
     redaction_salt: str = "",
     lookback_days: int = 1,
-    chunk_lines: int = CHUNK_LINES,
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+    clock: StageClock | None = None,
 ) -> PartitionReport:
-    """Replace `day`'s rows in the ingest tables, exports and secure store with what its raw objects say."""
-    objects = partition_objects(store, day)
+    """Replace `day`'s rows in the ingest tables, exports and secure store with what its raw objects
+    say. `clock` (a fresh one by default) collects the seconds spent per stage."""
+    clock = clock or StageClock()
+    with clock.stage(READ):
+        objects = partition_objects(store, day)
     compiled = {name: compile_event(plan) for name, plan in tracking_plan.events.items()}
     redactor = Redactor(policy.entities, policy.replacement, policy.phone_region, redaction_salt)
     ensure_tables(con, tracking_plan)
     with secure_store.get_connection() as secure_con, tempfile.TemporaryDirectory() as workdir:
-        governor = Governor(policy, redactor, IntentRules.load(), store, secure_con, day, Path(workdir))
+        governor = Governor(policy, redactor, IntentRules.load(), store, secure_con, day, Path(workdir), clock)
         governor.start()
         con.execute("BEGIN TRANSACTION")
         try:
-            _delete_partition(con, day, tracking_plan)
-            _load_seen_message_ids(con, day, lookback_days)
+            with clock.stage(LAND):
+                _delete_partition(con, day, tracking_plan)
+            with clock.stage(DEDUPE):
+                _load_seen_message_ids(con, day, lookback_days)
             tallies = {obj.key: _Tally(obj) for obj in objects}
-            stamps = _Stamps(day, tracking_plan.version, policy)
-            for frame in _line_chunks(store, objects, tallies, chunk_lines, max_line_bytes):
+            stamps = _Stamps(day, tracking_plan.version, policy, clock)
+            for frame in clock.timed(READ, prefetched(_line_chunks(store, objects, tallies, max_line_bytes))):
                 _process_chunk(con, frame, stamps, tracking_plan, compiled, tallies, governor)
-            report = _reconcile(con, stamps, tallies)
-            _write_file_rows(con, day, report)
-            governor.finish()
-            con.execute("COMMIT")
+            with clock.stage(LAND):
+                report = _reconcile(con, stamps, tallies)
+                _write_file_rows(con, day, report)
+                governor.finish()
+                con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
             governor.abort()
@@ -144,6 +157,7 @@ class _Stamps:
     day: date
     plan_version: str
     policy: Policy
+    clock: StageClock
 
     def params(self) -> dict:
         return {"day": self.day, "plan_version": self.plan_version, "policy_version": self.policy.version}
@@ -170,36 +184,44 @@ def _load_seen_message_ids(con, day: date, lookback_days: int) -> None:
     )
 
 
-def _line_chunks(store, objects, tallies, chunk_lines: int, max_line_bytes: int) -> Iterator[pd.DataFrame]:
-    """Frames of (source_key, line_number, line, read_error), bounded in lines and bytes."""
-    columns: dict[str, list] = {"source_key": [], "line_number": [], "line": [], "read_error": []}
-    size = 0
+def _line_chunks(store, objects, tallies, max_line_bytes: int) -> Iterator[pa.Table]:
+    """Tables of (line_id, source_key, line_number, line, read_error), bounded in bytes; `line_id`
+    numbers the partition's lines in reading order. Small objects share a chunk, so a day of many
+    small files is not a day of many tiny queries."""
+    pending, size, next_line_id = [], 0, 0
     for obj in objects:
         with contextlib.closing(store.open(obj.key)) as stream:
-            for raw in read_lines(stream, max_line_bytes):
-                tallies[obj.key].lines_read = raw.line_number
-                columns["source_key"].append(obj.key)
-                columns["line_number"].append(raw.line_number)
-                columns["line"].append(raw.text)
-                columns["read_error"].append(raw.read_error)
-                size += len(raw.text or "")
-                if len(columns["line"]) >= chunk_lines or size >= CHUNK_BYTES:
-                    yield pd.DataFrame(columns)
-                    columns = {name: [] for name in columns}
-                    size = 0
-    if columns["line"]:
-        yield pd.DataFrame(columns)
+            for batch in read_line_batches(stream, max_line_bytes, CHUNK_BYTES):
+                tallies[obj.key].lines_read += len(batch)
+                pending.append(pa.table({
+                    "line_id": np.arange(next_line_id, next_line_id + len(batch), dtype=np.int64),
+                    "source_key": pa.array(np.full(len(batch), obj.key, dtype=object), pa.string()),
+                    "line_number": batch.line_numbers(),
+                    "line": batch.lines,
+                    "read_error": batch.read_errors(),
+                }))
+                next_line_id += len(batch)
+                size += batch.lines.nbytes
+                if size >= CHUNK_BYTES:
+                    yield pa.concat_tables(pending)
+                    pending, size = [], 0
+    if pending:
+        yield pa.concat_tables(pending)
 
 
 def _process_chunk(con, frame, stamps: _Stamps, tracking_plan: TrackingPlan, compiled, tallies, governor) -> None:
-    con.register("chunk_lines", frame)  # registering again replaces the previous chunk
-    _classify(con, tracking_plan.namespace)
-    _count(con, tallies, "SELECT source_key, count(*) FROM chunk WHERE kind = 'blank' GROUP BY 1", "blank_lines")
-    _count(con, tallies, "SELECT source_key, count(*) FROM chunk WHERE kind = 'non_ai' GROUP BY 1", "non_ai_events")
-    _quarantine_unreadable(con, stamps)
-    _dedupe(con)
-    _count(con, tallies, "SELECT source_key, count(*) FROM chunk_ai WHERE is_duplicate GROUP BY 1", "duplicates")
-    _quarantine_unplanned(con, stamps, tracking_plan)
+    clock = stamps.clock
+    with clock.stage(PARSE):
+        con.register("chunk_lines", frame)  # registering again replaces the previous chunk
+        _classify(con, tracking_plan.namespace)
+        _count(con, tallies, "SELECT source_key, count(*) FROM chunk WHERE kind = 'blank' GROUP BY 1", "blank_lines")
+        _count(con, tallies, "SELECT source_key, count(*) FROM chunk WHERE kind = 'non_ai' GROUP BY 1", "non_ai_events")
+        _quarantine_unreadable(con, stamps)
+    with clock.stage(DEDUPE):
+        _dedupe(con)
+        _count(con, tallies, "SELECT source_key, count(*) FROM chunk_ai WHERE is_duplicate GROUP BY 1", "duplicates")
+    with clock.stage(VALIDATE):
+        _quarantine_unplanned(con, stamps, tracking_plan)
     for event in compiled.values():
         _validate_and_govern(con, stamps, event, governor)
 
@@ -208,18 +230,18 @@ def _classify(con, namespace: str) -> None:
     con.execute(
         r"""CREATE OR REPLACE TEMP TABLE chunk AS
         WITH parsed AS (
-            SELECT source_key, line_number, line, read_error,
+            SELECT line_id, source_key, line_number, line, read_error,
                    CASE WHEN read_error IS NULL THEN TRY_CAST(line AS JSON) END AS doc
             FROM chunk_lines
+        ), envelope AS (
+            SELECT *, json_extract_string(doc, ['$.type', '$.event', '$.messageId']) AS fields FROM parsed
         )
-        SELECT source_key, line_number, doc,
-            json_extract_string(doc, '$.event') AS event,
+        SELECT line_id, source_key, line_number, doc, fields[2] AS event, fields[3] AS message_id,
             CASE
                 WHEN read_error IS NULL AND regexp_full_match(line, '\s*') THEN 'blank'
                 WHEN doc IS NULL OR json_type(doc) <> 'OBJECT' THEN 'malformed'
-                WHEN json_extract_string(doc, '$.type') IS NULL THEN 'untyped'
-                WHEN json_extract_string(doc, '$.type') = 'track'
-                     AND starts_with(json_extract_string(doc, '$.event'), $namespace) THEN 'ai'
+                WHEN fields[1] IS NULL THEN 'untyped'
+                WHEN fields[1] = 'track' AND starts_with(fields[2], $namespace) THEN 'ai'
                 ELSE 'non_ai'
             END AS kind,
             CASE
@@ -227,7 +249,7 @@ def _classify(con, namespace: str) -> None:
                 WHEN doc IS NULL THEN 'not valid JSON (truncated or corrupt line)'
                 ELSE 'a JSON ' || lower(json_type(doc)) || ' line, not an object'
             END AS malformed_reason
-        FROM parsed""",
+        FROM envelope""",
         {"namespace": namespace},
     )
 
@@ -261,9 +283,7 @@ def _dedupe(con) -> None:
                 row_number() OVER (PARTITION BY message_id ORDER BY source_key, line_number) > 1
                 OR message_id IN (SELECT message_id FROM seen_message_ids)
             ) AS is_duplicate
-        FROM (SELECT source_key, line_number, doc, event,
-                     json_extract_string(doc, '$.messageId') AS message_id
-              FROM chunk WHERE kind = 'ai')"""
+        FROM (SELECT line_id, source_key, line_number, doc, event, message_id FROM chunk WHERE kind = 'ai')"""
     )
     con.execute(
         "INSERT INTO seen_message_ids SELECT message_id FROM chunk_ai WHERE message_id IS NOT NULL AND NOT is_duplicate"
@@ -288,25 +308,36 @@ def _quarantine_unplanned(con, stamps: _Stamps, tracking_plan: TrackingPlan) -> 
 
 def _validate_and_govern(con, stamps: _Stamps, event: CompiledEvent, governor: Governor) -> None:
     """Validate one event's first copies; quarantine failures, govern the rest (valid or forwarded)."""
+    with stamps.clock.stage(VALIDATE):
+        kept = _validate(con, stamps, event)
+    if kept:
+        governor.govern(con, event.plan, stamps.plan_version)
+
+
+def _validate(con, stamps: _Stamps, event: CompiledEvent) -> bool:
+    """Kept rows (valid, or forwarded with their violations) into `kept_rows`; False when none."""
     plan = event.plan
-    # Every planned path is extracted in one parse of the raw call; the checks then read fragments.
-    paths = ", ".join(f"'{f.json_path}'" for f in plan.fields)
+    # Every planned path, and the consent objects governance reads, in one parse of the raw call;
+    # the checks then read the small fragments. The raw call itself goes no further.
+    paths = ", ".join(f"'{path}'" for path in [*(f.json_path for f in plan.fields), *CONSENT_PATHS])
     selects = ", ".join(expr for position, f in enumerate(plan.fields, 1) for expr in _field_expressions(f, position))
     properties = next(position for position, f in enumerate(plan.fields, 1) if f.column == "properties")
+    consent = ", ".join(f"fragments[{len(plan.fields) + i}]" for i in range(1, len(CONSENT_PATHS) + 1))
     known = ", ".join(f"'{name}'" for name in plan.property_names)
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE event_rows AS
-        SELECT (row_number() OVER (ORDER BY source_key, line_number)) - 1 AS row_id,
-            source_key, line_number, doc, {selects},
+        SELECT line_id AS row_id, source_key, line_number, {selects},
             array_to_string(list_filter(json_keys(fragments[{properties}]), lambda k: k NOT IN ({known})), ', ')
-                AS {ADDITIONAL_PROPERTIES_COLUMN}
+                AS {ADDITIONAL_PROPERTIES_COLUMN},
+            [{consent}] AS consent_fragments
         FROM (SELECT *, json_extract(doc, [{paths}]) AS fragments
               FROM chunk_ai WHERE NOT is_duplicate AND event = $event)""",
         {"event": plan.name},
     )
-    frame = con.execute("SELECT * EXCLUDE (doc) FROM event_rows ORDER BY row_id").df().set_index("row_id")
+    unread = ", ".join(["consent_fragments", *(f'"{f.column}"' for f in plan.fields if _is_sensitive_text(f))])
+    frame = con.execute(f"SELECT * EXCLUDE ({unread}) FROM event_rows ORDER BY row_id").df().set_index("row_id")
     if frame.empty:
-        return
+        return False
     found = violations_by_row(event, frame)
     failing = pd.DataFrame(
         {"row_id": list(found), "violations": [json.dumps(v) for v in found.values()]},
@@ -322,7 +353,7 @@ def _validate_and_govern(con, stamps: _Stamps, event: CompiledEvent, governor: G
         WHERE failing_rows.row_id IS NULL OR $mode = 'forward'""",
         {"mode": plan.mode},
     )
-    governor.govern(con, plan, stamps.plan_version)
+    return True
 
 
 _VIOLATIONS = "from_json(failing_rows.violations, '[{\"type\": \"VARCHAR\", \"message\": \"VARCHAR\"}]')"
@@ -345,9 +376,14 @@ def _quarantine_failing(con, stamps: _Stamps, plan) -> None:
 def _field_expressions(f: Field, position: int) -> list[str]:
     fragment = f"fragments[{position}]"
     exprs = [f"nullif(json_type({fragment}), 'NULL') AS \"{type_column(f)}\""]
-    if f.has_value_column:
+    if f.has_value_column or _is_sensitive_text(f):
         exprs.append(f'{_typed_value(f, fragment)} AS "{f.column}"')
     return exprs
+
+
+def _is_sensitive_text(f: Field) -> bool:
+    """Raw free text: extracted for governance to redact, never read into the validation frame."""
+    return f.sensitive and f.type == "string"
 
 
 def _typed_value(f: Field, fragment: str) -> str:

@@ -20,6 +20,7 @@ from telemetry_assets.defs.partitions import daily_partitions
 from telemetry_assets.govern.policy import load_policy
 from telemetry_assets.ingest.partition import PartitionReport, ingest_partition
 from telemetry_assets.ingest.reconcile import landed_row_counts
+from telemetry_assets.stage_clock import StageClock
 
 EVENT_TABLES = ("ai_user_prompt_created", "ai_llm_response_received", "ai_user_action")
 OWNERS = ["team:ai-data-platform"]
@@ -70,24 +71,27 @@ def ingest_ai_events(
     day = date.fromisoformat(context.partition_key)
     plan = load_tracking_plan(settings.tracking_plan_path())
     policy = load_policy(settings.policy_path())
+    clock = StageClock()
     with warehouse.get_connection() as con:
         report = ingest_partition(
             lake, con, day, plan, policy, secure_store,
-            redaction_salt=secrets.redaction_salt, lookback_days=settings.dedupe_lookback_days(),
+            redaction_salt=secrets.redaction_salt, lookback_days=settings.dedupe_lookback_days(), clock=clock,
         )
         landed = landed_row_counts(con, day)
         schemas = {".".join(s.key.path): table_metadata(con, ".".join(s.key.path), day) for s in INGEST_SPECS}
     context.log.info(f"{day}: {report.summary()} quarantined by type {report.quarantined_by_type}")
-    yield from _materializations(report, landed, lake.describe(), schemas)
+    seconds = {f"seconds/{stage}": round(spent, 2) for stage, spent in clock.seconds.items()}
+    yield from _materializations(report, landed, lake.describe(), schemas, seconds)
 
 
-def _materializations(report: PartitionReport, landed: dict[str, int], lake: str, schemas: dict[str, dict]):
+def _materializations(report: PartitionReport, landed: dict[str, int], lake: str, schemas: dict[str, dict],
+                      seconds: dict[str, float]):
     shared = {"tracking_plan_version": report.tracking_plan_version, "policy_version": report.policy_version}
     for spec in INGEST_SPECS:
         table = ".".join(spec.key.path)
         metadata = {**shared, **schemas[table], "dagster/row_count": landed[table]}
         if table == "audit.ingest_files":
-            metadata.update({**report.summary(), "objects": len(report.files), "lake": lake})
+            metadata.update({**report.summary(), "objects": len(report.files), "lake": lake, **seconds})
         if table == "audit.quarantine":
             metadata.update({f"quarantined/{kind}": count for kind, count in report.quarantined_by_type.items()})
         yield dg.MaterializeResult(asset_key=spec.key, metadata=metadata)
