@@ -3,7 +3,7 @@
 Runs inside ingest's transaction on the temp table `kept_rows` (row_id, the typed columns, the
 call's `consent_fragments`, `plan_violations`, `outcome`), so raw text only ever exists in memory:
 
-1. consent state per category and a decision per destination, in SQL over the raw call;
+1. consent state per category and a decision per destination, in SQL over the call's consent objects;
 2. free text pulled into a frame, redacted (`redact.py`), prompts classified (`intent.py`);
 3. the `warehouse` destination is the `governed.*` tables; the other destinations are JSONL exports
    under `exports/<destination>/dt=…/` in the lake, except `secure_archive`, which puts raw text in
@@ -32,6 +32,7 @@ from telemetry_assets.govern.consent import consent_state_sql, decision_sql, str
 from telemetry_assets.govern.intent import IntentRules, classify, in_sample
 from telemetry_assets.govern.policy import SECURE_DESTINATION, Policy
 from telemetry_assets.govern.redact import Redactor
+from telemetry_assets.ingest.staging import Staging
 from telemetry_assets.ingest.tables import governed_table
 from telemetry_assets.stage_clock import StageClock
 
@@ -69,6 +70,7 @@ class Governor:
     day: date
     workdir: Path
     clock: StageClock
+    staging: Staging  # the warehouse rows, published with the partition
     _parts: Counter = field(default_factory=Counter)
     _uploader: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(max_workers=1))
     _uploads: list[Future] = field(default_factory=list)
@@ -78,22 +80,30 @@ class Governor:
         return [name for name in self.policy.destinations if name not in (WAREHOUSE, SECURE_DESTINATION)]
 
     def start(self) -> None:
-        """Clear the day's exports and archived text: this run replaces them."""
+        """Clear the day's exports: this run replaces them. Archived text is staged in the secure
+        store itself (never on other disk) and replaces the day's in `finish`."""
         for destination in self.export_destinations:
             self.store.delete_prefix(export_prefix(destination, self.day))
-        self.secure_con.execute("BEGIN TRANSACTION")
-        self.secure_con.execute("DELETE FROM raw_text WHERE dt = ?", [self.day])
+        self.secure_con.execute("CREATE OR REPLACE TABLE raw_text_staged AS FROM raw_text LIMIT 0")
 
     def finish(self) -> None:
         with self.clock.stage(ROUTE):
             for upload in self._uploads:
                 upload.result()
         self._uploader.shutdown()
-        self.secure_con.execute("COMMIT")
+        self.secure_con.execute("BEGIN TRANSACTION")
+        try:
+            self.secure_con.execute("DELETE FROM raw_text WHERE dt = ?", [self.day])
+            self.secure_con.execute("INSERT INTO raw_text SELECT * FROM raw_text_staged")
+            self.secure_con.execute("DROP TABLE raw_text_staged")
+            self.secure_con.execute("COMMIT")
+        except BaseException:
+            self.secure_con.execute("ROLLBACK")
+            raise
 
     def abort(self) -> None:
         self._uploader.shutdown(cancel_futures=True)
-        self.secure_con.execute("ROLLBACK")
+        self.secure_con.execute("DROP TABLE IF EXISTS raw_text_staged")
 
     def govern(self, con, plan: EventPlan, plan_version: str) -> None:
         with self.clock.stage(ROUTE):
@@ -105,8 +115,8 @@ class Governor:
         stamps = {"day": self.day, "plan_version": plan_version, "policy_version": self.policy.version}
         with self.clock.stage(LAND):
             if WAREHOUSE in self.policy.destinations:
-                con.execute(f"INSERT INTO {governed_table(plan.name)} BY NAME {self._rows_for(plan, WAREHOUSE)}", stamps)
-            con.execute(self._log_sql(plan), {**stamps, "event": plan.name})
+                self.staging.insert(con, governed_table(plan.name), self._rows_for(plan, WAREHOUSE), stamps)
+            self.staging.insert(con, "audit.governance_log", self._log_sql(plan), {**stamps, "event": plan.name})
         with self.clock.stage(ROUTE):
             for destination in self.export_destinations:
                 self._export(con, plan, destination, {**stamps, "event": plan.name})
@@ -210,7 +220,7 @@ class Governor:
         rows.insert(0, "event", plan.name)
         rows.insert(0, "dt", self.day)
         self.secure_con.register("archived", rows)
-        self.secure_con.execute("INSERT INTO raw_text BY NAME SELECT * FROM archived")
+        self.secure_con.execute("INSERT INTO raw_text_staged BY NAME SELECT * FROM archived")
 
     def _redactions_sql(self) -> str:
         """MAP(entity -> count) of the entities redacted from the event, leaving out zeros."""
@@ -225,8 +235,7 @@ class Governor:
         blocked = ", ".join(
             f"""CASE WHEN NOT d."deliver__{n}" THEN {{'destination': '{n}', 'reason': d."reason__{n}"}} END""" for n in names
         )
-        return f"""INSERT INTO audit.governance_log BY NAME
-            SELECT $day AS dt, k.message_id, $event AS event, k.source_key, k.line_number, k.outcome,
+        return f"""SELECT $day AS dt, k.message_id, $event AS event, k.source_key, k.line_number, k.outcome,
                 $plan_version AS tracking_plan_version, $policy_version AS policy_version,
                 {"t.intent_source" if plan.name == PROMPT_EVENT else "NULL"} AS intent_source, t.texts_present,
                 {self._redactions_sql()} AS redactions,

@@ -1,6 +1,7 @@
 """Ingest one daily partition: the day's raw objects into governed, quarantine and audit rows.
 
-Per chunk of lines (memory is bounded by the chunk, never by the partition):
+Per chunk of lines (memory is bounded by the chunk, never by the partition), while the next
+chunk is read on a background thread:
 
 1. classify each line in DuckDB: blank, malformed (not a JSON object), untyped (no `type`), a
    non-AI call (page, identify, `Order Completed`: counted, never quarantined) or an AI event;
@@ -11,9 +12,10 @@ Per chunk of lines (memory is bounded by the chunk, never by the partition):
 4. quarantine the failures; hand the rest to the governor (`govern/flight.py`), which decides
    consent, redacts, classifies and delivers them; one governance-log row per processed event.
 
-All of it runs in one transaction that first deletes the day's rows, so a re-run replaces exactly
-that partition. Before committing, every object's lines are reconciled against what landed:
-lines read = valid + quarantined + duplicates + non-AI events + blank lines. A gap aborts the run.
+The rows each chunk produces are staged (`staging.py`) and published in one transaction that
+first deletes the day's rows, so a re-run replaces exactly that partition. Before committing, every
+object's lines are reconciled against what landed: lines read = valid + quarantined + duplicates +
+non-AI events + blank lines. A gap aborts the run and nothing lands.
 """
 
 from __future__ import annotations
@@ -47,8 +49,9 @@ from telemetry_assets.govern.redact import Redactor
 from telemetry_assets.ingest.layouts import RawObject, partition_objects
 from telemetry_assets.ingest.lines import DEFAULT_MAX_LINE_BYTES, prefetched, read_line_batches
 from telemetry_assets.ingest.reconcile import RECONCILED_COLUMNS, quarantined_by_type
-from telemetry_assets.stage_clock import StageClock
+from telemetry_assets.ingest.staging import Staging
 from telemetry_assets.ingest.tables import AUDIT_TABLES, EVENTS_ORIGIN, VIOLATIONS_TYPE, ensure_tables, governed_table
+from telemetry_assets.stage_clock import StageClock
 
 CHUNK_BYTES = 64 << 20  # of decompressed lines: about 65k events; fewer chunks, less per-chunk overhead
 
@@ -126,25 +129,20 @@ def ingest_partition(
     redactor = Redactor(policy.entities, policy.replacement, policy.phone_region, redaction_salt)
     ensure_tables(con, tracking_plan)
     with secure_store.get_connection() as secure_con, tempfile.TemporaryDirectory() as workdir:
-        governor = Governor(policy, redactor, IntentRules.load(), store, secure_con, day, Path(workdir), clock)
+        staging = Staging(Path(workdir) / "staged")
+        governor = Governor(policy, redactor, IntentRules.load(), store, secure_con, day, Path(workdir), clock, staging)
         governor.start()
-        con.execute("BEGIN TRANSACTION")
         try:
-            with clock.stage(LAND):
-                _delete_partition(con, day, tracking_plan)
             with clock.stage(DEDUPE):
                 _load_seen_message_ids(con, day, lookback_days)
             tallies = {obj.key: _Tally(obj) for obj in objects}
-            stamps = _Stamps(day, tracking_plan.version, policy, clock)
+            stamps = _Stamps(day, tracking_plan.version, policy, clock, staging)
             for frame in clock.timed(READ, prefetched(_line_chunks(store, objects, tallies, max_line_bytes))):
                 _process_chunk(con, frame, stamps, tracking_plan, compiled, tallies, governor)
             with clock.stage(LAND):
-                report = _reconcile(con, stamps, tallies)
-                _write_file_rows(con, day, report)
+                report = _publish(con, stamps, tracking_plan, tallies)
                 governor.finish()
-                con.execute("COMMIT")
         except BaseException:
-            con.execute("ROLLBACK")
             governor.abort()
             raise
     return report
@@ -158,6 +156,7 @@ class _Stamps:
     plan_version: str
     policy: Policy
     clock: StageClock
+    staging: Staging
 
     def params(self) -> dict:
         return {"day": self.day, "plan_version": self.plan_version, "policy_version": self.policy.version}
@@ -261,9 +260,9 @@ def _count(con, tallies, sql: str, attribute: str) -> None:
 
 
 def _quarantine_unreadable(con, stamps: _Stamps) -> None:
-    con.execute(
-        f"""INSERT INTO audit.quarantine BY NAME
-        SELECT $day AS dt, '{EVENTS_ORIGIN}' AS origin, source_key, line_number,
+    stamps.staging.insert(
+        con, "audit.quarantine",
+        f"""SELECT $day AS dt, '{EVENTS_ORIGIN}' AS origin, source_key, line_number,
             CASE kind
                 WHEN 'malformed' THEN [{{'type': 'Malformed-Line', 'message': malformed_reason}}]
                 ELSE [{{'type': 'Required-Missing', 'message': 'type is required on every call'}}]
@@ -277,13 +276,17 @@ def _quarantine_unreadable(con, stamps: _Stamps) -> None:
 
 
 def _dedupe(con) -> None:
+    """The ids seen before are looked up only for the chunk's own ids: probing the whole growing
+    set with every chunk made dedupe grow with the square of the partition."""
     con.execute(
         """CREATE OR REPLACE TEMP TABLE chunk_ai AS
-        SELECT *, message_id IS NOT NULL AND (
-                row_number() OVER (PARTITION BY message_id ORDER BY source_key, line_number) > 1
-                OR message_id IN (SELECT message_id FROM seen_message_ids)
+        WITH ai AS (SELECT line_id, source_key, line_number, doc, event, message_id FROM chunk WHERE kind = 'ai'),
+        seen AS (SELECT DISTINCT message_id FROM seen_message_ids WHERE message_id IN (SELECT message_id FROM ai))
+        SELECT ai.*, ai.message_id IS NOT NULL AND (
+                row_number() OVER (PARTITION BY ai.message_id ORDER BY ai.source_key, ai.line_number) > 1
+                OR seen.message_id IS NOT NULL
             ) AS is_duplicate
-        FROM (SELECT line_id, source_key, line_number, doc, event, message_id FROM chunk WHERE kind = 'ai')"""
+        FROM ai LEFT JOIN seen ON ai.message_id = seen.message_id"""
     )
     con.execute(
         "INSERT INTO seen_message_ids SELECT message_id FROM chunk_ai WHERE message_id IS NOT NULL AND NOT is_duplicate"
@@ -293,9 +296,9 @@ def _dedupe(con) -> None:
 def _quarantine_unplanned(con, stamps: _Stamps, tracking_plan: TrackingPlan) -> None:
     unplanned = "NOT is_duplicate AND event NOT IN (SELECT unnest($planned))"
     planned = {"planned": list(tracking_plan.events)}
-    con.execute(
-        f"""INSERT INTO audit.quarantine BY NAME
-        SELECT $day AS dt, '{EVENTS_ORIGIN}' AS origin, source_key, line_number, message_id, event,
+    stamps.staging.insert(
+        con, "audit.quarantine",
+        f"""SELECT $day AS dt, '{EVENTS_ORIGIN}' AS origin, source_key, line_number, message_id, event,
             [{{'type': 'Unplanned-Event',
                'message': 'event ' || event || ' is not in tracking plan ' || $plan_version}}]::{VIOLATIONS_TYPE}
                AS violations,
@@ -362,9 +365,9 @@ _VIOLATIONS = "from_json(failing_rows.violations, '[{\"type\": \"VARCHAR\", \"me
 def _quarantine_failing(con, stamps: _Stamps, plan) -> None:
     if plan.mode == "forward":
         return
-    con.execute(
-        f"""INSERT INTO audit.quarantine BY NAME
-        SELECT $day AS dt, '{EVENTS_ORIGIN}' AS origin, source_key, line_number, message_id, $event AS event,
+    stamps.staging.insert(
+        con, "audit.quarantine",
+        f"""SELECT $day AS dt, '{EVENTS_ORIGIN}' AS origin, source_key, line_number, message_id, $event AS event,
             {_VIOLATIONS}::{VIOLATIONS_TYPE} AS violations, $plan_version AS tracking_plan_version
         FROM event_rows JOIN failing_rows USING (row_id)""",
         {"day": stamps.day, "plan_version": stamps.plan_version, "event": plan.name},
@@ -402,14 +405,30 @@ def _typed_value(f: Field, fragment: str) -> str:
 
 def _log_quarantined(con, stamps: _Stamps, select_sql: str, params: dict | None = None) -> None:
     """Quarantined lines are logged too: delivered nowhere, every destination blocked as quarantined."""
-    con.execute(
-        f"""INSERT INTO audit.governance_log BY NAME
-        SELECT $day AS dt, 'quarantined' AS outcome, $plan_version AS tracking_plan_version,
+    stamps.staging.insert(
+        con, "audit.governance_log",
+        f"""SELECT $day AS dt, 'quarantined' AS outcome, $plan_version AS tracking_plan_version,
             $policy_version AS policy_version, []::VARCHAR[] AS delivered,
             {stamps.blocked_as_quarantined()} AS blocked, logged.*
         FROM ({select_sql}) AS logged""",
         {**stamps.params(), **(params or {})},
     )
+
+
+def _publish(con, stamps: _Stamps, tracking_plan: TrackingPlan, tallies: dict[str, _Tally]) -> PartitionReport:
+    """In one transaction: delete the day, insert what was staged, reconcile every object's lines
+    against what landed, record the objects. A gap rolls it all back."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        _delete_partition(con, stamps.day, tracking_plan)
+        stamps.staging.publish(con)
+        report = _reconcile(con, stamps, tallies)
+        _write_file_rows(con, stamps.day, report)
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return report
 
 
 def _reconcile(con, stamps: _Stamps, tallies: dict[str, _Tally]) -> PartitionReport:

@@ -1,8 +1,9 @@
 """Ingest and govern as one Dagster step: the day's raw objects into governed, quarantine and audit tables.
 
 One multi-asset rather than an asset per table because the tables are written in one streaming
-pass and one transaction, with governance (consent, redaction, routing) in flight: raw text is
-never staged anywhere but memory and the secure store, and a partition lands whole or not at all.
+pass and published in one transaction, with governance (consent, redaction, routing) in flight:
+raw text is never staged anywhere but memory and the secure store, and a partition lands whole or
+not at all. The seconds spent per stage are recorded on `audit/ingest_files`.
 """
 
 from datetime import date, timedelta
