@@ -36,8 +36,9 @@ class RawLine:
 
 @dataclass(frozen=True)
 class LineBatch:
-    """Consecutive lines of one object. `lines[i]` is line `first_line_number + i`, without its line
-    ending, or null when `errors[i]` says why it could not be read."""
+    """Consecutive lines of one object. `lines[i]` is line `first_line_number + i` with its line
+    ending still on (JSON parsing ignores it, and trimming a batch costs as much as finding its
+    lines), or null when `errors[i]` says why it could not be read."""
 
     first_line_number: int
     lines: pa.StringArray
@@ -57,7 +58,8 @@ class LineBatch:
 
     def raw_lines(self) -> Iterator[RawLine]:
         for index, text in enumerate(self.lines.to_pylist()):
-            yield RawLine(self.first_line_number + index, text, self.errors.get(index))
+            yield RawLine(self.first_line_number + index, None if text is None else text.rstrip("\r\n"),
+                          self.errors.get(index))
 
 
 def read_lines(stream: BinaryIO, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> Iterator[RawLine]:
@@ -132,7 +134,6 @@ class _BatchSplitter:
         self.lines_before = 0  # lines already handed out in earlier batches
         self.pending: list[bytes] = []  # complete lines, each ending in a newline
         self.pending_bytes = 0
-        self.pending_lines = 0
         self.errors: dict[int, str] = {}  # by index in the pending batch
         self.partial = bytearray()
         self.oversized_bytes = 0  # >0 while skipping the rest of an over-long line
@@ -173,7 +174,7 @@ class _BatchSplitter:
             self.partial.clear()
         elif cut_off:  # the cut fell exactly on a line boundary: report it on the next line
             self._add_unreadable(cut_off)
-        if self.pending_lines:
+        if self.pending:
             yield self._flush()
 
     def _keep(self, tail: bytes) -> None:
@@ -191,7 +192,6 @@ class _BatchSplitter:
     def _add(self, lines: bytes) -> None:
         self.pending.append(lines)
         self.pending_bytes += len(lines)
-        self.pending_lines += lines.count(b"\n")
 
     def _add_line(self, line: bytes) -> None:
         if len(line) - 1 > self.max_line_bytes:
@@ -200,7 +200,8 @@ class _BatchSplitter:
             self._add(line)
 
     def _add_unreadable(self, reason: str) -> None:
-        self.errors[self.pending_lines] = reason
+        pending_lines = sum(part.count(b"\n") for part in self.pending)  # rare: counted only here
+        self.errors[pending_lines] = reason
         self._add(b"\n")
 
     def _flush(self) -> LineBatch:
@@ -215,13 +216,13 @@ class _BatchSplitter:
                         errors)
         batch = LineBatch(self.lines_before + 1, lines, errors)
         self.lines_before += len(ends)
-        self.pending, self.pending_bytes, self.pending_lines, self.errors = [], 0, 0, {}
+        self.pending, self.pending_bytes, self.errors = [], 0, {}
         return batch
 
 
 def _decode(raw: pa.BinaryArray, errors: dict[int, str]) -> pa.StringArray:
-    """UTF-8 lines without their line ending; unreadable ones null. Validation is one pass over the
-    batch; only a batch that fails it is searched line by line for the culprits."""
+    """UTF-8 lines; unreadable ones null. Validation is one pass over the batch; only a batch that
+    fails it is searched line by line for the culprits."""
     try:
         text = raw.cast(pa.string())
     except pa.ArrowInvalid:
@@ -235,7 +236,7 @@ def _decode(raw: pa.BinaryArray, errors: dict[int, str]) -> pa.StringArray:
     if errors:
         usable = pa.array(np.isin(np.arange(len(raw)), list(errors), invert=True))
         text = pc.if_else(usable, text, pa.scalar(None, pa.string()))
-    return pc.utf8_rtrim(text, characters="\r\n")
+    return text
 
 
 def prefetched(items, depth: int = 1):
