@@ -12,6 +12,7 @@ Peak RSS per stage is the process's high-water mark when the stage last ended, s
 from __future__ import annotations
 
 import resource
+import sys
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -38,13 +39,13 @@ from telemetry_assets.govern.policy import load_policy
 from telemetry_assets.govern.safety import compute_safety, write_safety
 from telemetry_assets.ingest.layouts import partition_objects
 from telemetry_assets.ingest.partition import ingest_partition
+from telemetry_assets.ingest.tables import governed_table
 from telemetry_assets.sources.load import load_source
 from telemetry_assets.stage_clock import StageClock
 
 BENCH_DAY = date(2026, 9, 1)
 STAGES = ("list+read", "parse", "dedupe", "validate", "redact+classify", "route+exports", "land", "sources", "joins",
           "metrics", "checks")
-EVENT_TABLES = ("ai_user_prompt_created", "ai_llm_response_received", "ai_user_action")
 
 # The envelope every raw call shares, as the floor's explicit schema: nested objects stay JSON.
 FLOOR_SCHEMA = {
@@ -107,7 +108,7 @@ def _pipeline(lake: LocalObjectStore, home: Path, clock: StageClock) -> int:
             build_joins(con, BENCH_DAY, policy)
         with clock.stage("metrics"), secure.get_connection() as secure_con:
             write_safety(con, compute_safety(con, lake, secure_con, BENCH_DAY, policy,
-                                             [f"governed.{name}" for name in EVENT_TABLES]))
+                                             [governed_table(name) for name in plan.events]))
             build_performance(con, BENCH_DAY)
             build_business(con, BENCH_DAY)
             build_comparison(con, BENCH_DAY)
@@ -126,7 +127,7 @@ def _run_checks(lake, warehouse) -> None:
         resources={"lake": lake, "warehouse": warehouse}, raise_on_error=False, run_config=QUIET_CONSOLE)
     failed = [f"{c.asset_key.to_user_string()}:{c.check_name}" for c in result.get_asset_check_evaluations() if not c.passed]
     if failed:
-        print(f"note: checks failed on the bench day: {', '.join(failed)}")
+        print(f"note: checks failed on the bench day: {', '.join(failed)}", file=sys.stderr)
 
 
 def _peak_rss_mb() -> int:

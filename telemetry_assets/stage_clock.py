@@ -24,11 +24,11 @@ class StageClock:
 
     def timed(self, name: str, items):
         """Iterate `items`, counting the time spent producing each under `name`."""
-        iterator = iter(items)
+        iterator, exhausted = iter(items), object()
         while True:
             with self.stage(name):
-                item = next(iterator, None)
-            if item is None:
+                item = next(iterator, exhausted)
+            if item is exhausted:
                 return
             yield item
 

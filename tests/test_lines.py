@@ -1,6 +1,8 @@
 import gzip
 import io
 
+import pytest
+
 from telemetry_assets.ingest.lines import read_lines
 
 
@@ -63,3 +65,41 @@ def test_batches_number_lines_across_their_boundaries_and_lose_none():
     assert texts == [f'{{"n":{i}}}' for i in range(n)] + [None, None, '{"last":1}']
     errors = {b.first_line_number + i: e for b in batches for i, e in b.errors.items()}
     assert errors == {n + 1: "invalid UTF-8 at byte 0", n + 2: "line of 300 bytes exceeds the 200-byte limit"}
+
+
+def test_prefetched_raises_the_readers_error_after_the_items_before_it():
+    from telemetry_assets.ingest.lines import prefetched
+
+    def items():
+        yield 1
+        yield 2
+        raise OSError("object vanished")
+
+    seen = []
+    with pytest.raises(OSError, match="object vanished"):
+        for item in prefetched(items()):
+            seen.append(item)
+    assert seen == [1, 2]
+
+
+def test_prefetched_stops_and_closes_the_reader_when_the_consumer_gives_up():
+    import threading
+
+    from telemetry_assets.ingest.lines import prefetched
+
+    closed = threading.Event()
+
+    def endless():
+        try:
+            number = 0
+            while True:
+                number += 1
+                yield number
+        finally:
+            closed.set()
+
+    chunks = prefetched(endless())
+    assert next(chunks) == 1
+    chunks.close()  # what ingest does when a chunk fails
+    assert closed.is_set()
+    assert not [t for t in threading.enumerate() if t.name == "prefetch"]

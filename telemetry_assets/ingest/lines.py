@@ -226,40 +226,60 @@ def _decode(raw: pa.BinaryArray, errors: dict[int, str]) -> pa.StringArray:
     try:
         text = raw.cast(pa.string())
     except pa.ArrowInvalid:
+        text = None
         for index, value in enumerate(raw.to_pylist()):
             try:
                 value.decode("utf-8")
             except UnicodeDecodeError as error:
                 errors.setdefault(index, f"invalid UTF-8 at byte {error.start}")
-        usable = pa.array(np.isin(np.arange(len(raw)), list(errors), invert=True))
-        text = pc.if_else(usable, raw, pa.scalar(b"\n", pa.binary())).cast(pa.string())
-    if errors:
-        usable = pa.array(np.isin(np.arange(len(raw)), list(errors), invert=True))
-        text = pc.if_else(usable, text, pa.scalar(None, pa.string()))
-    return text
+    if not errors:
+        return text
+    usable = pa.array(np.isin(np.arange(len(raw)), list(errors), invert=True))
+    return pc.if_else(usable, raw, pa.scalar(None, pa.binary())).cast(pa.string())
 
 
 def prefetched(items, depth: int = 1):
     """Iterate `items` while a background thread produces the next ones (at most `depth` ahead).
     For I/O and decompression, which release the GIL: reading overlaps the processing of the
-    previous item. An exception in the producer is raised here, at the item it replaced."""
+    previous item. An exception in the producer is raised here, at the item it replaced. When the
+    consumer stops early (its own error), the producer stops too and closes `items`, so no thread,
+    open object or chunk outlives a failed partition."""
     slots: queue.Queue = queue.Queue(maxsize=depth)
-    done = object()
+    done, abandoned = object(), threading.Event()
+
+    def hand_over(entry) -> bool:
+        while not abandoned.is_set():
+            try:
+                slots.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
 
     def produce():
         try:
             for item in items:
-                slots.put((item, None))
+                if not hand_over((item, None)):
+                    return
         except BaseException as error:  # handed to the consumer, raised there
-            slots.put((None, error))
+            hand_over((None, error))
             return
-        slots.put((done, None))
+        finally:
+            close = getattr(items, "close", None)
+            if close:
+                close()
+        hand_over((done, None))
 
-    threading.Thread(target=produce, daemon=True, name="prefetch").start()
-    while True:
-        item, error = slots.get()
-        if error is not None:
-            raise error
-        if item is done:
-            return
-        yield item
+    producer = threading.Thread(target=produce, daemon=True, name="prefetch")
+    producer.start()
+    try:
+        while True:
+            item, error = slots.get()
+            if error is not None:
+                raise error
+            if item is done:
+                return
+            yield item
+    finally:
+        abandoned.set()
+        producer.join()

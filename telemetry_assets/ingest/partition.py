@@ -137,8 +137,9 @@ def ingest_partition(
                 _load_seen_message_ids(con, day, lookback_days)
             tallies = {obj.key: _Tally(obj) for obj in objects}
             stamps = _Stamps(day, tracking_plan.version, policy, clock, staging)
-            for frame in clock.timed(READ, prefetched(_line_chunks(store, objects, tallies, max_line_bytes))):
-                _process_chunk(con, frame, stamps, tracking_plan, compiled, tallies, governor)
+            with contextlib.closing(prefetched(_line_chunks(store, objects, tallies, max_line_bytes))) as chunks:
+                for frame in clock.timed(READ, chunks):
+                    _process_chunk(con, frame, stamps, tracking_plan, compiled, tallies, governor)
             with clock.stage(LAND):
                 report = _publish(con, stamps, tracking_plan, tallies)
                 governor.finish()
