@@ -13,8 +13,9 @@ from datetime import date
 
 import pandas as pd
 
-from telemetry_assets.govern.exports import read_exports
+from telemetry_assets.govern.exports import export_batches
 from telemetry_assets.govern.redact import Redactor
+from telemetry_assets.record_batches import record_batches
 
 EXAMPLES = 5
 
@@ -47,20 +48,24 @@ class LeakScan:
 
 
 def scan_table(con, table: str, day: date, columns: list[str]) -> LeakScan:
+    """The day's text of a table, scanned a record batch at a time (only rows that carry text)."""
     if not columns:
         return LeakScan(table, 0, _no_leaks())
     selected = ", ".join(f'"{c}"' for c in columns)
-    frame = con.execute(f"SELECT message_id, {selected} FROM {table} WHERE dt = ?", [day]).df()
-    return _scan(table, frame, columns)
+    with_text = " OR ".join(f'"{c}" IS NOT NULL' for c in columns)
+    detector = Redactor()  # every entity type, masked: only the counts are used
+    reader = record_batches(con, f"SELECT message_id, {selected} FROM {table} WHERE dt = ? AND ({with_text})", [day])
+    return LeakScan.combined(table, [_scan(table, batch.to_pandas(), columns, detector) for batch in reader])
 
 
 def scan_exports(con, store, destination: str, day: date, columns: list[str]) -> LeakScan:
-    frame = read_exports(con, store, destination, day, ["message_id", *columns])
-    return _scan(f"exports/{destination}", frame, columns)
+    location = f"exports/{destination}"
+    batches = export_batches(con, store, destination, day, ["message_id", *columns])
+    detector = Redactor()
+    return LeakScan.combined(location, [_scan(location, frame, columns, detector) for frame in batches])
 
 
-def _scan(location: str, frame: pd.DataFrame, columns: list[str]) -> LeakScan:
-    detector = Redactor()  # every entity type, masked: only the counts are used
+def _scan(location: str, frame: pd.DataFrame, columns: list[str], detector: Redactor) -> LeakScan:
     found, scanned = [], 0
     for column in columns:
         texts = frame[column].dropna().astype("str")

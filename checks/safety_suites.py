@@ -10,9 +10,13 @@ Only counts and observed values go into metadata: GE's sample of unexpected valu
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import date, timedelta
+from typing import Iterable, Iterator
 
 import pandas as pd
+
+from telemetry_assets.record_batches import record_batches
 
 PII_PATTERNS = [
     r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}",  # email
@@ -30,13 +34,13 @@ def invariants(con, day: date, text_columns: dict[str, list[str]]) -> tuple[bool
 
     safety = con.execute("SELECT audit_completeness, consent_enforcement_rate FROM metrics.safety_daily WHERE dt = ?",
                          [day]).df()
-    texts = _governed_texts(con, day, text_columns)
     expectations = [
         ("safety", gx.expectations.ExpectColumnValuesToBeBetween(column="audit_completeness", min_value=1, max_value=1)),
         ("safety", gx.expectations.ExpectColumnValuesToBeBetween(column="consent_enforcement_rate", min_value=1, max_value=1)),
         ("texts", gx.expectations.ExpectColumnValuesToNotMatchRegexList(column="text", regex_list=PII_PATTERNS)),
     ]
-    return _validate("safety_invariants", {"safety": safety, "texts": texts}, expectations)
+    frames = {"safety": [safety], "texts": _governed_text_batches(con, day, text_columns)}
+    return _validate("safety_invariants", frames, expectations)
 
 
 def drift(con, day: date) -> tuple[bool, dict]:
@@ -56,39 +60,47 @@ def drift(con, day: date) -> tuple[bool, dict]:
         band = {"band_low": history.mean() - spread, "band_high": history.mean() + spread}
         expectations.append(("safety", gx.expectations.ExpectColumnValuesToBeBetween(
             column="redaction_rate", min_value=band["band_low"], max_value=band["band_high"])))
-    passed, metadata = _validate("safety_drift", {"safety": today, "lines": lines}, expectations)
+    passed, metadata = _validate("safety_drift", {"safety": [today], "lines": [lines]}, expectations)
     metadata.update({k: round(float(v), 4) for k, v in band.items()} or {"redaction_band": "not enough history"})
     return passed, metadata
 
 
-def _governed_texts(con, day: date, text_columns: dict[str, list[str]]) -> pd.DataFrame:
+def _governed_text_batches(con, day: date, text_columns: dict[str, list[str]]) -> Iterator[pd.DataFrame]:
+    """The day's governed text, one record batch at a time: the suite never holds the whole day."""
     selects = [f'SELECT "{column}" AS text FROM {table} WHERE dt = $day AND "{column}" IS NOT NULL'
                for table, columns in text_columns.items() for column in columns]
-    if not selects:
-        return pd.DataFrame({"text": pd.Series([], dtype="str")})
-    return con.execute(" UNION ALL ".join(selects), {"day": day}).df()
+    if selects:
+        for batch in record_batches(con, " UNION ALL ".join(selects), {"day": day}):
+            yield batch.to_pandas()
 
 
-def _validate(name: str, frames: dict[str, pd.DataFrame], expectations: list) -> tuple[bool, dict]:
+def _validate(name: str, frames: dict[str, Iterable[pd.DataFrame]], expectations: list) -> tuple[bool, dict]:
+    """Each frame's suite over each of its batches; an expectation passes when it passed on every
+    batch, and its unexpected values are counted over all of them."""
     import great_expectations as gx
 
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = {"globally": False}
     source = context.data_sources.add_pandas("frames")
-    metadata, passed = {}, True
-    for frame_name, frame in frames.items():
+    outcomes: dict[str, tuple[bool, int]] = {}
+    rows: Counter = Counter()
+    for frame_name, batches in frames.items():
         suite = gx.ExpectationSuite(name=f"{name}_{frame_name}")
         for target, expectation in expectations:
             if target == frame_name:
                 suite.add_expectation(expectation)
         if not suite.expectations:
             continue
-        batch = source.add_dataframe_asset(name=frame_name).add_batch_definition_whole_dataframe("day").get_batch(
-            batch_parameters={"dataframe": frame})
-        for result in batch.validate(suite).results:
-            config = result.expectation_config
-            label = f"{config.type}:{config.kwargs.get('column')}"
-            passed &= bool(result.success)
-            metadata[label] = "passed" if result.success else f"failed ({result.result.get('unexpected_count', 0)} unexpected)"
-    metadata["rows"] = ", ".join(f"{k}={len(v)}" for k, v in frames.items())
-    return passed, metadata
+        whole_frame = source.add_dataframe_asset(name=frame_name).add_batch_definition_whole_dataframe("batch")
+        rows[frame_name] = 0  # reported even when the day has no rows
+        for frame in batches:
+            rows[frame_name] += len(frame)
+            for result in whole_frame.get_batch(batch_parameters={"dataframe": frame}).validate(suite).results:
+                config = result.expectation_config
+                label = f"{config.type}:{config.kwargs.get('column')}"
+                success, unexpected = outcomes.get(label, (True, 0))
+                outcomes[label] = (success and bool(result.success), unexpected + result.result.get("unexpected_count", 0))
+    metadata = {label: "passed" if success else f"failed ({unexpected} unexpected)"
+                for label, (success, unexpected) in outcomes.items()}
+    metadata["rows"] = ", ".join(f"{k}={n}" for k, n in rows.items())
+    return all(success for success, _ in outcomes.values()), metadata

@@ -3,18 +3,20 @@
 Where a table comes from a contract, its model is built from that contract, so a rule lives once:
 governed tables from the tracking plan's field rules (the same range and enum checks that validated
 the raw events), source tables from `sources.yaml`. Joined and metric tables state their own
-invariants: keys unique, rates within [0, 1], quantiles ordered, cost per outcome NULL exactly when
-there is no outcome. Failure metadata counts failures by check and lists a few failing rows by key.
+invariants: rates within [0, 1], quantiles ordered, cost per outcome NULL exactly when there is no
+outcome. Every model names its table's grain (`key`): one row per key per day. Failure metadata counts failures by check and lists a few failing rows by key.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 import pandera.pandas as pa
 
 from checks.sources import SourceSpec
 from checks.tracking_plan import EventPlan, value_column
+from telemetry_assets.record_batches import BATCH_ROWS, record_batches
 
 EXAMPLES = 5
 UNIT_INTERVAL = pa.Check.in_range(0, 1)
@@ -22,24 +24,57 @@ UNIT_INTERVAL = pa.Check.in_range(0, 1)
 
 @dataclass(frozen=True)
 class TableModel:
+    """A table's rules. The grain (`key` unique within the day) is checked in DuckDB over the whole
+    day; the pandera schema checks the values a record batch at a time, so memory does not grow
+    with the day."""
+
     table: str
     schema: pa.DataFrameSchema
     key: tuple[str, ...]
     where: str = ""  # rows the model applies to, beyond the day
 
-    def check(self, con, day) -> tuple[bool, dict]:
-        frame = con.execute(f"SELECT * FROM {self.table} WHERE dt = ? {self.where}", [day]).df()
-        try:
-            self.schema.validate(frame, lazy=True)
-        except pa.errors.SchemaErrors as errors:
-            return False, _failure_metadata(errors.failure_cases, frame, self.key)
-        return True, {"rows_checked": len(frame)}
+    def check(self, con, day, batch_rows: int = BATCH_ROWS) -> tuple[bool, dict]:
+        failures: Counter = Counter()
+        examples: list[str] = []
+        rows = 0
+        for batch in record_batches(con, f"SELECT {self._columns()} FROM {self.table} WHERE dt = ? {self.where}",
+                                    [day], batch_rows):
+            frame = batch.to_pandas()
+            rows += len(frame)
+            try:
+                self.schema.validate(frame, lazy=True)
+            except pa.errors.SchemaErrors as errors:
+                failures.update(_failures_by_check(errors.failure_cases))
+                examples += _failing_keys(errors.failure_cases, frame, self.key)
+        duplicates = self._duplicate_keys(con, day)
+        if duplicates:
+            failures[f"{', '.join(self.key)}: unique"] += len(duplicates)
+            examples += duplicates
+        if not failures:
+            return True, {"rows_checked": rows}
+        return False, {"failures": sum(failures.values()),
+                       **{f"failed/{check}": n for check, n in failures.most_common()},
+                       "failing_rows": "; ".join(examples[:EXAMPLES]) or "schema-wide"}
+
+    def _columns(self) -> str:
+        """What the schema reads: its columns and the key, or every column when a frame-wide check may
+        read any (free text is never among them)."""
+        if self.schema.checks:
+            return "*"
+        return ", ".join(f'"{c}"' for c in dict.fromkeys([*self.key, *self.schema.columns]))
+
+    def _duplicate_keys(self, con, day) -> list[str]:
+        key = ", ".join(f'"{c}"' for c in self.key)
+        pairs = " || ', ' || ".join(f"""'{c}=' || coalesce("{c}"::VARCHAR, 'NULL')""" for c in self.key)
+        return [row[0] for row in con.execute(
+            f"SELECT {pairs} FROM {self.table} WHERE dt = ? {self.where} GROUP BY {key} HAVING count(*) > 1 "
+            f"ORDER BY 1", [day]).fetchall()]
 
 
 def governed_model(plan: EventPlan) -> TableModel:
-    """The plan's rules over typed columns: required present, ranges and enums hold, ids unique.
+    """The plan's rules over typed columns: required present, ranges and enums hold; one row per message_id.
     Forwarded rows carry their violations and are left out, as the plan allowed them in."""
-    columns = {"message_id": pa.Column(nullable=False, unique=True),
+    columns = {"message_id": pa.Column(nullable=False),
                "tracking_plan_version": pa.Column(nullable=False), "policy_version": pa.Column(nullable=False)}
     for f in plan.fields:
         if f.has_value_column and f.column != "message_id":
@@ -55,13 +90,13 @@ def source_model(spec: SourceSpec) -> TableModel:
     columns = {}
     for f in spec.columns:
         column, _ = value_column(f)
-        columns[f.column] = pa.Column(nullable=not f.required, checks=column.checks, unique=f.column == spec.key)
+        columns[f.column] = pa.Column(nullable=not f.required, checks=column.checks)
     return TableModel(spec.table, pa.DataFrameSchema(columns, name=spec.table, strict=False), (spec.key,))
 
 
 ANALYTICS_MODELS = {
     "analytics.ai_responses": TableModel("analytics.ai_responses", pa.DataFrameSchema({
-        "message_id": pa.Column(nullable=False, unique=True),
+        "message_id": pa.Column(nullable=False),
         "latency_ms": pa.Column(checks=pa.Check.ge(0), nullable=True),
         "cost_usd": pa.Column(checks=pa.Check.ge(0), nullable=True),
         "cost_source": pa.Column(checks=pa.Check.isin(["reported", "price_table"]), nullable=True),
@@ -70,10 +105,10 @@ ANALYTICS_MODELS = {
         "conversation_id": pa.Column(nullable=False),
         "prompt_number": pa.Column(checks=pa.Check.ge(1)),
         "responses": pa.Column(checks=pa.Check.ge(0)),
-    }, unique=["conversation_id", "prompt_number"], name="analytics.ai_turns", strict=False),
+    }, name="analytics.ai_turns", strict=False),
         ("conversation_id", "prompt_number")),
     "analytics.ai_conversations": TableModel("analytics.ai_conversations", pa.DataFrameSchema({
-        "conversation_id": pa.Column(nullable=False, unique=True),
+        "conversation_id": pa.Column(nullable=False),
         "turns": pa.Column(checks=pa.Check.ge(1)),
         "successful_outcomes": pa.Column(checks=pa.Check.ge(0)),
     }, checks=[
@@ -95,12 +130,12 @@ METRIC_MODELS = {
                  name="quantiles_ordered"),
         pa.Check(lambda df: df["cost_per_successful_outcome"].isna() == (df["successful_outcomes"] == 0),
                  name="cost_per_outcome_null_exactly_without_outcomes"),
-    ], unique=list(PERFORMANCE_KEY), name="metrics.performance_daily", strict=False), PERFORMANCE_KEY),
+    ], name="metrics.performance_daily", strict=False), PERFORMANCE_KEY),
     "metrics.business_daily": TableModel("metrics.business_daily", pa.DataFrameSchema({
         rate: pa.Column(checks=UNIT_INTERVAL, nullable=True)
         for rate in ("conversion_rate", "multi_turn_share", "return_within_7d_rate", "d1_retention", "d7_retention",
                      "support_deflection_rate")
-    }, unique=[*PERFORMANCE_KEY, "cohort_dimension", "cohort"], name="metrics.business_daily", strict=False),
+    }, name="metrics.business_daily", strict=False),
         (*PERFORMANCE_KEY, "cohort_dimension", "cohort")),
     "metrics.version_comparison": TableModel("metrics.version_comparison", pa.DataFrameSchema({
         "p_value": pa.Column(checks=UNIT_INTERVAL, nullable=True),
@@ -110,18 +145,19 @@ METRIC_MODELS = {
     "metrics.alerts": TableModel("metrics.alerts", pa.DataFrameSchema({
         "rule": pa.Column(nullable=False), "dedupe_key": pa.Column(nullable=False),
         "severity": pa.Column(checks=pa.Check.isin(["warning", "critical"])),
-    }, unique=["rule", "group_key"], name="metrics.alerts", strict=False), ("rule", "group_key")),
+    }, name="metrics.alerts", strict=False), ("rule", "group_key")),
     "metrics.safety_daily": TableModel("metrics.safety_daily", pa.DataFrameSchema({
         rate: pa.Column(checks=UNIT_INTERVAL, nullable=True)
         for rate in ("audit_completeness", "redaction_rate", "consent_enforcement_rate")
-    }, unique=["dt"], name="metrics.safety_daily", strict=False), ("dt",)),
+    }, name="metrics.safety_daily", strict=False), ("dt",)),
 }
 
 
-def _failure_metadata(failures, frame, key: tuple[str, ...]) -> dict:
-    counts = failures.assign(check=failures["column"].fillna("*").astype(str) + ": " + failures["check"].astype(str))
-    by_check = counts.groupby("check").size().sort_values(ascending=False)
+def _failures_by_check(failures) -> Counter:
+    checks = failures["column"].fillna("*").astype(str) + ": " + failures["check"].astype(str)
+    return Counter(checks.value_counts().to_dict())
+
+
+def _failing_keys(failures, frame, key: tuple[str, ...]) -> list[str]:
     rows = [int(i) for i in failures["index"].dropna().unique()[:EXAMPLES]]
-    examples = [", ".join(f"{k}={frame.at[i, k]}" for k in key if k in frame.columns) for i in rows]
-    return {"failures": int(len(failures)), **{f"failed/{check}": int(n) for check, n in by_check.items()},
-            "failing_rows": "; ".join(examples) or "schema-wide"}
+    return [", ".join(f"{k}={frame.at[i, k]}" for k in key if k in frame.columns) for i in rows]

@@ -170,3 +170,19 @@ def test_the_check_only_job_reruns_every_check_on_a_landed_day_and_rewrites_noth
     assert failed == {("audit/ingest_files", "lines_reconcile"), ("governed/ai_user_action", "no_pii_leak"),
                       ("metrics/safety_daily", "safety_invariants")}
     assert "part-00000.jsonl.gz: +1 lines" in evaluations[("audit/ingest_files", "lines_reconcile")].metadata["problems"].value
+
+
+def test_batches_miss_neither_a_bad_value_in_a_later_batch_nor_a_key_repeated_across_batches(con):
+    """Values are checked a batch at a time and the grain over the whole day: neither depends on
+    where the batches happen to split."""
+    table = "governed.ai_llm_response_received"
+    model = next(m for m in models() if m.table == table)
+    ids = [r[0] for r in con.execute(f"SELECT message_id FROM {table} WHERE dt = ? ORDER BY message_id", [DAY]).fetchall()]
+    assert len(ids) > 10
+    con.execute(f"UPDATE {table} SET latency_ms = -1 WHERE message_id = ?", [ids[-1]])
+    con.execute(f"INSERT INTO {table} SELECT * FROM {table} WHERE message_id = ?", [ids[0]])
+    passed, metadata = model.check(con, DAY, batch_rows=2)
+    assert not passed
+    assert metadata["failed/latency_ms: greater_than_or_equal_to(0)"] == 1
+    assert metadata["failed/message_id: unique"] == 1
+    assert f"message_id={ids[0]}" in metadata["failing_rows"] and f"message_id={ids[-1]}" in metadata["failing_rows"]

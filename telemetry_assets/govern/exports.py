@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from typing import Iterator
 
 import pandas as pd
 import pyarrow as pa
@@ -11,17 +12,17 @@ from telemetry_assets.govern.flight import export_prefix
 from telemetry_assets.ingest.lines import read_line_batches
 
 
-def read_exports(con, store, destination: str, day, columns: list[str]) -> pd.DataFrame:
-    """The named fields (NULL where a row lacks one) of every export row of a destination's day, as text.
+def export_batches(con, store, destination: str, day, columns: list[str]) -> Iterator[pd.DataFrame]:
+    """The named fields (NULL where a row lacks one) of a destination's day of export rows, as text,
+    one line batch at a time, so a caller holds at most one batch however large the day is.
 
-    Lines are read with the ingest line reader, one batch at a time, and only the named fields
-    extracted: several times faster than letting `read_json` detect and type every field of every
-    file, and only the fields asked for are ever held for the whole day."""
-    fields = ", ".join(f"json_extract_string(line, '$.\"{column}\"') AS \"{column}\"" for column in columns)
-    frames = [pd.DataFrame({column: pd.Series(dtype="str") for column in columns})]
+    Lines are read with the ingest line reader and each is parsed once for all the named fields:
+    several times faster than letting `read_json` detect and type every field of every file."""
+    paths = ", ".join(f"'$.\"{column}\"'" for column in columns)
+    fields = ", ".join(f'fields[{position}] AS "{column}"' for position, column in enumerate(columns, 1))
     for key in store.list_keys(export_prefix(destination, day)):
         with contextlib.closing(store.open(key)) as stream:
             for batch in read_line_batches(stream):
                 con.register("export_lines", pa.table({"line": batch.lines}))
-                frames.append(con.execute(f"SELECT {fields} FROM export_lines WHERE line <> ''").df())
-    return pd.concat(frames, ignore_index=True)
+                yield con.execute(f"""SELECT {fields} FROM (
+                    SELECT json_extract_string(line, [{paths}]) AS fields FROM export_lines WHERE line <> '')""").df()

@@ -17,13 +17,13 @@ from datetime import date
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from telemetry_assets.govern.consent import categories, recompute_decisions
-from telemetry_assets.govern.exports import read_exports
+from telemetry_assets.govern.exports import export_batches
 from telemetry_assets.govern.flight import WAREHOUSE
 from telemetry_assets.govern.policy import SECURE_DESTINATION, Policy
 from telemetry_assets.ingest.tables import create_or_extend, replacing_day
+from telemetry_assets.record_batches import record_batches
 
 SAFETY_TABLE = "metrics.safety_daily"
 SAFETY_COLUMNS = {
@@ -100,35 +100,54 @@ def _blocked(con, day: date) -> dict:
 
 
 def _consent_enforcement(con, store, secure_con, day, policy: Policy, event_tables: list[str]) -> dict:
-    state = ", ".join(f"consent['{c}'] AS \"consent__{c}\"" for c in categories(policy))
-    log = con.execute(
-        f"""SELECT message_id, texts_present, consent_strategy {', ' + state if state else ''}
-            FROM audit.governance_log WHERE dt = ? AND outcome <> 'quarantined'""", [day]).df()
-    if log.empty:
-        return {"routing_decisions": 0, "routing_agreements": 0, "consent_enforcement_rate": None}
-    expected = recompute_decisions(log, policy)
-    logged_ids = pa.array(log["message_id"])
-    decisions = agreements = 0
+    """Arrivals are looked up in DuckDB and the log is re-evaluated a record batch at a time, so
+    memory is bounded by a batch, not by the day."""
     for destination in policy.destinations:
-        arrived_ids = _arrived(con, store, secure_con, day, destination, event_tables)
-        arrived = pd.Series(pc.is_in(logged_ids, value_set=arrived_ids).to_numpy(zero_copy_only=False), index=log.index)
-        counted = log["texts_present"] > 0 if destination == SECURE_DESTINATION else pd.Series(True, index=log.index)
-        decisions += int(counted.sum())
-        agreements += int(((arrived == expected[destination]) & counted).sum())
+        _collect_arrived(con, store, secure_con, day, destination, event_tables)
+    state = "".join(f", consent['{c}'] AS \"consent__{c}\"" for c in categories(policy))
+    arrived = "".join(f', coalesce(message_id IN (SELECT message_id FROM "{_arrived_table(d)}"), false) AS "arrived__{d}"'
+                      for d in policy.destinations)
+    reader = record_batches(
+        con, f"""SELECT texts_present, consent_strategy {state} {arrived}
+                 FROM audit.governance_log WHERE dt = ? AND outcome <> 'quarantined'""", [day])
+    decisions = agreements = 0
+    for batch in reader:
+        log = batch.to_pandas()
+        expected = recompute_decisions(log, policy)
+        for destination in policy.destinations:
+            counted = log["texts_present"] > 0 if destination == SECURE_DESTINATION else pd.Series(True, index=log.index)
+            decisions += int(counted.sum())
+            agreements += int(((log[f"arrived__{destination}"] == expected[destination]) & counted).sum())
+    for destination in policy.destinations:
+        con.execute(f'DROP TABLE "{_arrived_table(destination)}"')
     return {"routing_decisions": decisions, "routing_agreements": agreements,
             "consent_enforcement_rate": agreements / decisions if decisions else None}
 
 
-def _arrived(con, store, secure_con, day, destination: str, event_tables: list[str]) -> pa.Array:
-    """Message ids that actually reached a destination, read from the destination itself."""
+def _arrived_table(destination: str) -> str:
+    return f"arrived__{destination}"
+
+
+def _collect_arrived(con, store, secure_con, day, destination: str, event_tables: list[str]) -> None:
+    """A temp table of the message ids that actually reached a destination, read from the destination."""
+    table = _arrived_table(destination)
+    con.execute(f'CREATE OR REPLACE TEMP TABLE "{table}" (message_id VARCHAR)')
     if destination == WAREHOUSE:
-        union = " UNION ALL ".join(f"SELECT message_id FROM {table} WHERE dt = $day" for table in event_tables)
-        ids = con.execute(union, {"day": day}).df()
+        for event_table in event_tables:
+            con.execute(f'INSERT INTO "{table}" SELECT message_id FROM {event_table} WHERE dt = ?', [day])
     elif destination == SECURE_DESTINATION:
-        ids = secure_con.execute("SELECT DISTINCT message_id FROM raw_text WHERE dt = ?", [day]).df()
+        reader = record_batches(secure_con, "SELECT DISTINCT message_id FROM raw_text WHERE dt = ?", [day])
+        for batch in reader:
+            _insert_ids(con, table, batch.column("message_id"))
     else:
-        ids = read_exports(con, store, destination, day, ["message_id"])
-    return pa.array(ids["message_id"].dropna(), pa.string())
+        for frame in export_batches(con, store, destination, day, ["message_id"]):
+            _insert_ids(con, table, pa.array(frame["message_id"], pa.string()))
+
+
+def _insert_ids(con, table: str, ids: pa.Array) -> None:
+    con.register("arrived_batch", pa.table({"message_id": ids}))
+    con.execute(f'INSERT INTO "{table}" SELECT message_id FROM arrived_batch WHERE message_id IS NOT NULL')
+    con.unregister("arrived_batch")
 
 
 def safety_over(con, start: date, end: date) -> dict:
