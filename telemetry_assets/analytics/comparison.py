@@ -15,10 +15,10 @@ which treat conversations as independent: outcomes matched per user (a ticket or
 counts for each of the user's conversations in the window) are clustered, so their p-values are
 optimistic when users hold many conversations. A day runs dozens of tests, so the verdict uses the
 Benjamini-Hochberg q-value over the day's tests (false discoveries held at 5% of flags), not p;
-p95 and cost per outcome a seeded bootstrap (`stats.py`). Outcome rates use only conversations whose
-attribution window has closed (they began before the latest landed conversions' day), so recent
-days are not read as regressions for lack of time. Below `MIN_SAMPLE` units on either side the
-verdict is "not enough data".
+p95 gets a seeded bootstrap, cost per outcome the delta method (`stats.py`). Outcome rates use only
+conversations whose attribution window has closed (they began before the latest landed
+conversions' day), so recent days are not read as regressions for lack of time. Below `MIN_SAMPLE`
+units on either side the verdict is "not enough data".
 
 Grain: one row per (dt, dimension, arm, baseline, candidate, metric, cohort_dimension, cohort).
 """
@@ -35,10 +35,9 @@ from telemetry_assets.analytics.joins import CONVERSATIONS_TABLE, RESPONSES_TABL
 from telemetry_assets.analytics.stats import (
     Difference,
     benjamini_hochberg,
-    bootstrap_difference,
-    cost_per_outcome,
-    p95,
+    quantile_difference,
     rate_difference,
+    ratio_difference,
 )
 from telemetry_assets.ingest.tables import create_or_extend, replacing_day
 
@@ -136,9 +135,9 @@ def _compare(con, day: date, c: Comparison) -> list["_Result"]:
         _Result(day, c, "success_rate", "all", "all", n["baseline"], n["candidate"],
                 rate_difference(ok["baseline"], n["baseline"], ok["candidate"], n["candidate"])),
         _Result(day, c, "p95_latency_ms", "all", "all", len(latencies["baseline"]), len(latencies["candidate"]),
-                bootstrap_difference(latencies["baseline"], latencies["candidate"], p95)),
+                quantile_difference(latencies["baseline"], latencies["candidate"], 0.95)),
         _Result(day, c, "cost_per_successful_outcome", "all", "all", len(turns["baseline"]), len(turns["candidate"]),
-                bootstrap_difference(turns["baseline"], turns["candidate"], cost_per_outcome)),
+                ratio_difference(turns["baseline"], turns["candidate"])),
         *_outcome_rows(con, day, c),
     ]
 

@@ -2,17 +2,16 @@
 
 Rates: the difference's interval is Newcombe's hybrid score interval (built from each side's Wilson
 interval, which behaves near 0 and 1 where Wald's does not), and the p-value a two-sided
-two-proportion z-test with pooled variance. Quantiles and ratios (p95 latency, cost per outcome):
-a percentile bootstrap of the difference, seeded so a re-run gives the same interval, in batches so
-memory stays bounded; its p-value is twice the smaller tail share of resampled differences at zero.
+two-proportion z-test with pooled variance. Quantiles (p95 latency): a percentile bootstrap of the
+difference, seeded so a re-run gives the same interval, drawn from order statistics so it costs the
+same at any sample size; its p-value is twice the smaller tail share of resampled differences at
+zero. Ratios of sums (cost per successful outcome): the delta method's normal interval and z-test.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable
-
 import numpy as np
 
 Z95 = 1.959963984540054
@@ -53,41 +52,64 @@ def rate_difference(base_successes: int, base_n: int, cand_successes: int, cand_
     return Difference(p1, p2, d, low, high, p_value)
 
 
-def bootstrap_difference(baseline: np.ndarray, candidate: np.ndarray, statistic: Callable[[np.ndarray], np.ndarray],
-                         resamples: int = 1000, seed: int = 20261127, batch_values: int = 4_000_000) -> Difference:
-    """`statistic` maps a (resamples, n, ...) array of resampled rows to one value per resample.
-    Resamples are drawn in batches of at most `batch_values` rows per side, so memory stays a few
-    tens of MB whatever the sample size (a fixed 100 resamples per batch took 1 GB at 1M events)."""
+def quantile_difference(baseline: np.ndarray, candidate: np.ndarray, q: float = 0.95, resamples: int = 1000,
+                        seed: int = 20261127) -> Difference:
+    """Percentile bootstrap of the difference in a quantile (numpy's linear interpolation), seeded.
+
+    No rows are resampled. A resample is the sample's inverse CDF at n uniforms, so its k-th order
+    statistic is the inverse CDF at U(k), which is Beta(k, n-k+1) distributed, and the next one is
+    at U(k) + (1 - U(k)) * Beta(1, n-k). Drawing those two gives each resample's quantile from the
+    exact bootstrap distribution in constant time after one sort, where resampling rows cost a pass
+    over every row per resample (17 s for one comparison at 1M events)."""
     if len(baseline) == 0 or len(candidate) == 0:
         return Difference(None, None, None, None, None, None)
     rng = np.random.default_rng(seed)
-    base_value = float(statistic(baseline[None, ...])[0])
-    cand_value = float(statistic(candidate[None, ...])[0])
-    diffs = []
-    batch = max(1, batch_values // max(len(baseline), len(candidate)))
-    for start in range(0, resamples, batch):
-        size = min(batch, resamples - start)
-        base = baseline[rng.integers(0, len(baseline), (size, len(baseline)))]
-        cand = candidate[rng.integers(0, len(candidate), (size, len(candidate)))]
-        diffs.append(statistic(cand) - statistic(base))
-    diffs = np.concatenate(diffs)
-    diffs = diffs[np.isfinite(diffs)]
-    if not len(diffs):
-        return Difference(base_value, cand_value, cand_value - base_value, None, None, None)
+    base_sorted, cand_sorted = np.sort(baseline), np.sort(candidate)
+    diffs = _resampled_quantiles(cand_sorted, q, resamples, rng) - _resampled_quantiles(base_sorted, q, resamples, rng)
+    base_value, cand_value = float(np.quantile(base_sorted, q)), float(np.quantile(cand_sorted, q))
     low, high = np.quantile(diffs, [0.025, 0.975])
     p_value = min(1.0, 2 * min((diffs <= 0).mean(), (diffs >= 0).mean()))
     return Difference(base_value, cand_value, cand_value - base_value, float(low), float(high), float(p_value))
 
 
-def p95(samples: np.ndarray) -> np.ndarray:
-    return np.quantile(samples, 0.95, axis=-1)
+def _resampled_quantiles(ordered: np.ndarray, q: float, resamples: int, rng: np.random.Generator) -> np.ndarray:
+    n = len(ordered)
+    position = (n - 1) * q
+    k = int(position) + 1  # the 1-based order statistic below the quantile
+    fraction = position - (k - 1)
+    lower = rng.beta(k, n - k + 1, resamples)
+    upper = lower + (1 - lower) * rng.beta(1, n - k, resamples) if n > k else lower
+
+    def inverse_cdf(u: np.ndarray) -> np.ndarray:
+        return ordered[np.clip(np.ceil(u * n).astype(np.int64) - 1, 0, n - 1)]
+
+    below = inverse_cdf(lower)
+    return below + fraction * (inverse_cdf(upper) - below)
 
 
-def cost_per_outcome(samples: np.ndarray) -> np.ndarray:
-    """Rows of (cost, successful 0/1): total cost over successes, NaN where there are none."""
-    costs, successes = samples[..., 0].sum(axis=-1), samples[..., 1].sum(axis=-1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(successes > 0, costs / successes, np.nan)
+def ratio_difference(baseline: np.ndarray, candidate: np.ndarray) -> Difference:
+    """Difference in a ratio of sums (rows of numerator, denominator: cost and successful 0/1),
+    with the delta method's interval and z-test: the ratio's variance is that of the linearised rows
+    `numerator - ratio * denominator`, over n times the squared mean denominator (Deng et al., KDD
+    2018). NULL where a side has no denominator (no successful outcome, no cost per outcome)."""
+    sides = [_ratio_and_variance(rows) for rows in (baseline, candidate)]
+    if any(side is None for side in sides):
+        values = [None if side is None else side[0] for side in sides]
+        return Difference(*values, None, None, None, None)
+    (base_value, base_var), (cand_value, cand_var) = sides
+    d = cand_value - base_value
+    se = math.sqrt(base_var + cand_var)
+    p_value = 1.0 if se == 0 else math.erfc(abs(d) / se / math.sqrt(2))
+    return Difference(base_value, cand_value, d, d - Z95 * se, d + Z95 * se, p_value)
+
+
+def _ratio_and_variance(rows: np.ndarray) -> tuple[float, float] | None:
+    if len(rows) == 0 or rows[:, 1].sum() == 0:
+        return None
+    numerator, denominator = rows[:, 0], rows[:, 1]
+    ratio = numerator.sum() / denominator.sum()
+    linearised = numerator - ratio * denominator
+    return float(ratio), float(linearised.var() / (len(rows) * denominator.mean() ** 2))
 
 
 def benjamini_hochberg(p_values: list[float | None]) -> list[float | None]:

@@ -21,29 +21,35 @@ import pandas as pd
 from telemetry_assets.govern.policy import Policy
 
 # Both consent objects are taken from the raw call with its other fields, in one parse (ingest puts
-# them in a column `consent_fragments`); the rules read these fragments.
+# them in a column `consent_fragments`); `consent_inputs_sql` reads each part the rules need once.
 CONSENT_PATHS = ("$.context.consentManagement", "$.context.consent.categoryPreferences")
-_MANAGEMENT = "consent_fragments[1]"
-_PREFERENCES = "consent_fragments[2]"
-_ALLOWED = f"json_extract_string({_MANAGEMENT}, '$.allowedConsentIds[*]')"
-_DENIED = f"json_extract_string({_MANAGEMENT}, '$.deniedConsentIds[*]')"
-_STRATEGY = f"lower(json_extract_string({_MANAGEMENT}, '$.resolutionStrategy'))"
 
 
 def categories(policy: Policy) -> list[str]:
     return sorted({category for d in policy.destinations.values() for category in d.requires})
 
 
+def consent_inputs_sql(policy: Policy) -> str:
+    """Columns `allowed_ids`, `denied_ids`, `preferences` (each category's JSON preference, in
+    `categories` order) and `requested_strategy`, over a column `consent_fragments`."""
+    management, preferences = "consent_fragments[1]", "consent_fragments[2]"
+    paths = ", ".join(f"""'$."{category}"'""" for category in categories(policy))
+    return f"""json_extract_string({management}, '$.allowedConsentIds[*]') AS allowed_ids,
+        json_extract_string({management}, '$.deniedConsentIds[*]') AS denied_ids,
+        {f"json_extract({preferences}, [{paths}])" if paths else "NULL"} AS preferences,
+        lower(json_extract_string({management}, '$.resolutionStrategy')) AS requested_strategy"""
+
+
 def consent_state_sql(policy: Policy) -> str:
     """MAP(category -> granted | denied | unknown) for the categories any destination needs,
-    over a column `consent_fragments` holding the fragments at `CONSENT_PATHS`."""
+    over the columns of `consent_inputs_sql`."""
     entries = []
-    for category in categories(policy):
-        preference = f"""json_extract({_PREFERENCES}, '$."{category}"')"""
+    for position, category in enumerate(categories(policy), 1):
+        preference = f"preferences[{position}]"
         entries.append(
             f"""('{category}', CASE
-                WHEN list_contains({_DENIED}, '{category}') OR {preference} = 'false'::JSON THEN 'denied'
-                WHEN list_contains({_ALLOWED}, '{category}') OR {preference} = 'true'::JSON THEN 'granted'
+                WHEN list_contains(denied_ids, '{category}') OR {preference} = 'false'::JSON THEN 'denied'
+                WHEN list_contains(allowed_ids, '{category}') OR {preference} = 'true'::JSON THEN 'granted'
                 ELSE 'unknown' END)"""
         )
     if not entries:
@@ -52,7 +58,7 @@ def consent_state_sql(policy: Policy) -> str:
 
 
 def strategy_sql(policy: Policy) -> str:
-    return f"CASE WHEN {_STRATEGY} IN ('and', 'or') THEN {_STRATEGY} ELSE '{policy.strategy}' END"
+    return f"CASE WHEN requested_strategy IN ('and', 'or') THEN requested_strategy ELSE '{policy.strategy}' END"
 
 
 def decision_sql(policy: Policy, destination: str) -> tuple[str, str]:

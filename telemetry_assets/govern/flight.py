@@ -1,7 +1,7 @@
 """Governance in flight: each chunk's kept events are decided, redacted, classified, delivered, logged.
 
-Runs inside ingest's transaction on the temp table `kept_rows` (row_id, the typed columns, the
-call's `consent_fragments`, `plan_violations`, `outcome`), so raw text only ever exists in memory:
+Runs on each chunk's view `kept_rows` (row_id, the typed columns, the call's `consent_fragments`,
+`plan_violations`, `outcome`), so raw text only ever exists in memory:
 
 1. consent state per category and a decision per destination, in SQL over the call's consent objects;
 2. free text pulled into a frame, redacted (`redact.py`), prompts classified (`intent.py`);
@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from checks.tracking_plan import EventPlan
-from telemetry_assets.govern.consent import consent_state_sql, decision_sql, strategy_sql
+from telemetry_assets.govern.consent import consent_inputs_sql, consent_state_sql, decision_sql, strategy_sql
 from telemetry_assets.govern.intent import IntentRules, classify, in_sample
 from telemetry_assets.govern.policy import SECURE_DESTINATION, Policy
 from telemetry_assets.govern.redact import Redactor
@@ -133,7 +133,7 @@ class Governor:
             SELECT row_id, consent, consent_strategy, {", ".join(decisions)}
             FROM (SELECT row_id, {consent_state_sql(self.policy)} AS consent,
                          {strategy_sql(self.policy)} AS consent_strategy
-                  FROM kept_rows)"""
+                  FROM (SELECT row_id, {consent_inputs_sql(self.policy)} FROM kept_rows))"""
         )
 
     def _text_fields(self, plan: EventPlan):

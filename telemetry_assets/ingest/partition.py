@@ -227,29 +227,32 @@ def _process_chunk(con, frame, stamps: _Stamps, tracking_plan: TrackingPlan, com
 
 
 def _classify(con, namespace: str) -> None:
+    """One parse per line for the envelope; `try` makes an unparseable line's fields NULL instead of
+    failing the chunk. Only malformed lines are parsed again, to say what they are."""
     con.execute(
         r"""CREATE OR REPLACE TEMP TABLE chunk AS
-        WITH parsed AS (
+        WITH envelope AS (
             SELECT line_id, source_key, line_number, line, read_error,
-                   CASE WHEN read_error IS NULL THEN TRY_CAST(line AS JSON) END AS doc
+                   CASE WHEN read_error IS NULL THEN try(json_extract_string(line, ['$.type', '$.event', '$.messageId']))
+                   END AS fields
             FROM chunk_lines
-        ), envelope AS (
-            SELECT *, json_extract_string(doc, ['$.type', '$.event', '$.messageId']) AS fields FROM parsed
-        )
-        SELECT line_id, source_key, line_number, doc, fields[2] AS event, fields[3] AS message_id,
-            CASE
+        ), classified AS (
+            SELECT *, CASE
                 WHEN read_error IS NULL AND regexp_full_match(line, '\s*') THEN 'blank'
-                WHEN doc IS NULL OR json_type(doc) <> 'OBJECT' THEN 'malformed'
+                WHEN fields IS NULL OR NOT regexp_matches(line, '^\s*\{') THEN 'malformed'
                 WHEN fields[1] IS NULL THEN 'untyped'
                 WHEN fields[1] = 'track' AND starts_with(fields[2], $namespace) THEN 'ai'
                 ELSE 'non_ai'
-            END AS kind,
-            CASE
+            END AS kind
+            FROM envelope
+        )
+        SELECT line_id, source_key, line_number, line, fields[2] AS event, fields[3] AS message_id, kind,
+            CASE WHEN kind = 'malformed' THEN CASE
                 WHEN read_error IS NOT NULL THEN read_error
-                WHEN doc IS NULL THEN 'not valid JSON (truncated or corrupt line)'
-                ELSE 'a JSON ' || lower(json_type(doc)) || ' line, not an object'
-            END AS malformed_reason
-        FROM envelope""",
+                WHEN fields IS NULL THEN 'not valid JSON (truncated or corrupt line)'
+                ELSE 'a JSON ' || lower(json_type(line)) || ' line, not an object'
+            END END AS malformed_reason
+        FROM classified""",
         {"namespace": namespace},
     )
 
@@ -281,7 +284,7 @@ def _dedupe(con) -> None:
     set with every chunk made dedupe grow with the square of the partition."""
     con.execute(
         """CREATE OR REPLACE TEMP TABLE chunk_ai AS
-        WITH ai AS (SELECT line_id, source_key, line_number, doc, event, message_id FROM chunk WHERE kind = 'ai'),
+        WITH ai AS (SELECT line_id, source_key, line_number, line, event, message_id FROM chunk WHERE kind = 'ai'),
         seen AS (SELECT DISTINCT message_id FROM seen_message_ids WHERE message_id IN (SELECT message_id FROM ai))
         SELECT ai.*, ai.message_id IS NOT NULL AND (
                 row_number() OVER (PARTITION BY ai.message_id ORDER BY ai.source_key, ai.line_number) > 1
@@ -334,7 +337,7 @@ def _validate(con, stamps: _Stamps, event: CompiledEvent) -> bool:
             array_to_string(list_filter(json_keys(fragments[{properties}]), lambda k: k NOT IN ({known})), ', ')
                 AS {ADDITIONAL_PROPERTIES_COLUMN},
             [{consent}] AS consent_fragments
-        FROM (SELECT *, json_extract(doc, [{paths}]) AS fragments
+        FROM (SELECT *, json_extract(line, [{paths}]) AS fragments
               FROM chunk_ai WHERE NOT is_duplicate AND event = $event)""",
         {"event": plan.name},
     )
@@ -349,13 +352,13 @@ def _validate(con, stamps: _Stamps, event: CompiledEvent) -> bool:
     ).astype({"row_id": "int64", "violations": "str"})
     con.register("failing_rows", failing)
     _quarantine_failing(con, stamps, plan)
+    # A view, not a copy: the kept rows carry the raw text, and each governance step reads them once.
     con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE kept_rows AS
+        f"""CREATE OR REPLACE TEMP VIEW kept_rows AS
         SELECT event_rows.*, coalesce({_VIOLATIONS}, [])::{VIOLATIONS_TYPE} AS plan_violations,
                CASE WHEN failing_rows.row_id IS NULL THEN 'valid' ELSE 'forwarded' END AS outcome
         FROM event_rows LEFT JOIN failing_rows USING (row_id)
-        WHERE failing_rows.row_id IS NULL OR $mode = 'forward'""",
-        {"mode": plan.mode},
+        {"" if plan.mode == "forward" else "WHERE failing_rows.row_id IS NULL"}"""
     )
     return True
 

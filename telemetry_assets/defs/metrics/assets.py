@@ -93,8 +93,8 @@ def business_daily(context: dg.AssetExecutionContext, warehouse: Warehouse):
 )
 def version_comparison(context: dg.AssetExecutionContext, warehouse: Warehouse):
     """Each new model or prompt version against the one it replaced in its arm, and each variant
-    against control: rate differences with intervals, bootstrap intervals for p95 latency and cost
-    per outcome, p-values and a plain-language verdict."""
+    against control: rate differences with intervals, a bootstrap interval for p95 latency, a
+    delta-method interval for cost per outcome, p-values and a plain-language verdict."""
     day = date.fromisoformat(context.partition_key)
     with warehouse.get_connection() as con:
         build_comparison(con, day)
