@@ -246,7 +246,7 @@ def _classify(con, namespace: str) -> None:
             END AS kind
             FROM envelope
         )
-        SELECT line_id, source_key, line_number, line, fields[2] AS event, fields[3] AS message_id, kind,
+        SELECT line_id, source_key, line_number, fields[2] AS event, fields[3] AS message_id, kind,
             CASE WHEN kind = 'malformed' THEN CASE
                 WHEN read_error IS NOT NULL THEN read_error
                 WHEN fields IS NULL THEN 'not valid JSON (truncated or corrupt line)'
@@ -280,15 +280,17 @@ def _quarantine_unreadable(con, stamps: _Stamps) -> None:
 
 
 def _dedupe(con) -> None:
-    """The ids seen before are looked up only for the chunk's own ids: probing the whole growing
-    set with every chunk made dedupe grow with the square of the partition."""
+    """The first copy of a message id wins: the lowest `line_id`, since objects are read in key
+    order and lines in order. No raw line is carried here (validation reads lines from the chunk
+    itself), and the ids seen before are looked up only for the chunk's own ids: probing the whole
+    growing set with every chunk made dedupe grow with the square of the partition."""
     con.execute(
         """CREATE OR REPLACE TEMP TABLE chunk_ai AS
-        WITH ai AS (SELECT line_id, source_key, line_number, line, event, message_id FROM chunk WHERE kind = 'ai'),
+        WITH ai AS (SELECT line_id, source_key, line_number, event, message_id FROM chunk WHERE kind = 'ai'),
+        firsts AS (SELECT min(line_id) AS line_id FROM ai WHERE message_id IS NOT NULL GROUP BY message_id),
         seen AS (SELECT DISTINCT message_id FROM seen_message_ids WHERE message_id IN (SELECT message_id FROM ai))
         SELECT ai.*, ai.message_id IS NOT NULL AND (
-                row_number() OVER (PARTITION BY ai.message_id ORDER BY ai.source_key, ai.line_number) > 1
-                OR seen.message_id IS NOT NULL
+                ai.line_id NOT IN (SELECT line_id FROM firsts) OR seen.message_id IS NOT NULL
             ) AS is_duplicate
         FROM ai LEFT JOIN seen ON ai.message_id = seen.message_id"""
     )
@@ -337,8 +339,8 @@ def _validate(con, stamps: _Stamps, event: CompiledEvent) -> bool:
             array_to_string(list_filter(json_keys(fragments[{properties}]), lambda k: k NOT IN ({known})), ', ')
                 AS {ADDITIONAL_PROPERTIES_COLUMN},
             [{consent}] AS consent_fragments
-        FROM (SELECT *, json_extract(line, [{paths}]) AS fragments
-              FROM chunk_ai WHERE NOT is_duplicate AND event = $event)""",
+        FROM (SELECT a.line_id, a.source_key, a.line_number, json_extract(l.line, [{paths}]) AS fragments
+              FROM chunk_ai a JOIN chunk_lines l USING (line_id) WHERE NOT a.is_duplicate AND a.event = $event)""",
         {"event": plan.name},
     )
     unread = ", ".join(["consent_fragments", *(f'"{f.column}"' for f in plan.fields if _is_sensitive_text(f))])
