@@ -19,7 +19,11 @@ SECURE_TABLE = "raw_text"
 
 
 class SecureStore(dg.ConfigurableResource):
+    """`memory_limit` caps the store's own DuckDB buffer: it only stages and counts, and uncapped
+    it kept a growing share of a large day's archived text in memory (80% of RAM is the default)."""
+
     database: str
+    memory_limit: str = "256MB"
 
     @contextmanager
     def get_connection(self):
@@ -29,6 +33,7 @@ class SecureStore(dg.ConfigurableResource):
         con = duckdb.connect(str(path))
         try:
             os.chmod(path, 0o600)
+            con.execute(f"SET memory_limit = '{self.memory_limit}'")
             con.execute(
                 f"""CREATE TABLE IF NOT EXISTS {SECURE_TABLE} (
                     dt DATE, message_id VARCHAR, event VARCHAR, user_id VARCHAR, field VARCHAR, text VARCHAR)"""

@@ -100,53 +100,47 @@ def _blocked(con, day: date) -> dict:
 
 
 def _consent_enforcement(con, store, secure_con, day, policy: Policy, event_tables: list[str]) -> dict:
-    """Arrivals are looked up in DuckDB and the log is re-evaluated a record batch at a time, so
-    memory is bounded by a batch, not by the day."""
+    """One destination at a time: its arrived message ids go to a DuckDB temp table, and the log is
+    re-evaluated against them a record batch at a time, so memory holds one destination's ids
+    (spillable) and one batch, not the day."""
+    state = "".join(f", consent['{c}'] AS \"consent__{c}\"" for c in categories(policy))
+    decisions = agreements = 0
     for destination in policy.destinations:
         _collect_arrived(con, store, secure_con, day, destination, event_tables)
-    state = "".join(f", consent['{c}'] AS \"consent__{c}\"" for c in categories(policy))
-    arrived = "".join(f', coalesce(message_id IN (SELECT message_id FROM "{_arrived_table(d)}"), false) AS "arrived__{d}"'
-                      for d in policy.destinations)
-    reader = record_batches(
-        con, f"""SELECT texts_present, consent_strategy {state} {arrived}
-                 FROM audit.governance_log WHERE dt = ? AND outcome <> 'quarantined'""", [day])
-    decisions = agreements = 0
-    for batch in reader:
-        log = batch.to_pandas()
-        expected = recompute_decisions(log, policy)
-        for destination in policy.destinations:
+        reader = record_batches(
+            con, f"""SELECT texts_present, consent_strategy {state},
+                            coalesce(message_id IN (SELECT message_id FROM arrived), false) AS arrived
+                     FROM audit.governance_log WHERE dt = ? AND outcome <> 'quarantined'""", [day])
+        for batch in reader:
+            log = batch.to_pandas()
+            expected = recompute_decisions(log, policy)[destination]
             counted = log["texts_present"] > 0 if destination == SECURE_DESTINATION else pd.Series(True, index=log.index)
             decisions += int(counted.sum())
-            agreements += int(((log[f"arrived__{destination}"] == expected[destination]) & counted).sum())
-    for destination in policy.destinations:
-        con.execute(f'DROP TABLE "{_arrived_table(destination)}"')
+            agreements += int(((log["arrived"] == expected) & counted).sum())
+        con.execute("DROP TABLE arrived")
     return {"routing_decisions": decisions, "routing_agreements": agreements,
             "consent_enforcement_rate": agreements / decisions if decisions else None}
 
 
-def _arrived_table(destination: str) -> str:
-    return f"arrived__{destination}"
-
-
 def _collect_arrived(con, store, secure_con, day, destination: str, event_tables: list[str]) -> None:
-    """A temp table of the message ids that actually reached a destination, read from the destination."""
-    table = _arrived_table(destination)
-    con.execute(f'CREATE OR REPLACE TEMP TABLE "{table}" (message_id VARCHAR)')
+    """A temp table `arrived` of the message ids that actually reached a destination, read from the
+    destination itself."""
+    con.execute("CREATE OR REPLACE TEMP TABLE arrived (message_id VARCHAR)")
     if destination == WAREHOUSE:
         for event_table in event_tables:
-            con.execute(f'INSERT INTO "{table}" SELECT message_id FROM {event_table} WHERE dt = ?', [day])
+            con.execute(f"INSERT INTO arrived SELECT message_id FROM {event_table} WHERE dt = ?", [day])
     elif destination == SECURE_DESTINATION:
         reader = record_batches(secure_con, "SELECT DISTINCT message_id FROM raw_text WHERE dt = ?", [day])
         for batch in reader:
-            _insert_ids(con, table, batch.column("message_id"))
+            _insert_ids(con, batch.column("message_id"))
     else:
         for frame in export_batches(con, store, destination, day, ["message_id"]):
-            _insert_ids(con, table, pa.array(frame["message_id"], pa.string()))
+            _insert_ids(con, pa.array(frame["message_id"], pa.string()))
 
 
-def _insert_ids(con, table: str, ids: pa.Array) -> None:
+def _insert_ids(con, ids: pa.Array) -> None:
     con.register("arrived_batch", pa.table({"message_id": ids}))
-    con.execute(f'INSERT INTO "{table}" SELECT message_id FROM arrived_batch WHERE message_id IS NOT NULL')
+    con.execute("INSERT INTO arrived SELECT message_id FROM arrived_batch WHERE message_id IS NOT NULL")
     con.unregister("arrived_batch")
 
 
