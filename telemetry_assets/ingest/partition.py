@@ -282,8 +282,9 @@ def _quarantine_unreadable(con, stamps: _Stamps) -> None:
 def _dedupe(con) -> None:
     """The first copy of a message id wins: the lowest `line_id`, since objects are read in key
     order and lines in order. No raw line is carried here (validation reads lines from the chunk
-    itself), and the ids seen before are looked up only for the chunk's own ids: probing the whole
-    growing set with every chunk made dedupe grow with the square of the partition."""
+    itself). The ids seen before are matched only against the chunk's own ids, but the growing set
+    is still scanned once per chunk, so dedupe grows faster than the partition (1.2 s at 1M events,
+    13.7 s at 5M); partitioning the set by hash would bound it."""
     con.execute(
         """CREATE OR REPLACE TEMP TABLE chunk_ai AS
         WITH ai AS (SELECT line_id, source_key, line_number, event, message_id FROM chunk WHERE kind = 'ai'),
