@@ -45,11 +45,11 @@ class TableModel:
                 self.schema.validate(frame, lazy=True)
             except pa.errors.SchemaErrors as errors:
                 failures.update(_failures_by_check(errors.failure_cases))
-                examples += _failing_keys(errors.failure_cases, frame, self.key)
-        duplicates = self._duplicate_keys(con, day)
-        if duplicates:
-            failures[f"{', '.join(self.key)}: unique"] += len(duplicates)
-            examples += duplicates
+                examples += _failing_keys(errors.failure_cases, frame, self.key)[:EXAMPLES - len(examples)]
+        repeated, repeated_examples = self._repeated_keys(con, day)
+        if repeated:
+            failures[f"{', '.join(self.key)}: unique"] = repeated
+            examples += repeated_examples
         if not failures:
             return True, {"rows_checked": rows}
         return False, {"failures": sum(failures.values()),
@@ -63,12 +63,15 @@ class TableModel:
             return "*"
         return ", ".join(f'"{c}"' for c in dict.fromkeys([*self.key, *self.schema.columns]))
 
-    def _duplicate_keys(self, con, day) -> list[str]:
+    def _repeated_keys(self, con, day) -> tuple[int, list[str]]:
+        """How many keys occur more than once in the day, and the first few of them: counted in
+        DuckDB, so a day of repeats is never fetched whole."""
         key = ", ".join(f'"{c}"' for c in self.key)
         pairs = " || ', ' || ".join(f"""'{c}=' || coalesce("{c}"::VARCHAR, 'NULL')""" for c in self.key)
-        return [row[0] for row in con.execute(
-            f"SELECT {pairs} FROM {self.table} WHERE dt = ? {self.where} GROUP BY {key} HAVING count(*) > 1 "
-            f"ORDER BY 1", [day]).fetchall()]
+        rows = con.execute(
+            f"SELECT count(*) OVER (), {pairs} AS example FROM {self.table} WHERE dt = ? {self.where} "
+            f"GROUP BY {key} HAVING count(*) > 1 ORDER BY example LIMIT {EXAMPLES}", [day]).fetchall()
+        return (rows[0][0] if rows else 0), [example for _, example in rows]
 
 
 def governed_model(plan: EventPlan) -> TableModel:

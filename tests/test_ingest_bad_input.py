@@ -51,6 +51,25 @@ def test_bad_line_is_quarantined_with_its_type_and_the_day_succeeds(lake, wareho
     assert violation in types
 
 
+@pytest.mark.parametrize("line, message", [
+    ('{"type":"track","event":"ai_user_action","messageId":"m', "not valid JSON (truncated or corrupt line)"),
+    (json.dumps(ai_call()) + " trailing", "not valid JSON (truncated or corrupt line)"),
+    (json.dumps([ai_call()]), "a JSON array line, not an object"),
+    ("  42", "a JSON ubigint line, not an object"),
+])
+def test_a_malformed_line_says_what_it_is(lake, warehouse, ingest, line, message):
+    lake.put(KEY, gz(line))
+    ingest()
+    (messages,) = warehouse.execute("SELECT list_transform(violations, lambda v: v.message) FROM audit.quarantine").fetchone()
+    assert messages == [message]
+
+
+def test_an_object_indented_with_whitespace_is_an_event_not_a_malformed_line(lake, warehouse, ingest):
+    lake.put(KEY, gz(ai_call(), "  \t" + json.dumps(ai_call())))
+    report = ingest()
+    assert report.summary()["valid_events"] == 2 and report.summary()["quarantined"] == 0
+
+
 def test_a_line_with_several_problems_lists_each(lake, warehouse, ingest):
     lake.put(KEY, gz(bad_call(latency_ms=-1, response_status="partial", drop=("model_version",))))
     ingest()

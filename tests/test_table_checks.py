@@ -186,3 +186,13 @@ def test_batches_miss_neither_a_bad_value_in_a_later_batch_nor_a_key_repeated_ac
     assert metadata["failed/latency_ms: greater_than_or_equal_to(0)"] == 1
     assert metadata["failed/message_id: unique"] == 1
     assert f"message_id={ids[0]}" in metadata["failing_rows"] and f"message_id={ids[-1]}" in metadata["failing_rows"]
+
+
+def test_a_day_of_repeated_keys_is_counted_in_full_and_named_by_a_few(con):
+    table = "governed.ai_user_action"
+    model = next(m for m in models() if m.table == table)
+    (keys,) = con.execute(f"SELECT count(*) FROM {table} WHERE dt = ? {model.where}", [DAY]).fetchone()
+    con.execute(f"INSERT INTO {table} SELECT * FROM {table} WHERE dt = ?", [DAY])
+    passed, metadata = model.check(con, DAY)
+    assert not passed and metadata["failed/message_id: unique"] == keys > 5
+    assert len(metadata["failing_rows"].split("; ")) == 5
