@@ -7,6 +7,8 @@ this process and on the same files:
   redact+classify, route+exports, land, as `ingest_partition` reports them), the business sources,
   joins, metrics, and every asset check (the `checks_only` job, Dagster overhead included).
 Peak RSS per stage is the process's high-water mark when the stage last ended, so it only grows.
+Ingest validates and governs two chunks at once, so its stage seconds add up both threads' time in
+the stage: the stages can sum to more than the whole, which is wall time.
 """
 
 from __future__ import annotations
@@ -143,3 +145,4 @@ def print_table(result: dict) -> None:
     print(f"{'whole':16} {result['seconds']:>9.2f} {result['events_per_second']:>11,} {result['peak_rss_mb']:>12,}")
     print(f"{'floor (read_json)':16} {result['floor_seconds']:>9.2f}")
     print(f"whole / floor = {result['ratio_to_floor']}")
+    print("(ingest stages count both chunk threads' time, so stages can sum to more than the whole)")

@@ -17,6 +17,7 @@ warehouse transaction: a failed run leaves them to the next run of the day, whic
 
 from __future__ import annotations
 
+import threading
 import zlib
 from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -72,6 +73,9 @@ class Governor:
     clock: StageClock
     staging: Staging  # the warehouse rows, published with the partition
     _parts: Counter = field(default_factory=Counter)
+    # Chunks are governed on two threads at once: they share the export part numbers and the
+    # secure store's connection (one DuckDB connection must not run two statements at once).
+    _lock: threading.Lock = field(default_factory=threading.Lock)
     _uploader: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(max_workers=1))
     _uploads: list[Future] = field(default_factory=list)
 
@@ -203,11 +207,13 @@ class Governor:
         (count,) = con.execute(f'SELECT count(*) FROM decisions WHERE "deliver__{destination}"').fetchone()
         if not count:
             return
-        self._parts[destination] += 1
-        local = self.workdir / f"{destination}-{self._parts[destination]:05d}.jsonl"
+        with self._lock:
+            self._parts[destination] += 1
+            part = self._parts[destination]
+        local = self.workdir / f"{destination}-{part:05d}.jsonl"
         con.execute(f"COPY (SELECT $event AS event, * FROM ({self._rows_for(plan, destination)})) TO '{local}' (FORMAT json)",
                     stamps)
-        key = f"{export_prefix(destination, self.day)}{plan.name}-{self._parts[destination]:05d}.jsonl.gz"
+        key = f"{export_prefix(destination, self.day)}{plan.name}-{part:05d}.jsonl.gz"
         self._uploads.append(self._uploader.submit(_gzip_and_put, self.store, local, key))
 
     def _archive(self, con, raw: pd.DataFrame, plan: EventPlan) -> None:
@@ -221,8 +227,9 @@ class Governor:
         ).dropna(subset=["text"])
         rows.insert(0, "event", plan.name)
         rows.insert(0, "dt", self.day)
-        self.secure_con.register("archived", rows)
-        self.secure_con.execute("INSERT INTO raw_text_staged BY NAME SELECT * FROM archived")
+        with self._lock:
+            self.secure_con.register("archived", rows)
+            self.secure_con.execute("INSERT INTO raw_text_staged BY NAME SELECT * FROM archived")
 
     def _redactions_sql(self) -> str:
         """MAP(entity -> count) of the entities redacted from the event, leaving out zeros."""

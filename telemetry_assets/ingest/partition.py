@@ -12,6 +12,10 @@ chunk is read on a background thread:
 4. quarantine the failures; hand the rest to the governor (`govern/flight.py`), which decides
    consent, redacts, classifies and delivers them; one governance-log row per processed event.
 
+Steps 1 and 2 run chunk after chunk on the caller's connection, since each chunk's dedupe needs the
+ids of the chunks before it. Steps 3 and 4 need only their own chunk's first copies, so two chunks
+are validated and governed at once, each on its own cursor (`workers.py`).
+
 The rows each chunk produces are staged (`staging.py`) and published in one transaction that
 first deletes the day's rows, so a re-run replaces exactly that partition. Before committing, every
 object's lines are reconciled against what landed: lines read = valid + quarantined + duplicates +
@@ -51,9 +55,11 @@ from telemetry_assets.ingest.lines import DEFAULT_MAX_LINE_BYTES, prefetched, re
 from telemetry_assets.ingest.reconcile import RECONCILED_COLUMNS, quarantined_by_type
 from telemetry_assets.ingest.staging import Staging
 from telemetry_assets.ingest.tables import AUDIT_TABLES, EVENTS_ORIGIN, VIOLATIONS_TYPE, ensure_tables, governed_table
+from telemetry_assets.ingest.workers import ChunkWorkers
 from telemetry_assets.stage_clock import StageClock
 
 CHUNK_BYTES = 64 << 20  # of decompressed lines: about 65k events; fewer chunks, less per-chunk overhead
+WORKERS = 2  # chunks validated and governed at once: one per core of the machines this targets
 
 
 # Stages a partition's time is reported under (see `telemetry bench`).
@@ -137,9 +143,11 @@ def ingest_partition(
                 _load_seen_message_ids(con, day, lookback_days)
             tallies = {obj.key: _Tally(obj) for obj in objects}
             stamps = _Stamps(day, tracking_plan.version, policy, clock, staging)
-            with contextlib.closing(prefetched(_line_chunks(store, objects, tallies, max_line_bytes))) as chunks:
+            with ChunkWorkers(con, WORKERS) as workers, \
+                    contextlib.closing(prefetched(_line_chunks(store, objects, tallies, max_line_bytes))) as chunks:
                 for frame in clock.timed(READ, chunks):
-                    _process_chunk(con, frame, stamps, tracking_plan, compiled, tallies, governor)
+                    firsts = _classify_and_dedupe(con, frame, stamps, tracking_plan, tallies)
+                    workers.submit(_validate_and_govern_chunk, frame, firsts, stamps, tracking_plan, compiled, governor)
             with clock.stage(LAND):
                 report = _publish(con, stamps, tracking_plan, tallies)
                 governor.finish()
@@ -209,7 +217,9 @@ def _line_chunks(store, objects, tallies, max_line_bytes: int) -> Iterator[pa.Ta
         yield pa.concat_tables(pending)
 
 
-def _process_chunk(con, frame, stamps: _Stamps, tracking_plan: TrackingPlan, compiled, tallies, governor) -> None:
+def _classify_and_dedupe(con, frame: pa.Table, stamps: _Stamps, tracking_plan: TrackingPlan, tallies) -> pa.Table:
+    """Count and quarantine what is not an AI event, mark duplicates; the chunk's first copies of
+    AI events (line_id, source_key, line_number, event, message_id) are returned for validation."""
     clock = stamps.clock
     with clock.stage(PARSE):
         con.register("chunk_lines", frame)  # registering again replaces the previous chunk
@@ -220,7 +230,15 @@ def _process_chunk(con, frame, stamps: _Stamps, tracking_plan: TrackingPlan, com
     with clock.stage(DEDUPE):
         _dedupe(con)
         _count(con, tallies, "SELECT source_key, count(*) FROM chunk_ai WHERE is_duplicate GROUP BY 1", "duplicates")
-    with clock.stage(VALIDATE):
+        return con.sql("SELECT * EXCLUDE (is_duplicate) FROM chunk_ai WHERE NOT is_duplicate").to_arrow_table()
+
+
+def _validate_and_govern_chunk(con, frame: pa.Table, firsts: pa.Table, stamps: _Stamps, tracking_plan: TrackingPlan,
+                               compiled, governor: Governor) -> None:
+    """On a worker's cursor: `chunk_lines` are the chunk's lines, `first_copies` its AI events to validate."""
+    con.register("chunk_lines", frame)
+    con.register("first_copies", firsts)
+    with stamps.clock.stage(VALIDATE):
         _quarantine_unplanned(con, stamps, tracking_plan)
     for event in compiled.values():
         _validate_and_govern(con, stamps, event, governor)
@@ -301,7 +319,7 @@ def _dedupe(con) -> None:
 
 
 def _quarantine_unplanned(con, stamps: _Stamps, tracking_plan: TrackingPlan) -> None:
-    unplanned = "NOT is_duplicate AND event NOT IN (SELECT unnest($planned))"
+    unplanned = "event NOT IN (SELECT unnest($planned))"
     planned = {"planned": list(tracking_plan.events)}
     stamps.staging.insert(
         con, "audit.quarantine",
@@ -310,10 +328,10 @@ def _quarantine_unplanned(con, stamps: _Stamps, tracking_plan: TrackingPlan) -> 
                'message': 'event ' || event || ' is not in tracking plan ' || $plan_version}}]::{VIOLATIONS_TYPE}
                AS violations,
             $plan_version AS tracking_plan_version
-        FROM chunk_ai WHERE {unplanned}""",
+        FROM first_copies WHERE {unplanned}""",
         {"day": stamps.day, "plan_version": stamps.plan_version, **planned},
     )
-    _log_quarantined(con, stamps, f"SELECT message_id, event, source_key, line_number FROM chunk_ai WHERE {unplanned}", planned)
+    _log_quarantined(con, stamps, f"SELECT message_id, event, source_key, line_number FROM first_copies WHERE {unplanned}", planned)
 
 
 def _validate_and_govern(con, stamps: _Stamps, event: CompiledEvent, governor: Governor) -> None:
@@ -341,7 +359,7 @@ def _validate(con, stamps: _Stamps, event: CompiledEvent) -> bool:
                 AS {ADDITIONAL_PROPERTIES_COLUMN},
             [{consent}] AS consent_fragments
         FROM (SELECT a.line_id, a.source_key, a.line_number, json_extract(l.line, [{paths}]) AS fragments
-              FROM chunk_ai a JOIN chunk_lines l USING (line_id) WHERE NOT a.is_duplicate AND a.event = $event)""",
+              FROM first_copies a JOIN chunk_lines l USING (line_id) WHERE a.event = $event)""",
         {"event": plan.name},
     )
     unread = ", ".join(["consent_fragments", *(f'"{f.column}"' for f in plan.fields if _is_sensitive_text(f))])

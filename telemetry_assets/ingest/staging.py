@@ -9,6 +9,7 @@ caller's transaction, beside the day's delete: the partition still lands whole o
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from pathlib import Path
 
@@ -17,14 +18,16 @@ class Staging:
     def __init__(self, root: Path):
         self.root = root
         self._parts: Counter = Counter()
+        self._lock = threading.Lock()  # chunks are staged from two threads at once
 
     def insert(self, con, table: str, select_sql: str, params: dict | None = None) -> None:
         """Stage the rows of `select_sql`, named like `table`'s columns, for `table`."""
-        self._parts[table] += 1
         folder = self.root / table
-        folder.mkdir(parents=True, exist_ok=True)
-        con.execute(f"COPY ({select_sql}) TO '{folder / f'{self._parts[table]:05d}.parquet'}' (FORMAT parquet)",
-                    params or {})
+        with self._lock:
+            self._parts[table] += 1
+            part = folder / f"{self._parts[table]:05d}.parquet"
+            folder.mkdir(parents=True, exist_ok=True)
+        con.execute(f"COPY ({select_sql}) TO '{part}' (FORMAT parquet)", params or {})
 
     def publish(self, con) -> None:
         """Insert every staged row into its table (the caller holds the transaction)."""
