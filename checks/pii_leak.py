@@ -13,7 +13,7 @@ from datetime import date
 
 import pandas as pd
 
-from telemetry_assets.govern.exports import export_batches
+from telemetry_assets.govern.exports import export_rows
 from telemetry_assets.govern.redact import Redactor
 from telemetry_assets.record_batches import record_batches
 
@@ -51,18 +51,20 @@ def scan_table(con, table: str, day: date, columns: list[str]) -> LeakScan:
     """The day's text of a table, scanned a record batch at a time (only rows that carry text)."""
     if not columns:
         return LeakScan(table, 0, _no_leaks())
-    selected = ", ".join(f'"{c}"' for c in columns)
-    with_text = " OR ".join(f'"{c}" IS NOT NULL' for c in columns)
-    detector = Redactor()  # every entity type, masked: only the counts are used
-    reader = record_batches(con, f"SELECT message_id, {selected} FROM {table} WHERE dt = ? AND ({with_text})", [day])
-    return LeakScan.combined(table, [_scan(table, batch.to_pandas(), columns, detector) for batch in reader])
+    return _scan_rows(con, table, f"SELECT * FROM {table} WHERE dt = ?", [day], columns)
 
 
 def scan_exports(con, store, destination: str, day: date, columns: list[str]) -> LeakScan:
-    location = f"exports/{destination}"
-    batches = export_batches(con, store, destination, day, ["message_id", *columns])
-    detector = Redactor()
-    return LeakScan.combined(location, [_scan(location, frame, columns, detector) for frame in batches])
+    with export_rows(store, destination, day, ["message_id", *columns]) as rows:
+        return _scan_rows(con, f"exports/{destination}", f"SELECT * FROM {rows}", [], columns)
+
+
+def _scan_rows(con, location: str, select_sql: str, params: list, columns: list[str]) -> LeakScan:
+    selected = ", ".join(f'"{c}"' for c in columns)
+    with_text = " OR ".join(f'"{c}" IS NOT NULL' for c in columns)
+    detector = Redactor()  # every entity type, masked: only the counts are used
+    reader = record_batches(con, f"SELECT message_id, {selected} FROM ({select_sql}) WHERE {with_text}", params)
+    return LeakScan.combined(location, [_scan(location, batch.to_pandas(), columns, detector) for batch in reader])
 
 
 def _scan(location: str, frame: pd.DataFrame, columns: list[str], detector: Redactor) -> LeakScan:

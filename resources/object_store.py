@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from abc import abstractmethod
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
@@ -33,6 +35,11 @@ class ObjectStore(dg.ConfigurableResource):
     @abstractmethod
     def open(self, key: str) -> BinaryIO:
         """A streaming binary reader for one object; the caller closes it."""
+
+    @abstractmethod
+    def local_files(self, keys: list[str]) -> AbstractContextManager[list[str]]:
+        """Paths on local disk holding these objects, in order, valid inside the `with` block: for
+        readers that take file names, like DuckDB's `read_json` (httpfs is not available offline)."""
 
     @abstractmethod
     def put(self, key: str, data: bytes) -> None:
@@ -72,6 +79,10 @@ class LocalObjectStore(ObjectStore):
 
     def open(self, key: str) -> BinaryIO:
         return open(self._path(key), "rb")
+
+    @contextmanager
+    def local_files(self, keys: list[str]) -> Iterator[list[str]]:
+        yield [str(self._path(key)) for key in keys]
 
     def put(self, key: str, data: bytes) -> None:
         path = self._path(key)
@@ -136,6 +147,17 @@ class S3ObjectStore(ObjectStore):
 
     def open(self, key: str) -> BinaryIO:
         return self._client().get_object(Bucket=self.bucket, Key=self._full(key))["Body"]
+
+    @contextmanager
+    def local_files(self, keys: list[str]) -> Iterator[list[str]]:
+        """Downloaded into a private temporary folder, removed when the block ends; each file keeps
+        its object's name (and so its extension) behind a number that keeps keys apart."""
+        client = self._client()
+        with tempfile.TemporaryDirectory(prefix="lake-") as folder:
+            paths = [str(Path(folder) / f"{number:05d}-{Path(key).name}") for number, key in enumerate(keys)]
+            for key, path in zip(keys, paths):
+                client.download_file(self.bucket, self._full(key), path)
+            yield paths
 
     def put(self, key: str, data: bytes) -> None:
         self._client().put_object(Bucket=self.bucket, Key=self._full(key), Body=data)

@@ -1,12 +1,14 @@
 """The same fixtures in a local folder and in S3 (moto's server on 127.0.0.1) give the same tables."""
 
 import socket
+from pathlib import Path
 
 import boto3
 import duckdb
 import pytest
 from moto.server import ThreadedMotoServer
 
+from checks.pii_leak import scan_exports
 from resources.object_store import LocalObjectStore, S3ObjectStore, object_store_from_url
 from resources.secure_store import SecureStore
 from telemetry_assets.ingest.partition import ingest_partition
@@ -90,6 +92,24 @@ def test_s3_reads_stream_the_body(s3_env):
     body = store.open("raw/x.jsonl")
     assert body.read(2) == b"a\n" and body.read() == b"b\n"
     body.close()
+
+
+def test_exports_read_back_from_s3_are_scanned_like_a_folder_and_their_copies_removed(s3_env, tmp_path):
+    make_bucket("lake-exports")
+    s3, local = S3ObjectStore(bucket="lake-exports", prefix="p"), LocalObjectStore(root=str(tmp_path / "lake"))
+    leaking = gz({"message_id": "ok", "prompt_text": "hello <EMAIL>"}, {"message_id": "bad", "feedback": "ring +1 415 555 0100"})
+    keys = [f"exports/ai_observability/dt=2026-09-14/{part}.jsonl.gz" for part in ("a", "b")]
+    for store in (s3, local):
+        for key in keys:
+            store.put(key, leaking)
+    with s3.local_files(keys) as paths:
+        assert [Path(path).read_bytes() for path in paths] == [leaking, leaking]
+    assert not any(Path(path).exists() for path in paths)
+    s3_scan, local_scan = (scan_exports(duckdb.connect(), store, "ai_observability", DAY, ["prompt_text", "feedback"])
+                           for store in (s3, local))
+    assert s3_scan.texts_scanned == local_scan.texts_scanned == 4
+    assert s3_scan.leaks.to_dict("records") == local_scan.leaks.to_dict("records") == [
+        {"message_id": "bad", "column": "feedback", "entities": "phone"}] * 2
 
 
 def test_bad_retry_mode_is_a_clear_error():

@@ -2,27 +2,30 @@
 
 from __future__ import annotations
 
-import contextlib
+from contextlib import contextmanager
 from typing import Iterator
 
-import pandas as pd
-import pyarrow as pa
-
 from telemetry_assets.govern.flight import export_prefix
-from telemetry_assets.ingest.lines import read_line_batches
 
 
-def export_batches(con, store, destination: str, day, columns: list[str]) -> Iterator[pd.DataFrame]:
-    """The named fields (NULL where a row lacks one) of a destination's day of export rows, as text,
-    one line batch at a time, so a caller holds at most one batch however large the day is.
+@contextmanager
+def export_rows(store, destination: str, day, columns: list[str]) -> Iterator[str]:
+    """A table expression (what follows FROM) over a destination's day of export rows: the named
+    fields as text, NULL where a row lacks one. Valid inside the `with` block.
 
-    Lines are read with the ingest line reader and each is parsed once for all the named fields:
-    several times faster than letting `read_json` detect and type every field of every file."""
-    paths = ", ".join(f"'$.\"{column}\"'" for column in columns)
-    fields = ", ".join(f'fields[{position}] AS "{column}"' for position, column in enumerate(columns, 1))
-    for key in store.list_keys(export_prefix(destination, day)):
-        with contextlib.closing(store.open(key)) as stream:
-            for batch in read_line_batches(stream):
-                con.register("export_lines", pa.table({"line": batch.lines}))
-                yield con.execute(f"""SELECT {fields} FROM (
-                    SELECT json_extract_string(line, [{paths}]) AS fields FROM export_lines WHERE line <> '')""").df()
+    DuckDB reads the gzip files itself, with the columns given so it types nothing else: at 1M
+    events (1.7M export rows) 4.3 s on two cores, against 7.3 s for the Python line reader feeding
+    DuckDB's JSON functions. `records = true` is said outright: left to detect it with one column
+    (`message_id`), DuckDB took six times as long."""
+    keys = list(store.list_keys(export_prefix(destination, day)))
+    if not keys:
+        yield "(SELECT " + ", ".join(f'NULL::VARCHAR AS "{column}"' for column in columns) + " WHERE false)"
+        return
+    schema = ", ".join(f"{_quoted(column)}: 'VARCHAR'" for column in columns)
+    with store.local_files(keys) as paths:
+        yield (f"read_json([{', '.join(_quoted(path) for path in paths)}], format = 'newline_delimited', "
+               f"records = true, compression = 'gzip', columns = {{{schema}}})")
+
+
+def _quoted(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"

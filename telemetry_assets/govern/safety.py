@@ -19,7 +19,7 @@ import pandas as pd
 import pyarrow as pa
 
 from telemetry_assets.govern.consent import categories, recompute_decisions
-from telemetry_assets.govern.exports import export_batches
+from telemetry_assets.govern.exports import export_rows
 from telemetry_assets.govern.flight import WAREHOUSE
 from telemetry_assets.govern.policy import SECURE_DESTINATION, Policy
 from telemetry_assets.ingest.tables import create_or_extend, replacing_day
@@ -134,8 +134,8 @@ def _collect_arrived(con, store, secure_con, day, destination: str, event_tables
         for batch in reader:
             _insert_ids(con, batch.column("message_id"))
     else:
-        for frame in export_batches(con, store, destination, day, ["message_id"]):
-            _insert_ids(con, pa.array(frame["message_id"], pa.string()))
+        with export_rows(store, destination, day, ["message_id"]) as rows:
+            con.execute(f"INSERT INTO arrived SELECT message_id FROM {rows} WHERE message_id IS NOT NULL")
 
 
 def _insert_ids(con, ids: pa.Array) -> None:
