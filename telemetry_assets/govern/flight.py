@@ -35,6 +35,7 @@ from telemetry_assets.govern.policy import SECURE_DESTINATION, Policy
 from telemetry_assets.govern.redact import Redactor
 from telemetry_assets.ingest.staging import Staging
 from telemetry_assets.ingest.tables import governed_table
+from telemetry_assets.record_batches import text_frame
 from telemetry_assets.stage_clock import StageClock
 
 WAREHOUSE = "warehouse"
@@ -149,7 +150,7 @@ class Governor:
         """The free text as sent (the plan's string columns hold a value only when it was a JSON string)."""
         keys = ["message_id", "user_id", "conversation_id", *(["intent_label"] if plan.name == PROMPT_EVENT else [])]
         columns = ", ".join(f'"{c}"' for c in ["row_id", *keys, *(f.column for f in self._text_fields(plan))])
-        return con.execute(f"SELECT {columns} FROM kept_rows ORDER BY row_id").df()
+        return text_frame(con, f"SELECT {columns} FROM kept_rows ORDER BY row_id")
 
     def _redact_and_classify(self, raw: pd.DataFrame, plan: EventPlan) -> pd.DataFrame:
         """Redacted text per field, `texts_present`, the redactions per entity summed over the

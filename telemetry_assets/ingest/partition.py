@@ -56,6 +56,7 @@ from telemetry_assets.ingest.reconcile import RECONCILED_COLUMNS, quarantined_by
 from telemetry_assets.ingest.staging import Staging
 from telemetry_assets.ingest.tables import AUDIT_TABLES, EVENTS_ORIGIN, VIOLATIONS_TYPE, ensure_tables, governed_table
 from telemetry_assets.ingest.workers import ChunkWorkers
+from telemetry_assets.record_batches import text_frame
 from telemetry_assets.stage_clock import StageClock
 
 CHUNK_BYTES = 64 << 20  # of decompressed lines: about 65k events; fewer chunks, less per-chunk overhead
@@ -363,7 +364,7 @@ def _validate(con, stamps: _Stamps, event: CompiledEvent) -> bool:
         {"event": plan.name},
     )
     unread = ", ".join(["consent_fragments", *(f'"{f.column}"' for f in plan.fields if _is_sensitive_text(f))])
-    frame = con.execute(f"SELECT * EXCLUDE ({unread}) FROM event_rows ORDER BY row_id").df().set_index("row_id")
+    frame = text_frame(con, f"SELECT * EXCLUDE ({unread}) FROM event_rows ORDER BY row_id").set_index("row_id")
     if frame.empty:
         return False
     found = violations_by_row(event, frame)
