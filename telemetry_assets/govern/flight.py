@@ -128,7 +128,7 @@ class Governor:
             for destination in self.export_destinations:
                 self._export(con, plan, destination, {**stamps, "event": plan.name})
             if SECURE_DESTINATION in self.policy.destinations and self.policy.store_raw_text != "never":
-                self._archive(con, raw, plan)
+                self._archive(con, plan)
 
     def _decide(self, con) -> None:
         decisions = []
@@ -205,7 +205,7 @@ class Governor:
         """DuckDB writes the rows as plain JSONL; a background thread gzips (level 1: several times
         faster than DuckDB's gzip, for files a little larger) and uploads them while the next event
         is processed. `finish` waits for every upload and raises the first failure."""
-        (count,) = con.execute(f'SELECT count(*) FROM decisions WHERE "deliver__{destination}"').fetchone()
+        [(count,)] = con.execute(f'SELECT count(*) FROM decisions WHERE "deliver__{destination}"').fetchall()
         if not count:
             return
         with self._lock:
@@ -217,19 +217,20 @@ class Governor:
         key = f"{export_prefix(destination, self.day)}{plan.name}-{part:05d}.jsonl.gz"
         self._uploads.append(self._uploader.submit(_gzip_and_put, self.store, local, key))
 
-    def _archive(self, con, raw: pd.DataFrame, plan: EventPlan) -> None:
-        delivered = con.execute(
-            f'SELECT row_id FROM decisions WHERE "deliver__{SECURE_DESTINATION}" ORDER BY row_id').df()["row_id"]
-        fields = [f.column for f in self._text_fields(plan)]
+    def _archive(self, con, plan: EventPlan) -> None:
+        """One secure-store row per raw text field the archive may have, unpivoted by DuckDB and
+        handed over as Arrow (pandas' melt and the frame scan took 4 s of a 1M-event ingest)."""
+        fields = [f'"{f.column}"' for f in self._text_fields(plan)]
         if not fields:
             return
-        rows = raw[raw["row_id"].isin(delivered)].melt(
-            id_vars=["message_id", "user_id"], value_vars=fields, var_name="field", value_name="text"
-        ).dropna(subset=["text"])
-        rows.insert(0, "event", plan.name)
-        rows.insert(0, "dt", self.day)
+        archived = con.sql(
+            f"""SELECT $day AS dt, message_id, $event AS event, user_id, field, text FROM (
+                UNPIVOT (SELECT r.message_id, r.user_id, {", ".join(f"r.{c}" for c in fields)}
+                         FROM raw_text_frame r JOIN decisions d USING (row_id) WHERE d."deliver__{SECURE_DESTINATION}")
+                ON {", ".join(fields)} INTO NAME field VALUE text)""",
+            params={"day": self.day, "event": plan.name}).to_arrow_table()
         with self._lock:
-            self.secure_con.register("archived", rows)
+            self.secure_con.register("archived", archived)
             self.secure_con.execute("INSERT INTO raw_text_staged BY NAME SELECT * FROM archived")
 
     def _redactions_sql(self) -> str:
