@@ -2,9 +2,11 @@
 
 import gzip
 import json
+import re
 
 import dagster as dg
 import duckdb
+import pytest
 import yaml
 
 from checks.pii_leak import scan_exports
@@ -59,3 +61,15 @@ def test_a_raw_value_in_an_export_fails_the_export_scan(tmp_path, lake, warehous
     assert scan.leaks.to_dict("records") == [{"message_id": "bad", "column": "feedback", "entities": "phone"}]
     clean = scan_exports(warehouse, lake, "product_analytics", DAY, ["prompt_text"])
     assert clean.passed and clean.texts_scanned == 0
+
+
+@pytest.mark.parametrize("damage, error", [
+    (lambda data: data[: len(data) // 2], "Unexpected end of GZIP stream"),
+    (lambda data: gzip.compress(gzip.decompress(data)[:-20]), "Malformed JSON"),
+])
+def test_a_damaged_export_fails_the_scan_naming_the_file(lake, warehouse, damage, error):
+    rows = [{"message_id": f"m{n}", "prompt_text": "hello " * 40} for n in range(500)]
+    key = "exports/ai_observability/dt=2026-09-14/part.jsonl.gz"
+    lake.put(key, damage(gzip.compress("".join(json.dumps(r) + "\n" for r in rows).encode())))
+    with pytest.raises((duckdb.Error, OSError), match=f"{error}.*{re.escape(key)}"):  # via Arrow, DuckDB errors arrive as OSError
+        scan_exports(warehouse, lake, "ai_observability", DAY, ["prompt_text"])

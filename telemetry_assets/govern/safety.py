@@ -16,7 +16,6 @@ from __future__ import annotations
 from datetime import date
 
 import pandas as pd
-import pyarrow as pa
 
 from telemetry_assets.govern.consent import categories, recompute_decisions
 from telemetry_assets.govern.exports import export_rows
@@ -130,18 +129,14 @@ def _collect_arrived(con, store, secure_con, day, destination: str, event_tables
         for event_table in event_tables:
             con.execute(f"INSERT INTO arrived SELECT message_id FROM {event_table} WHERE dt = ?", [day])
     elif destination == SECURE_DESTINATION:
-        reader = record_batches(secure_con, "SELECT DISTINCT message_id FROM raw_text WHERE dt = ?", [day])
-        for batch in reader:
-            _insert_ids(con, batch.column("message_id"))
+        # another database: its ids cross over a record batch at a time
+        for batch in record_batches(secure_con, "SELECT DISTINCT message_id FROM raw_text WHERE dt = ?", [day]):
+            con.register("arrived_batch", batch)
+            con.execute("INSERT INTO arrived SELECT message_id FROM arrived_batch WHERE message_id IS NOT NULL")
+        con.unregister("arrived_batch")
     else:
         with export_rows(store, destination, day, ["message_id"]) as rows:
             con.execute(f"INSERT INTO arrived SELECT message_id FROM {rows} WHERE message_id IS NOT NULL")
-
-
-def _insert_ids(con, ids: pa.Array) -> None:
-    con.register("arrived_batch", pa.table({"message_id": ids}))
-    con.execute("INSERT INTO arrived SELECT message_id FROM arrived_batch WHERE message_id IS NOT NULL")
-    con.unregister("arrived_batch")
 
 
 def safety_over(con, start: date, end: date) -> dict:
