@@ -2,8 +2,10 @@
 
 from datetime import timedelta
 
+import duckdb
 import pytest
 
+from telemetry_assets.ingest.partition import _dedupe
 from tests.builders import ai_call, gz
 from tests.conftest import DAY
 
@@ -108,3 +110,17 @@ def test_lines_that_land_nowhere_abort_the_day(lake, warehouse, ingest, monkeypa
     with pytest.raises(partition.ReconciliationError, match=r"part-1.jsonl.gz: \+1 lines"):
         ingest()
     assert governed_ids(warehouse) == ["kept"]
+
+
+def test_an_id_whose_hash_matches_a_seen_id_is_not_a_duplicate_unless_the_ids_are_equal():
+    """Seen ids are matched by hash first; a (forged) collision must not drop a new event."""
+    con = duckdb.connect()
+    con.execute("CREATE TEMP TABLE seen_message_ids AS SELECT hash('new') AS id_hash, 'other' AS message_id "
+                "UNION ALL SELECT hash('old'), 'old'")
+    con.execute("CREATE TEMP TABLE chunk AS SELECT * FROM (VALUES (0, 'new'), (1, 'old'), (2, 'new')) AS t(line_id, message_id)")
+    con.execute("CREATE OR REPLACE TEMP TABLE chunk AS SELECT line_id, 'k' AS source_key, line_id AS line_number, "
+                "'ai_user_action' AS event, message_id, 'ai' AS kind FROM chunk")
+    _dedupe(con)
+    assert con.execute("SELECT line_id, is_duplicate FROM chunk_ai ORDER BY line_id").fetchall() == [
+        (0, False), (1, True), (2, True)]
+    assert sorted(con.execute("SELECT message_id FROM seen_message_ids").fetchall()) == [("new",), ("old",), ("other",)]
