@@ -1,12 +1,15 @@
 """Consent routing, field policies, intent sampling and the policy file, event by event."""
 
 import gzip
+import hashlib
 import json
 import stat
 
+import duckdb
 import pytest
 import yaml
 
+from telemetry_assets.govern.intent import in_sample_sql
 from telemetry_assets.govern.policy import PolicyError, load_policy
 from telemetry_assets.settings import CONFIG_DIR
 from tests.builders import ai_call, gz, rudder_consent, segment_consent
@@ -162,6 +165,15 @@ def test_intent_provided_kept_high_risk_always_classified_rest_sampled(tmp_path,
     ingest(policy=everybody)
     assert warehouse.execute("SELECT intent_label, intent_source FROM governed.ai_user_prompt_created WHERE message_id = 'plain'"
                              ).fetchone() == ("translation", "classified")
+
+
+def test_the_intent_sample_is_the_first_32_bits_of_md5_of_the_conversation():
+    """The same conversations are sampled on every run and machine: the rule is md5, not a seed."""
+    ids = [f"conv-{i}" for i in range(2000)]
+    expected = {c: int(hashlib.md5(c.encode()).hexdigest()[:8], 16) / 2**32 < 0.25 for c in ids}
+    sampled = dict(duckdb.sql(f"SELECT c, {in_sample_sql('c', 0.25)} FROM unnest(?::VARCHAR[]) t(c)", params=[ids]).fetchall())
+    assert sampled == expected and 400 < sum(sampled.values()) < 600
+    assert duckdb.sql(f"SELECT {in_sample_sql('NULL::VARCHAR', 1.0)}").fetchall() == [(False,)]
 
 
 def test_secure_store_is_owner_only(lake, ingest, secure_store, tmp_path):

@@ -30,7 +30,7 @@ import pandas as pd
 
 from checks.tracking_plan import EventPlan
 from telemetry_assets.govern.consent import consent_inputs_sql, consent_state_sql, decision_sql, strategy_sql
-from telemetry_assets.govern.intent import IntentRules, classify, in_sample
+from telemetry_assets.govern.intent import IntentRules, classify, in_sample_sql
 from telemetry_assets.govern.policy import SECURE_DESTINATION, Policy
 from telemetry_assets.govern.redact import Redactor
 from telemetry_assets.ingest.staging import Staging
@@ -149,8 +149,10 @@ class Governor:
     def _raw_text(self, con, plan: EventPlan) -> pd.DataFrame:
         """The free text as sent (the plan's string columns hold a value only when it was a JSON string)."""
         keys = ["message_id", "user_id", "conversation_id", *(["intent_label"] if plan.name == PROMPT_EVENT else [])]
-        columns = ", ".join(f'"{c}"' for c in ["row_id", *keys, *(f.column for f in self._text_fields(plan))])
-        return text_frame(con, f"SELECT {columns} FROM kept_rows ORDER BY row_id")
+        columns = [f'"{c}"' for c in ["row_id", *keys, *(f.column for f in self._text_fields(plan))]]
+        if plan.name == PROMPT_EVENT:
+            columns.append(f"{in_sample_sql('conversation_id', self.policy.intent_sample_rate)} AS in_intent_sample")
+        return text_frame(con, f"SELECT {', '.join(columns)} FROM kept_rows ORDER BY row_id")
 
     def _redact_and_classify(self, raw: pd.DataFrame, plan: EventPlan) -> pd.DataFrame:
         """Redacted text per field, `texts_present`, the redactions per entity summed over the
@@ -173,8 +175,7 @@ class Governor:
 
     def _intents(self, raw: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
         predicted = classify(raw["prompt_text"], self.intents)
-        sampled = raw["conversation_id"].map(lambda c: in_sample(c, self.policy.intent_sample_rate)).astype(bool)
-        keep = predicted.notna() & (sampled | predicted.isin(self.policy.always_classify))
+        keep = predicted.notna() & (raw["in_intent_sample"] | predicted.isin(self.policy.always_classify))
         provided = raw["intent_label"].notna()
         label = raw["intent_label"].where(provided, predicted.where(keep))
         source = pd.Series("not_sampled", index=raw.index, dtype="str")

@@ -5,14 +5,13 @@ computed by pyarrow over the column, and the intent with the most hits wins (tie
 listed first in `intents.yaml`, so risk outranks convenience). A prompt with no hit is `other`.
 The rules file is the explanation: every label traces to the words that produced it.
 
-Sampling (policy `intent.sample_rate`) is by conversation: the low bits of md5(conversation_id)
+Sampling (policy `intent.sample_rate`) is by conversation: the first 32 bits of md5(conversation_id)
 pick the same conversations on every run and every machine. The rules are cheap, so every prompt
 is scored; an unsampled prompt keeps its label only when it is an `always_classify` intent.
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,10 +54,10 @@ def classify(texts: pd.Series, rules: IntentRules) -> pd.Series:
     return pd.Series(names[best], index=texts.index, dtype="str").where(texts.notna())
 
 
-def in_sample(conversation_id: str, rate: float) -> bool:
-    """Deterministic by conversation: the same conversations are sampled on every run."""
-    bucket = int(hashlib.md5(conversation_id.encode()).hexdigest()[:8], 16) / 0x1_0000_0000
-    return bucket < rate
+def in_sample_sql(conversation_id: str, rate: float) -> str:
+    """SQL for whether a conversation is sampled: the first 32 bits of md5(conversation_id), as a
+    share of 2^32, below `rate`. A prompt without a conversation is not sampled."""
+    return f"coalesce(('0x' || md5({conversation_id})[1:8])::UBIGINT / 4294967296 < {float(rate)!r}, false)"
 
 
 def _alternation(words: tuple[str, ...]) -> str:
