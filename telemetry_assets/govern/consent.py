@@ -9,7 +9,7 @@ A destination gets an event when all its required categories count as granted (`
 default) or any does (`or`); RudderStack's per-call `resolutionStrategy` wins when sent. This is
 stricter than RudderStack's own server, which filters only on denied ids and lets unknown through.
 
-`decision_sql` is what routing uses in flight (SQL over the raw call); `recompute_decisions` is a
+`decision_sql` is what routing uses in flight (SQL over the raw call); `recompute_decision` is a
 separate implementation over the governance log, used to measure `consent_enforcement_rate`
 against what was actually delivered. Keep them separate: their agreement is the measurement.
 """
@@ -74,23 +74,19 @@ def decision_sql(policy: Policy, destination: str) -> tuple[str, str]:
     return deliver, f"CASE WHEN NOT ({deliver}) THEN CASE {first_missing} END END"
 
 
-def recompute_decisions(log: pd.DataFrame, policy: Policy) -> pd.DataFrame:
-    """Expected delivery per destination from each event's recorded consent state.
+def recompute_decision(log: pd.DataFrame, policy: Policy, destination: str) -> pd.Series:
+    """Expected delivery to `destination` from each event's recorded consent state.
 
     `log` has one row per event, `consent_strategy`, and `consent__<category>` holding the state
-    (granted | denied | unknown) of every category in `categories(policy)`. The result has one
-    boolean column per destination.
+    (granted | denied | unknown) of every category in `categories(policy)`. The result is one
+    boolean per row.
     """
+    required = policy.destinations[destination].requires
+    if not required:
+        return pd.Series(True, index=log.index)
     allow_unknown = policy.missing_consent == "allow"
-    expected = {}
-    for name, destination in policy.destinations.items():
-        if not destination.requires:
-            expected[name] = pd.Series(True, index=log.index)
-            continue
-        counted = pd.DataFrame({
-            category: (log[f"consent__{category}"] == "granted")
-            | ((log[f"consent__{category}"] == "unknown") & allow_unknown)
-            for category in destination.requires
-        })
-        expected[name] = counted.any(axis=1).where(log["consent_strategy"] == "or", counted.all(axis=1))
-    return pd.DataFrame(expected, index=log.index)
+    counted = pd.DataFrame({
+        category: (log[f"consent__{category}"] == "granted") | ((log[f"consent__{category}"] == "unknown") & allow_unknown)
+        for category in required
+    })
+    return counted.any(axis=1).where(log["consent_strategy"] == "or", counted.all(axis=1))

@@ -4,7 +4,7 @@
 - `sensitive_destinations_blocked`: event x destination deliveries blocked, also by
   "destination: reason" in `blocked_by_destination_reason`.
 - `consent_enforcement_rate`: routing decisions that agree with an independent re-evaluation of each
-  event's recorded consent (`consent.recompute_decisions`), checked against what actually arrived:
+  event's recorded consent (`consent.recompute_decision`), checked against what actually arrived:
   rows in `governed.*`, message ids in the export files read back from the lake, message ids in the
   secure store (for events that had text to archive). Quarantined events make no routing decision.
 - `audit_completeness`: events with a governance-log row over events processed, where processed is
@@ -17,7 +17,7 @@ from datetime import date
 
 import pandas as pd
 
-from telemetry_assets.govern.consent import categories, recompute_decisions
+from telemetry_assets.govern.consent import categories, recompute_decision
 from telemetry_assets.govern.exports import export_rows
 from telemetry_assets.govern.flight import WAREHOUSE
 from telemetry_assets.govern.policy import SECURE_DESTINATION, Policy
@@ -112,7 +112,7 @@ def _consent_enforcement(con, store, secure_con, day, policy: Policy, event_tabl
                      FROM audit.governance_log WHERE dt = ? AND outcome <> 'quarantined'""", [day])
         for batch in reader:
             log = batch.to_pandas()
-            expected = recompute_decisions(log, policy)[destination]
+            expected = recompute_decision(log, policy, destination)
             counted = log["texts_present"] > 0 if destination == SECURE_DESTINATION else pd.Series(True, index=log.index)
             decisions += int(counted.sum())
             agreements += int(((log["arrived"] == expected) & counted).sum())
