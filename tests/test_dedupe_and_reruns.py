@@ -117,9 +117,9 @@ def test_an_id_whose_hash_matches_a_seen_id_is_not_a_duplicate_unless_the_ids_ar
     con = duckdb.connect()
     con.execute("CREATE TEMP TABLE seen_message_ids AS SELECT hash('new') AS id_hash, 'other' AS message_id "
                 "UNION ALL SELECT hash('old'), 'old'")
-    con.execute("CREATE TEMP TABLE chunk AS SELECT * FROM (VALUES (0, 'new'), (1, 'old'), (2, 'new')) AS t(line_id, message_id)")
-    con.execute("CREATE OR REPLACE TEMP TABLE chunk AS SELECT line_id, 'k' AS source_key, line_id AS line_number, "
-                "'ai_user_action' AS event, message_id, 'ai' AS kind FROM chunk")
+    con.execute("CREATE TEMP TABLE chunk AS SELECT line_id, 'k' AS source_key, line_id AS line_number, "
+                "'ai_user_action' AS event, message_id, 'ai' AS kind "
+                "FROM (VALUES (0, 'new'), (1, 'old'), (2, 'new')) AS t(line_id, message_id)")
     _dedupe(con)
     assert con.execute("SELECT line_id, is_duplicate FROM chunk_ai ORDER BY line_id").fetchall() == [
         (0, False), (1, True), (2, True)]
