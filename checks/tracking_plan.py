@@ -223,9 +223,11 @@ def compile_event(plan: EventPlan) -> CompiledEvent:
     frame_checks: list[pa.Check] = []
     rules: dict[tuple[str, Any], Rule] = {}
 
-    def frame_rule(check: pa.Check, rule: Rule) -> None:
+    def frame_rule(check_fn: Callable[[pd.DataFrame], pd.Series], name: str, rule: Rule) -> None:
+        # ignore_na=False: a frame check's rows are never all-null (each has its line number), and
+        # pandera's ignore_na would test that with a whole-frame isna per check: a fifth of its time.
         rules[("*", len(frame_checks))] = rule
-        frame_checks.append(check)
+        frame_checks.append(pa.Check(check_fn, name=name, ignore_na=False))
 
     for f in plan.fields:
         tcol = type_column(f)
@@ -243,18 +245,18 @@ def compile_event(plan: EventPlan) -> CompiledEvent:
             columns[f.column], value_rules = value_column(f)
             rules.update(value_rules)
             frame_rule(
-                pa.Check(_castable(f), name=f"{f.column}:castable"),
+                _castable(f), f"{f.column}:castable",
                 Rule("Datatype-Mismatch", lambda _, f=f: f"{f.name} is not a valid {f.type}"),
             )
         for other, expected in f.required_when:
             frame_rule(
-                pa.Check(_required_when(f.column, other, expected), name=f"{f.column}:required_when"),
+                _required_when(f.column, other, expected), f"{f.column}:required_when",
                 Rule("Required-Missing", lambda _, f=f, o=other, e=expected: f"{f.name} is required when {o} = '{e}'"),
             )
     if plan.require_one_of:
         names = [f.name for f in plan.fields if f.column in plan.require_one_of]
         frame_rule(
-            pa.Check(_one_of(plan.require_one_of), name="require_one_of"),
+            _one_of(plan.require_one_of), "require_one_of",
             Rule("Required-Missing", lambda _: f"one of {', '.join(names)} is required"),
         )
     if not plan.additional_properties:
