@@ -3,7 +3,7 @@
 Why: a chunk's per-event queries are smaller than one DuckDB row group (122,880 rows), so DuckDB runs
 each on one core. Run one chunk at a time, ingest kept 1.3 of 2 cores busy at 1M events (and was no
 faster with DuckDB on two threads than on one). DuckDB releases the GIL while a query runs, as do
-pyarrow's kernels and zlib, so two chunks at once keep both cores busy.
+pyarrow's kernels and ISA-L's gzip, so two chunks at once keep both cores busy.
 
 While the workers run, DuckDB runs each query on one thread: the chunks are the parallelism, and
 DuckDB's own threads on top, on queries this small, made ingest a little slower (63-66 s against
