@@ -225,7 +225,7 @@ def compile_event(plan: EventPlan) -> CompiledEvent:
 
     def frame_rule(check_fn: Callable[[pd.DataFrame], pd.Series], name: str, rule: Rule) -> None:
         # ignore_na=False: a frame check's rows are never all-null (each has its line number), and
-        # pandera's ignore_na would test that with a whole-frame isna per check: a fifth of its time.
+        # pandera's ignore_na would test that with a whole-frame isna per check: a third of its time.
         rules[("*", len(frame_checks))] = rule
         frame_checks.append(pa.Check(check_fn, name=name, ignore_na=False))
 

@@ -34,7 +34,7 @@ class Staging:
 
         The rows' physical order is not kept: no table promises one (each states its grain, and
         readers order what they read), and without it DuckDB inserts on every core. At 1M events
-        that took the publish from 7.5 s to about 4.5 s, on the day's last, otherwise serial step."""
+        that took the publish, the last and otherwise serial step of a day, from 7.5-8.2 s to 5.7 s."""
         [(preserve_order,)] = con.execute("SELECT current_setting('preserve_insertion_order')").fetchall()
         con.execute("SET preserve_insertion_order = false")
         try:
