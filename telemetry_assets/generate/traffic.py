@@ -205,17 +205,17 @@ class _DaySimulator:
 
     def run(self, target_events: int):
         ai_events = 0
-        calls: list[dict] = []
+        lines: list[str] = []  # bad lines are spoilt copies of these: as text, half the memory of the dicts
         while ai_events < target_events:
             user = self.rng.choice(self.users)
             for call in self._conversation(user, self._start_time()):
                 ai_events += 1
-                calls.append(call)
                 received = _parse(call["receivedAt"])
                 line = json.dumps(call, separators=(",", ":"))
+                lines.append(line)
                 self._maybe_resend(line, received)
                 yield received, line
-        self._plant_bad_lines(calls, max(len(BAD_LINE_KINDS), target_events // 400))
+        self._plant_bad_lines(lines, max(len(BAD_LINE_KINDS), target_events // 400))
         self._non_ai_traffic(int(target_events * 0.15))
 
     def _start_time(self) -> datetime:
@@ -341,11 +341,11 @@ class _DaySimulator:
         elif received.date() == self.day:
             self.resent_today.append(line)
 
-    def _plant_bad_lines(self, calls: list[dict], count: int) -> None:
+    def _plant_bad_lines(self, lines: list[str], count: int) -> None:
         kinds = list(BAD_LINE_KINDS)
         for i in range(count):
             kind = kinds[i % len(kinds)]
-            call = json.loads(json.dumps(self.rng.choice(calls)))
+            call = json.loads(self.rng.choice(lines))
             call["messageId"] = str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
             self.bad_lines.append((kind, _spoil(kind, call)))
 
