@@ -2,6 +2,7 @@
 
 import json
 import os
+import random
 import subprocess
 import sys
 from collections import Counter
@@ -17,7 +18,7 @@ from resources.secrets import GovernanceSecrets
 from resources.secure_store import SecureStore
 from resources.warehouse import Warehouse
 from telemetry_assets.defs.ingest.assets import ingest_ai_events
-from telemetry_assets.generate.traffic import BAD_LINE_KINDS, GeneratorConfig, generate
+from telemetry_assets.generate.traffic import BAD_LINE_KINDS, GeneratorConfig, _LineSpool, generate
 
 START = date(2026, 9, 1)
 
@@ -35,6 +36,18 @@ def test_generator_is_deterministic_for_a_seed(tmp_path):
     assert generate(first, config) == generate(second, config)
     key = "raw/ai_events/dt=2026-09-02/part-00000.jsonl.gz"
     assert (tmp_path / "a" / key).read_bytes() == (tmp_path / "b" / key).read_bytes()
+
+
+def test_spooled_lines_are_picked_as_a_list_of_them_would_be():
+    """Bad lines are copies of random lines of the day: spooling the day to disk must not change
+    which lines a seed picks, or the generator's output would change with it."""
+    lines = [f'{{"n": {i}, "text": "{"é" * (i % 5)}"}}' for i in range(2_000)]
+    with _LineSpool() as spool:
+        for line in lines:
+            spool.append(line)
+        assert len(spool) == len(lines)
+        from_spool, from_list = random.Random(5), random.Random(5)
+        assert [from_spool.choice(spool) for _ in range(300)] == [from_list.choice(lines) for _ in range(300)]
 
 
 def test_materialising_a_generated_day_lands_what_was_planted(tmp_path):

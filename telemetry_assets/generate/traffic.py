@@ -22,7 +22,9 @@ import gzip
 import io
 import json
 import random
+import tempfile
 import uuid
+from array import array
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 
@@ -144,10 +146,10 @@ def generate(store, config: GeneratorConfig) -> dict:
 
 
 def _write_extras(writer, simulator, today: DayCounts) -> None:
-    """Non-AI calls, planted bad lines, same-day re-sends and one blank line."""
-    for line in simulator.non_ai_lines:
+    """Non-AI calls (written as they are made), planted bad lines, same-day re-sends and one blank line."""
+    for line in simulator.non_ai_lines():
         writer.add(line)
-    today.non_ai_events += len(simulator.non_ai_lines)
+        today.non_ai_events += 1
     for kind, line in simulator.bad_lines:
         writer.add(line)
         today.bad_lines[kind] = today.bad_lines.get(kind, 0) + 1
@@ -196,7 +198,7 @@ class _DaySimulator:
     def __init__(self, rng, day, users, pools, timeline, prices):
         self.rng, self.day, self.users, self.pools = rng, day, users, pools
         self.timeline, self.prices = timeline, prices
-        self.non_ai_lines: list[str] = []
+        self.non_ai_count = 0  # set by `run`: non-AI traffic is a share of the day's AI events
         self.bad_lines: list[tuple[str, str]] = []
         self.resent_today: list[str] = []
         self.resent_tomorrow: list[str] = []
@@ -204,19 +206,21 @@ class _DaySimulator:
         self.tickets: list[dict] = []
 
     def run(self, target_events: int):
+        """The day's AI events; then the bad lines are planted. Non-AI traffic follows, from
+        `non_ai_lines`, once these are written."""
         ai_events = 0
-        lines: list[str] = []  # bad lines are spoilt copies of these: as text, half the memory of the dicts
-        while ai_events < target_events:
-            user = self.rng.choice(self.users)
-            for call in self._conversation(user, self._start_time()):
-                ai_events += 1
-                received = _parse(call["receivedAt"])
-                line = json.dumps(call, separators=(",", ":"))
-                lines.append(line)
-                self._maybe_resend(line, received)
-                yield received, line
-        self._plant_bad_lines(lines, max(len(BAD_LINE_KINDS), target_events // 400))
-        self._non_ai_traffic(int(target_events * 0.15))
+        with _LineSpool() as lines:  # bad lines are spoilt copies of these
+            while ai_events < target_events:
+                user = self.rng.choice(self.users)
+                for call in self._conversation(user, self._start_time()):
+                    ai_events += 1
+                    received = _parse(call["receivedAt"])
+                    line = json.dumps(call, separators=(",", ":"))
+                    lines.append(line)
+                    self._maybe_resend(line, received)
+                    yield received, line
+            self._plant_bad_lines(lines, max(len(BAD_LINE_KINDS), target_events // 400))
+        self.non_ai_count = int(target_events * 0.15)
 
     def _start_time(self) -> datetime:
         hour = min(23, max(0, int(self.rng.gauss(14, 4.5))))
@@ -341,7 +345,7 @@ class _DaySimulator:
         elif received.date() == self.day:
             self.resent_today.append(line)
 
-    def _plant_bad_lines(self, lines: list[str], count: int) -> None:
+    def _plant_bad_lines(self, lines: "_LineSpool", count: int) -> None:
         kinds = list(BAD_LINE_KINDS)
         for i in range(count):
             kind = kinds[i % len(kinds)]
@@ -349,8 +353,8 @@ class _DaySimulator:
             call["messageId"] = str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
             self.bad_lines.append((kind, _spoil(kind, call)))
 
-    def _non_ai_traffic(self, count: int) -> None:
-        for _ in range(count):
+    def non_ai_lines(self):
+        for _ in range(self.non_ai_count):
             user = self.rng.choice(self.users)
             at = self._start_time()
             kind = self.rng.random()
@@ -364,7 +368,36 @@ class _DaySimulator:
             else:
                 call.update({"type": "track", "event": "Order Completed",
                              "properties": {"order_id": f"o{self.rng.randrange(10**6)}", "revenue": 49.0}})
-            self.non_ai_lines.append(json.dumps(call, separators=(",", ":")))
+            yield json.dumps(call, separators=(",", ":"))
+
+
+class _LineSpool:
+    """The day's AI-event lines in a temporary file, each readable by its index: a bad line may be
+    made from any of them, and 5M events are 4.7 GB of text, too much to hold in memory."""
+
+    def __init__(self):
+        self.file = tempfile.TemporaryFile()
+        self.offsets = array("q")
+        self.size = 0
+
+    def append(self, line: str) -> None:
+        data = line.encode() + b"\n"
+        self.offsets.append(self.size)
+        self.file.write(data)
+        self.size += len(data)
+
+    def __len__(self) -> int:
+        return len(self.offsets)
+
+    def __getitem__(self, index: int) -> str:
+        self.file.seek(self.offsets[index])
+        return self.file.readline().decode().rstrip("\n")
+
+    def __enter__(self) -> "_LineSpool":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.file.close()
 
 
 def _spoil(kind: str, call: dict) -> str:
