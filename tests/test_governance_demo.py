@@ -6,8 +6,15 @@ from datetime import date
 import duckdb
 import pytest
 
+from checks.tracking_plan import load_tracking_plan
+from resources.object_store import LocalObjectStore
+from resources.secure_store import SecureStore
+from telemetry_assets import settings
 from telemetry_assets.generate.traffic import GeneratorConfig
 from telemetry_assets.govern import flight
+from telemetry_assets.govern.policy import load_policy
+from telemetry_assets.govern.safety import compute_safety
+from telemetry_assets.ingest.tables import ensure_tables, governed_table
 from tests.pipeline_runs import run_generated
 
 
@@ -69,3 +76,15 @@ def test_broken_routing_drops_consent_enforcement(tmp_path, monkeypatch):
         rates = [r[0] for r in con.execute("SELECT consent_enforcement_rate FROM metrics.safety_daily").fetchall()]
     assert len(rates) == 2 and all(rate < 0.99 for rate in rates)
     assert failed == [("metrics/safety_daily", "safety_invariants")] * 2  # the blocking GE suite caught it each day
+
+
+def test_a_day_with_nothing_routed_has_no_enforcement_rate(tmp_path):
+    """No governed event, no export, nothing archived: no routing decision to agree with, so the
+    rate is unknown (NULL), not 0 or 1."""
+    plan, policy = load_tracking_plan(settings.tracking_plan_path()), load_policy(settings.policy_path())
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as con, \
+            SecureStore(database=str(tmp_path / "secure.duckdb")).get_connection() as secure_con:
+        ensure_tables(con, plan)
+        safety = compute_safety(con, LocalObjectStore(root=str(tmp_path / "lake")), secure_con, date(2026, 9, 1),
+                                policy, [governed_table(name) for name in plan.events])
+    assert (safety["routing_decisions"], safety["routing_agreements"], safety["consent_enforcement_rate"]) == (0, 0, None)

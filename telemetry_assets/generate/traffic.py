@@ -35,6 +35,7 @@ MANIFEST_KEY = "generator/manifest.json"
 
 LINES_PER_MEMBER = 10_000
 LINES_PER_PART = 200_000
+NON_AI_SHARE = 0.15  # page, identify and `Order Completed` calls, per AI event
 
 BASELINE_MODEL = ("gpt-4o-mini", "gpt-4o-mini-2024-07-18")
 UPGRADE_MODEL = ("gpt-4.1-mini", "gpt-4.1-mini-2025-04-14")
@@ -128,7 +129,7 @@ def generate(store, config: GeneratorConfig) -> dict:
                 counts[day].ai_events += 1
             else:
                 late_events.append(line)
-        _write_extras(writer, simulator, counts[day])
+        _write_extras(writer, simulator, counts[day], int(config.events_per_day * NON_AI_SHARE))
         late_resends = simulator.resent_tomorrow
         writer.close()
         conversions.extend(simulator.conversions)
@@ -145,9 +146,9 @@ def generate(store, config: GeneratorConfig) -> dict:
     return manifest
 
 
-def _write_extras(writer, simulator, today: DayCounts) -> None:
+def _write_extras(writer, simulator, today: DayCounts, non_ai_calls: int) -> None:
     """Non-AI calls (written as they are made), planted bad lines, same-day re-sends and one blank line."""
-    for line in simulator.non_ai_lines():
+    for line in simulator.non_ai_lines(non_ai_calls):
         writer.add(line)
         today.non_ai_events += 1
     for kind, line in simulator.bad_lines:
@@ -198,7 +199,6 @@ class _DaySimulator:
     def __init__(self, rng, day, users, pools, timeline, prices):
         self.rng, self.day, self.users, self.pools = rng, day, users, pools
         self.timeline, self.prices = timeline, prices
-        self.non_ai_count = 0  # set by `run`: non-AI traffic is a share of the day's AI events
         self.bad_lines: list[tuple[str, str]] = []
         self.resent_today: list[str] = []
         self.resent_tomorrow: list[str] = []
@@ -206,8 +206,8 @@ class _DaySimulator:
         self.tickets: list[dict] = []
 
     def run(self, target_events: int):
-        """The day's AI events; then the bad lines are planted. Non-AI traffic follows, from
-        `non_ai_lines`, once these are written."""
+        """The day's AI events; then the bad lines are planted. Non-AI traffic (`non_ai_lines`)
+        comes after, drawing on the same random stream."""
         ai_events = 0
         with _LineSpool() as lines:  # bad lines are spoilt copies of these
             while ai_events < target_events:
@@ -220,7 +220,6 @@ class _DaySimulator:
                     self._maybe_resend(line, received)
                     yield received, line
             self._plant_bad_lines(lines, max(len(BAD_LINE_KINDS), target_events // 400))
-        self.non_ai_count = int(target_events * 0.15)
 
     def _start_time(self) -> datetime:
         hour = min(23, max(0, int(self.rng.gauss(14, 4.5))))
@@ -353,8 +352,8 @@ class _DaySimulator:
             call["messageId"] = str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
             self.bad_lines.append((kind, _spoil(kind, call)))
 
-    def non_ai_lines(self):
-        for _ in range(self.non_ai_count):
+    def non_ai_lines(self, count: int):
+        for _ in range(count):
             user = self.rng.choice(self.users)
             at = self._start_time()
             kind = self.rng.random()
