@@ -48,6 +48,8 @@ def test_spooled_lines_are_picked_as_a_list_of_them_would_be():
         assert len(spool) == len(lines)
         from_spool, from_list = random.Random(5), random.Random(5)
         assert [from_spool.choice(spool) for _ in range(300)] == [from_list.choice(lines) for _ in range(300)]
+        spool.append("appended after reading")
+        assert (spool[0], spool[len(lines)]) == (lines[0], "appended after reading")
 
 
 def test_materialising_a_generated_day_lands_what_was_planted(tmp_path):

@@ -390,7 +390,9 @@ class _LineSpool:
 
     def __getitem__(self, index: int) -> str:
         self.file.seek(self.offsets[index])
-        return self.file.readline().decode().rstrip("\n")
+        line = self.file.readline().decode().rstrip("\n")
+        self.file.seek(self.size)  # the next append writes at the end, not over the next line
+        return line
 
     def __enter__(self) -> "_LineSpool":
         return self
