@@ -1,7 +1,8 @@
 """`telemetry bench`: speed and memory as measured facts, never as timed unit tests.
 
-Generates one day of `events` AI events into a temporary local lake (not timed), then times, in
-this process and on the same files:
+Generates one day of `events` AI events into a temporary local lake, or copies one day of a lake of
+yours there (raw objects, that day's business sources and the profile snapshots; your lake is only
+read). Neither is timed. Then it times, in this process and on the same files:
 - the floor: DuckDB `read_json` of the day's raw objects, with an explicit schema, into a table;
 - the pipeline for that partition, stage by stage: ingest (list+read, parse, dedupe, validate,
   redact+classify, route+exports, land, as `ingest_partition` reports them), the business sources,
@@ -14,7 +15,9 @@ than the whole, which is wall time.
 
 from __future__ import annotations
 
+import contextlib
 import resource
+import shutil
 import sys
 import tempfile
 import time
@@ -27,7 +30,7 @@ import dagster as dg
 
 from checks.sources import load_sources
 from checks.tracking_plan import load_tracking_plan
-from resources.object_store import LocalObjectStore
+from resources.object_store import LocalObjectStore, object_store_from_url
 from resources.secure_store import SecureStore
 from resources.warehouse import Warehouse
 from telemetry_assets import settings
@@ -41,9 +44,9 @@ from telemetry_assets.generate.traffic import GeneratorConfig, generate
 from telemetry_assets.govern.policy import load_policy
 from telemetry_assets.govern.safety import compute_safety, write_safety
 from telemetry_assets.ingest.layouts import partition_objects
-from telemetry_assets.ingest.partition import ingest_partition
+from telemetry_assets.ingest.partition import PartitionReport, ingest_partition
 from telemetry_assets.ingest.tables import governed_table
-from telemetry_assets.sources.load import load_source
+from telemetry_assets.sources.load import load_source, source_keys
 from telemetry_assets.stage_clock import StageClock
 
 BENCH_DAY = date(2026, 9, 1)
@@ -58,22 +61,50 @@ FLOOR_SCHEMA = {
 }
 
 
+class NoRawObjects(ValueError):
+    """The lake holds no raw event object for the day asked for."""
+
+
 def run_bench(events: int, seed: int = 7) -> dict:
     """Generation and the floor run in a child process, so this process's peak RSS is the pipeline's."""
-    with tempfile.TemporaryDirectory() as home, ProcessPoolExecutor(1, mp_context=get_context("spawn")) as child:
+    with tempfile.TemporaryDirectory() as home, _child_process() as child:
         lake = LocalObjectStore(root=str(Path(home) / "lake"))
         generated = child.submit(_generate, lake.root, events, seed).result()
-        floor = child.submit(_floor, lake.root, str(Path(home) / "floor.duckdb")).result()
-        clock = StageClock()
-        started = time.perf_counter()
-        lines, ingest_seconds = _pipeline(lake, Path(home), clock)
-        seconds = time.perf_counter() - started
-    stages = {name: {"seconds": round(clock.seconds[name], 3), "events_per_second": round(events / clock.seconds[name]),
+        result = _measure(child, lake, Path(home), BENCH_DAY, events)
+    return {**result, "generate_seconds": round(generated, 1)}
+
+
+def run_bench_on_lake(lake_url: str, day: date) -> dict:
+    """The same on one day of the lake at `lake_url`, copied first: the pipeline writes exports into
+    the lake it reads, and a bench must not replace a real day's. `events` is then what ingest
+    counted as AI-event lines (every line that is neither blank nor another kind of call)."""
+    with tempfile.TemporaryDirectory() as home, _child_process() as child:
+        lake = LocalObjectStore(root=str(Path(home) / "lake"))
+        objects, copied = child.submit(_copy_day, lake_url, lake.root, day).result()
+        result = _measure(child, lake, Path(home), day, events=None)
+    return {**result, "copied_from": lake_url, "copied_objects": objects, "copy_seconds": round(copied, 1)}
+
+
+def _child_process() -> ProcessPoolExecutor:
+    return ProcessPoolExecutor(1, mp_context=get_context("spawn"))
+
+
+def _measure(child, lake: LocalObjectStore, home: Path, day: date, events: int | None) -> dict:
+    floor = child.submit(_floor, lake.root, str(home / "floor.duckdb"), day).result()
+    clock = StageClock()
+    started = time.perf_counter()
+    report, ingest_seconds = _pipeline(lake, home, day, clock)
+    seconds = time.perf_counter() - started
+    lines = report.total("lines_read")
+    if events is None:
+        events = lines - report.total("blank_lines") - report.total("non_ai_events")
+    stages = {name: {"seconds": round(clock.seconds[name], 3),
+                     "events_per_second": round(events / clock.seconds[name]) if clock.seconds[name] else None,
                      "peak_rss_mb": clock.peak_rss_mb[name]} for name in STAGES}
     return {
-        "events": events, "lines": lines, "seconds": round(seconds, 3), "events_per_second": round(events / seconds),
-        "peak_rss_mb": _peak_rss_mb(), "floor_seconds": round(floor, 3), "ratio_to_floor": round(seconds / floor, 2),
-        "ingest_seconds": round(ingest_seconds, 3), "generate_seconds": round(generated, 1), "stages": stages,
+        "events": events, "lines": lines, "day": day.isoformat(), "seconds": round(seconds, 3),
+        "events_per_second": round(events / seconds), "peak_rss_mb": _peak_rss_mb(), "floor_seconds": round(floor, 3),
+        "ratio_to_floor": round(seconds / floor, 2), "ingest_seconds": round(ingest_seconds, 3), "stages": stages,
     }
 
 
@@ -84,12 +115,30 @@ def _generate(root: str, events: int, seed: int) -> float:
     return time.perf_counter() - started
 
 
-def _floor(root: str, database: str) -> float:
+def _copy_day(lake_url: str, root: str, day: date) -> tuple[int, float]:
+    """Copy the day's raw objects and the business sources its pipeline reads, streaming each
+    object; returns how many objects, and the seconds it took."""
+    started = time.perf_counter()
+    source = object_store_from_url(lake_url)
+    keys = [obj.key for obj in partition_objects(source, day)]
+    if not keys:
+        raise NoRawObjects(f"{source.describe()} holds no raw event objects for {day} "
+                           "(looked under raw/ai_events/, rudder-logs/ and segment-logs/)")
+    keys += [key for spec in load_sources(settings.sources_path()).values() for key in source_keys(source, spec, day)]
+    for key in keys:
+        path = Path(root) / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.closing(source.open(key)) as stream, open(path, "wb") as copy:
+            shutil.copyfileobj(stream, copy, 1 << 22)
+    return len(keys), time.perf_counter() - started
+
+
+def _floor(root: str, database: str, day: date) -> float:
     """A bare DuckDB scan of the day's raw objects with an explicit schema into a table: the least
     any pipeline reading these files must spend."""
     import duckdb
 
-    files = [str(Path(root) / obj.key) for obj in partition_objects(LocalObjectStore(root=root), BENCH_DAY)]
+    files = [str(Path(root) / obj.key) for obj in partition_objects(LocalObjectStore(root=root), day)]
     with duckdb.connect(database) as con:
         started = time.perf_counter()
         con.execute("CREATE TABLE raw_calls AS SELECT * FROM read_json(?, format = 'newline_delimited', "
@@ -97,43 +146,43 @@ def _floor(root: str, database: str) -> float:
         return time.perf_counter() - started
 
 
-def _pipeline(lake: LocalObjectStore, home: Path, clock: StageClock) -> tuple[int, float]:
-    """One partition through every stage, in the order the jobs run them; returns the lines read
-    and ingest's wall time (which its stages, adding up both chunk threads, can exceed)."""
+def _pipeline(lake: LocalObjectStore, home: Path, day: date, clock: StageClock) -> tuple[PartitionReport, float]:
+    """One partition through every stage, in the order the jobs run them; returns ingest's report
+    and its wall time (which its stages, adding up both chunk threads, can exceed)."""
     plan, policy = load_tracking_plan(settings.tracking_plan_path()), load_policy(settings.policy_path())
     warehouse = Warehouse(database=str(home / "warehouse.duckdb"))
     secure = SecureStore(database=str(home / "secure.duckdb"))
     with warehouse.get_connection() as con:
         started = time.perf_counter()
-        report = ingest_partition(lake, con, BENCH_DAY, plan, policy, secure, clock=clock)
+        report = ingest_partition(lake, con, day, plan, policy, secure, clock=clock)
         ingest_seconds = time.perf_counter() - started
         with clock.stage("sources"):
             for spec in load_sources(settings.sources_path()).values():
-                load_source(lake, con, spec, BENCH_DAY)
+                load_source(lake, con, spec, day)
         with clock.stage("joins"):
-            build_joins(con, BENCH_DAY, policy)
+            build_joins(con, day, policy)
         with clock.stage("metrics"), secure.get_connection() as secure_con:
-            write_safety(con, compute_safety(con, lake, secure_con, BENCH_DAY, policy,
+            write_safety(con, compute_safety(con, lake, secure_con, day, policy,
                                              [governed_table(name) for name in plan.events]))
-            build_performance(con, BENCH_DAY)
-            build_business(con, BENCH_DAY)
-            build_comparison(con, BENCH_DAY)
-            build_alerts(con, BENCH_DAY, load_alert_rules(settings.alert_rules_path()))
+            build_performance(con, day)
+            build_business(con, day)
+            build_comparison(con, day)
+            build_alerts(con, day, load_alert_rules(settings.alert_rules_path()))
     with clock.stage("checks"):
-        _run_checks(lake, warehouse)
-    return report.total("lines_read"), ingest_seconds
+        _run_checks(lake, warehouse, day)
+    return report, ingest_seconds
 
 
-def _run_checks(lake, warehouse) -> None:
+def _run_checks(lake, warehouse, day) -> None:
     from telemetry_assets.cli import QUIET_CONSOLE
     from telemetry_assets.definitions import defs
 
     result = defs.resolve_job_def("checks_only").execute_in_process(
-        tags={"dagster/partition": BENCH_DAY.isoformat()}, instance=dg.DagsterInstance.ephemeral(),
+        tags={"dagster/partition": day.isoformat()}, instance=dg.DagsterInstance.ephemeral(),
         resources={"lake": lake, "warehouse": warehouse}, raise_on_error=False, run_config=QUIET_CONSOLE)
     failed = [f"{c.asset_key.to_user_string()}:{c.check_name}" for c in result.get_asset_check_evaluations() if not c.passed]
     if failed:
-        print(f"note: checks failed on the bench day: {', '.join(failed)}", file=sys.stderr)
+        print(f"note: checks failed on the benched day: {', '.join(failed)}", file=sys.stderr)
 
 
 def _peak_rss_mb() -> int:
@@ -141,8 +190,12 @@ def _peak_rss_mb() -> int:
 
 
 def print_table(result: dict) -> None:
-    print(f"{result['events']:,} events ({result['lines']:,} lines), one partition, "
-          f"generated in {result['generate_seconds']} s (not counted)")
+    if "copied_from" in result:
+        prepared = f"copied from {result['copied_from']} ({result['copied_objects']} objects) in {result['copy_seconds']} s"
+    else:
+        prepared = f"generated in {result['generate_seconds']} s"
+    print(f"{result['events']:,} events ({result['lines']:,} lines), one partition ({result['day']}), "
+          f"{prepared} (not counted)")
     print(f"{'stage':16} {'seconds':>9} {'events/s':>11} {'peak RSS MB':>12}")
     for name, stage in result["stages"].items():
         print(f"{name:16} {stage['seconds']:>9.2f} {stage['events_per_second'] or 0:>11,} {stage['peak_rss_mb']:>12,}")

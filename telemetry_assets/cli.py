@@ -39,7 +39,10 @@ def _parser() -> argparse.ArgumentParser:
     ui.add_argument("--port", type=int, default=3000)
     ui.set_defaults(handler=_ui_command)
     bench = commands.add_parser("bench", help="time each stage of one partition against a bare DuckDB scan")
-    bench.add_argument("--events", type=int, default=1_000_000, help="AI events in the benchmarked partition")
+    bench.add_argument("--events", type=int, default=1_000_000, help="AI events to generate for the benchmarked partition")
+    bench.add_argument("--lake", metavar="URL", help="bench a day of this lake (a path or s3://bucket/prefix) instead, "
+                       "copied to a temporary folder first; needs --date")
+    bench.add_argument("--date", type=date.fromisoformat, help="the day of --lake to bench")
     bench.add_argument("--json", action="store_true", help="print one JSON object")
     bench.set_defaults(handler=_bench_command)
     return parser
@@ -76,9 +79,16 @@ def _ui_command(args) -> int:
 
 
 def _bench_command(args) -> int:
-    from telemetry_assets.bench import print_table, run_bench
+    from telemetry_assets.bench import NoRawObjects, print_table, run_bench, run_bench_on_lake
 
-    result = run_bench(args.events)
+    if (args.lake is None) != (args.date is None):
+        print("telemetry bench: --lake and --date go together", file=sys.stderr)
+        return 2
+    try:
+        result = run_bench(args.events) if args.lake is None else run_bench_on_lake(args.lake, args.date)
+    except NoRawObjects as error:
+        print(f"telemetry bench: {error}", file=sys.stderr)
+        return 2
     if args.json:
         print(json.dumps(result))
     else:

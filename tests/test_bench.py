@@ -1,11 +1,19 @@
 """The bench runs and reports its fields; speed itself is never asserted in tests."""
 
+import gzip
 import json
 import os
 import subprocess
 import sys
+from datetime import date
+from pathlib import Path
 
 import pytest
+
+from resources.object_store import LocalObjectStore
+from telemetry_assets.cli import main
+from telemetry_assets.generate.traffic import GeneratorConfig, generate
+from telemetry_assets.ingest.layouts import partition_objects
 
 STAGES = {"list+read", "parse", "dedupe", "validate", "redact+classify", "route+exports", "land", "sources", "joins",
           "metrics", "checks"}
@@ -27,3 +35,61 @@ def test_bench_reports_every_stage_and_the_floor_as_json(tmp_path):
     after_ingest = sum(result["stages"][name]["seconds"] for name in ("sources", "joins", "metrics", "checks"))
     assert 0 < result["ingest_seconds"] and result["ingest_seconds"] + after_ingest <= result["seconds"]
     assert result["ratio_to_floor"] == pytest.approx(result["seconds"] / result["floor_seconds"], rel=0.02)
+
+
+def bench_json(home, *arguments):
+    env = {**os.environ, "TELEMETRY_HOME": str(home)}
+    done = subprocess.run([sys.executable, "-m", "telemetry_assets.cli", "bench", *arguments, "--json"],
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+def lake_files(root):
+    return {path: path.stat().st_mtime_ns for path in root.rglob("*") if path.is_file()}
+
+
+def ai_event_lines(lake: LocalObjectStore, day: date) -> tuple[int, int]:
+    """(lines, lines that are neither blank nor a parsed call other than an AI event), counted here
+    without the pipeline."""
+    lines = events = 0
+    for obj in partition_objects(lake, day):
+        data = (Path(lake.root) / obj.key).read_bytes()
+        for line in (gzip.decompress(data) if obj.key.endswith(".gz") else data).splitlines():
+            lines += 1
+            if not line.strip():
+                continue
+            try:
+                call = json.loads(line)
+            except ValueError:
+                events += 1  # a malformed line is quarantined: counted as an event, not as other traffic
+                continue
+            is_other_call = isinstance(call, dict) and "type" in call and not (
+                call["type"] == "track" and str(call.get("event", "")).startswith("ai_"))
+            events += not is_other_call
+    return lines, events
+
+
+def test_bench_on_a_day_of_your_own_lake_copies_it_and_leaves_the_lake_alone(tmp_path):
+    day = date(2026, 10, 3)
+    lake = LocalObjectStore(root=str(tmp_path / "mine"))
+    generate(lake, GeneratorConfig(days=2, users=40, events_per_day=1_500, seed=4, start=day))
+    before = lake_files(tmp_path / "mine")
+    result = bench_json(tmp_path / "home", "--lake", lake.root, "--date", day.isoformat())
+    assert lake_files(tmp_path / "mine") == before  # nothing written, replaced or touched
+    assert result["copied_from"] == lake.root and result["day"] == "2026-10-03" and result["copy_seconds"] >= 0
+    # the day's raw object, its tickets and conversions, and the profile snapshot; none of the next day's
+    assert result["copied_objects"] == 4
+    assert (result["lines"], result["events"]) == ai_event_lines(lake, day)
+    assert set(result["stages"]) == STAGES and result["stages"]["sources"]["seconds"] > 0
+
+
+def test_bench_says_clearly_when_the_lake_has_no_such_day(tmp_path, capsys):
+    lake = LocalObjectStore(root=str(tmp_path / "mine"))
+    generate(lake, GeneratorConfig(days=1, users=20, events_per_day=100, seed=4, start=date(2026, 10, 3)))
+    before = lake_files(tmp_path / "mine")
+    assert main(["bench", "--lake", lake.root, "--date", "2026-10-04"]) == 2
+    assert "holds no raw event objects for 2026-10-04" in capsys.readouterr().err
+    assert main(["bench", "--lake", lake.root]) == 2
+    assert "--lake and --date go together" in capsys.readouterr().err
+    assert lake_files(tmp_path / "mine") == before

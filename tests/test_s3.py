@@ -11,6 +11,7 @@ from moto.server import ThreadedMotoServer
 from checks.pii_leak import scan_exports
 from resources.object_store import LocalObjectStore, S3ObjectStore, object_store_from_url
 from resources.secure_store import SecureStore
+from telemetry_assets.bench import run_bench_on_lake
 from telemetry_assets.ingest.partition import ingest_partition
 from tests.builders import ai_call, gz, ndjson, page_call
 from tests.conftest import DAY
@@ -73,6 +74,20 @@ def test_s3_and_local_folder_give_identical_tables(s3_env, tmp_path, plan, polic
     assert {f.layout for f in s3_report.files} == {"hive", "rudderstack", "segment"}
     assert s3_tables == local_tables
     assert s3_report == local_report
+
+
+def test_bench_copies_a_day_out_of_s3_and_writes_nothing_back(s3_env):
+    make_bucket("lake-bench")
+    s3 = object_store_from_url("s3://lake-bench/prod/events")
+    for key, data in FIXTURES.items():
+        s3.put(key, data)
+    s3.put("sources/support_tickets/dt=2026-09-14/tickets.csv", b"ticket_id,user_id,created_at\nt1,u1,2026-09-14T10:00:00Z\n")
+    before = sorted(s3.list_keys(""))
+    result = run_bench_on_lake("s3://lake-bench/prod/events", DAY)
+    assert sorted(s3.list_keys("")) == before
+    # 10 lines of the day: 5 valid, 2 quarantined and 1 duplicate AI-event lines, a page call, a blank line
+    assert (result["lines"], result["events"], result["day"]) == (10, 8, "2026-09-14")
+    assert result["copied_objects"] == 5  # the day's four raw objects and its tickets, not the next day's
 
 
 def test_s3_listing_follows_pagination_past_a_thousand_keys(s3_env):
