@@ -67,6 +67,21 @@ def test_an_action_a_conversion_and_a_ticket_after_midnight_count_for_the_day_th
     assert conversations == [(DAY, "late", True, False, True, "free"), (NEXT, "next", False, True, False, "free")]
 
 
+def test_a_turn_takes_its_earliest_prompt_and_response_and_a_tie_goes_to_the_lower_message_id(lake, warehouse, ingest, policy):
+    key = {"conversation_id": "c", "prompt_number": 1}
+    calls = [at(ai_call("ai_user_prompt_created", message_id="p-b", **key), "10:00:00"),
+             at(ai_call("ai_user_prompt_created", message_id="p-a", **key), "10:00:00"),
+             at(ai_call("ai_llm_response_received", message_id="r-retry", latency_ms=900, **key), "10:00:09"),
+             at(ai_call("ai_llm_response_received", message_id="r-first", response_status="error", error_type="timeout",
+                        latency_ms=30000, **key), "10:00:05")]
+    land(lake, warehouse, ingest, policy, {DAY: calls})
+    turns = warehouse.execute("""SELECT prompt_message_id, responses, response_status, error_type, latency_ms,
+                                        strftime(response_ts, '%H:%M:%S') FROM analytics.ai_turns""").fetchall()
+    assert turns == [("p-a", 2, "error", "timeout", 30000.0, "10:00:05")]
+    responses = warehouse.execute("SELECT message_id FROM analytics.ai_responses ORDER BY 1").fetchall()
+    assert responses == [("r-first",), ("r-retry",)]
+
+
 def test_missing_cost_is_priced_from_the_dated_table_with_cached_tokens_apart(lake, warehouse, ingest, policy, tmp_path, monkeypatch):
     prices = tmp_path / "prices.csv"
     prices.write_text("model_version,valid_from,input_usd_per_mtok,cached_input_usd_per_mtok,output_usd_per_mtok\n"

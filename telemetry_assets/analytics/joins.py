@@ -12,6 +12,12 @@ as stale and is recomputed; `telemetry run` ingests the whole range before it jo
 Cost: where a response reported none, it is priced from the dated price table (the row valid on the
 response's day for its model version). Cached input tokens are part of `input_tokens` and are priced
 at the cached rate instead of the input rate, never both. `cost_source` says which.
+
+Memory: a turn takes its first prompt and first response (by `event_ts`, a tie going to the lower
+`message_id`), and a conversation its first turn, as whole rows picked by a window (`QUALIFY
+row_number() ... = 1`), not with an `arg_min` per column. DuckDB keeps the text an `arg_min` holds in
+memory it cannot spill to disk, so at 10M events a day the `arg_min` version ran out of the
+warehouse's 1 GB; a window sorts, and DuckDB's sort spills.
 """
 
 from __future__ import annotations
@@ -69,7 +75,8 @@ def build_joins(con, day: date, policy: Policy) -> dict[str, int]:
     con.execute(_window_turns(policy), params)
     with replacing_day(con, day, list(GRAINS)):
         con.execute(f"""INSERT INTO {RESPONSES_TABLE} BY NAME
-            SELECT t.dt, r.* EXCLUDE (dt) FROM priced_responses r JOIN window_turns t USING (conversation_id, prompt_number)
+            SELECT t.dt, r.* EXCLUDE (dt, user_id, model_used)
+            FROM priced_responses r JOIN window_turns t USING (conversation_id, prompt_number)
             WHERE t.dt = $day""", {"day": day})
         con.execute(f"INSERT INTO {TURNS_TABLE} BY NAME SELECT * FROM window_turns WHERE dt = $day", {"day": day})
         con.execute(_conversations(policy), {"day": day, "last_source_day": day + timedelta(days=2)})
@@ -87,8 +94,8 @@ def _load_prices(con) -> None:
 
 _PRICED_RESPONSES = """
 CREATE OR REPLACE TEMP TABLE priced_responses AS
-SELECT r.dt, r.message_id, r.conversation_id, r.prompt_number, r.model_version, r.prompt_version,
-    r.feature_flag_state, r.response_status, r.error_type, r.latency_ms, r.input_tokens,
+SELECT r.dt, r.message_id, r.conversation_id, r.prompt_number, r.user_id, r.model_used, r.model_version,
+    r.prompt_version, r.feature_flag_state, r.response_status, r.error_type, r.latency_ms, r.input_tokens,
     r.cached_input_tokens, r.output_tokens, r.event_ts,
     coalesce(r.cost, ((r.input_tokens - coalesce(r.cached_input_tokens, 0)) * p.input_usd_per_mtok
                       + coalesce(r.cached_input_tokens, 0) * p.cached_input_usd_per_mtok
@@ -107,25 +114,24 @@ def _window_turns(policy: Policy) -> str:
     return f"""
 CREATE OR REPLACE TEMP TABLE window_turns AS
 WITH prompts AS (
-    SELECT conversation_id, prompt_number, min(dt) AS prompt_dt, min(event_ts) AS prompt_ts,
-        arg_min(message_id, event_ts) AS prompt_message_id, arg_min(user_id, event_ts) AS prompt_user,
-        arg_min(intent_label, event_ts) AS intent_label, arg_min(intent_source, event_ts) AS intent_source,
-        arg_min(model_used, event_ts) AS prompt_model_used, arg_min(model_version, event_ts) AS prompt_model_version,
-        arg_min(prompt_version, event_ts) AS prompt_prompt_version, arg_min(feature_flag_state, event_ts) AS prompt_flag
-    FROM governed.ai_user_prompt_created WHERE dt BETWEEN $before AND $after GROUP BY ALL
+    SELECT conversation_id, prompt_number, min(dt) OVER turn AS prompt_dt, event_ts AS prompt_ts,
+        message_id AS prompt_message_id, user_id AS prompt_user, intent_label, intent_source,
+        model_used AS prompt_model_used, model_version AS prompt_model_version,
+        prompt_version AS prompt_prompt_version, feature_flag_state AS prompt_flag
+    FROM governed.ai_user_prompt_created WHERE dt BETWEEN $before AND $after
+    WINDOW turn AS (PARTITION BY conversation_id, prompt_number)
+    QUALIFY row_number() OVER (turn ORDER BY event_ts, message_id) = 1
 ), responses AS (
-    SELECT r.conversation_id, r.prompt_number, min(r.dt) AS response_dt, count(*) AS responses,
-        min(r.event_ts) AS response_ts, max(r.event_ts) AS last_response_ts,
-        arg_min(r.response_status, r.event_ts) AS response_status, arg_min(r.error_type, r.event_ts) AS error_type,
-        arg_min(r.latency_ms, r.event_ts) AS latency_ms, sum(r.cost_usd) AS cost_usd,
-        CASE WHEN bool_and(r.cost_source = 'reported') THEN 'reported'
-             WHEN bool_and(r.cost_source IS NOT NULL) THEN 'price_table' END AS cost_source,
-        arg_min(g.user_id, r.event_ts) AS response_user, arg_min(g.model_used, r.event_ts) AS response_model_used,
-        arg_min(r.model_version, r.event_ts) AS response_model_version,
-        arg_min(r.prompt_version, r.event_ts) AS response_prompt_version,
-        arg_min(r.feature_flag_state, r.event_ts) AS response_flag
-    FROM priced_responses r JOIN governed.ai_llm_response_received g USING (message_id, dt)
-    GROUP BY ALL
+    SELECT conversation_id, prompt_number, min(dt) OVER turn AS response_dt, count(*) OVER turn AS responses,
+        event_ts AS response_ts, max(event_ts) OVER turn AS last_response_ts,
+        response_status, error_type, latency_ms, sum(cost_usd) OVER turn AS cost_usd,
+        CASE WHEN bool_and(cost_source = 'reported') OVER turn THEN 'reported'
+             WHEN bool_and(cost_source IS NOT NULL) OVER turn THEN 'price_table' END AS cost_source,
+        user_id AS response_user, model_used AS response_model_used, model_version AS response_model_version,
+        prompt_version AS response_prompt_version, feature_flag_state AS response_flag
+    FROM priced_responses
+    WINDOW turn AS (PARTITION BY conversation_id, prompt_number)
+    QUALIFY row_number() OVER (turn ORDER BY event_ts, message_id) = 1
 ), actions AS (
     SELECT conversation_id, prompt_number, min(event_ts) AS first_action_ts, max(event_ts) AS last_action_ts,
         arg_min(action_type, event_ts) AS first_action_type,
@@ -156,13 +162,14 @@ def _conversations(policy: Policy) -> str:
     return f"""
 INSERT INTO {CONVERSATIONS_TABLE} BY NAME
 WITH conversations AS (
-    SELECT conversation_id, min(dt) AS dt, arg_min(user_id, prompt_number) AS user_id,
-        arg_min(model_version, prompt_number) AS model_version, arg_min(prompt_version, prompt_number) AS prompt_version,
-        arg_min(feature_flag_state, prompt_number) AS feature_flag_state,
-        min(coalesce(prompt_ts, response_ts)) AS started_at, max(last_event_ts) AS ended_at,
-        count(*) AS turns, count(*) FILTER (WHERE successful_outcome) AS successful_outcomes,
-        bool_or(escalated) AS escalated, sum(cost_usd) AS total_cost_usd
-    FROM window_turns GROUP BY conversation_id HAVING min(dt) = $day
+    SELECT conversation_id, min(dt) OVER conversation AS dt, user_id, model_version, prompt_version, feature_flag_state,
+        min(coalesce(prompt_ts, response_ts)) OVER conversation AS started_at,
+        max(last_event_ts) OVER conversation AS ended_at, count(*) OVER conversation AS turns,
+        count(*) FILTER (WHERE successful_outcome) OVER conversation AS successful_outcomes,
+        bool_or(escalated) OVER conversation AS escalated, sum(cost_usd) OVER conversation AS total_cost_usd
+    FROM window_turns
+    WINDOW conversation AS (PARTITION BY conversation_id)
+    QUALIFY row_number() OVER (conversation ORDER BY prompt_number) = 1 AND min(dt) OVER conversation = $day
 ), outcomes AS (
     SELECT c.*,
         -- two EXISTS, not one with OR: each is an equality join DuckDB can hash, where the OR made it
