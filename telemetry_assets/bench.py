@@ -173,7 +173,7 @@ def _pipeline(lake: LocalObjectStore, home: Path, day: date, clock: StageClock) 
     return report, ingest_seconds
 
 
-def _run_checks(lake, warehouse, day) -> None:
+def _run_checks(lake, warehouse, day: date) -> None:
     from telemetry_assets.cli import QUIET_CONSOLE
     from telemetry_assets.definitions import defs
 

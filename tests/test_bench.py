@@ -19,12 +19,16 @@ STAGES = {"list+read", "parse", "dedupe", "validate", "redact+classify", "route+
           "metrics", "checks"}
 
 
-def test_bench_reports_every_stage_and_the_floor_as_json(tmp_path):
-    env = {**os.environ, "TELEMETRY_HOME": str(tmp_path)}
-    done = subprocess.run([sys.executable, "-m", "telemetry_assets.cli", "bench", "--events", "20000", "--json"],
+def bench_json(home, *arguments):
+    env = {**os.environ, "TELEMETRY_HOME": str(home)}
+    done = subprocess.run([sys.executable, "-m", "telemetry_assets.cli", "bench", *arguments, "--json"],
                           env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
-    result = json.loads(done.stdout.splitlines()[-1])
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+def test_bench_reports_every_stage_and_the_floor_as_json(tmp_path):
+    result = bench_json(tmp_path, "--events", "20000")
     assert {"events", "seconds", "events_per_second", "peak_rss_mb", "floor_seconds", "ratio_to_floor",
             "ingest_seconds", "stages"} <= set(result)
     assert result["events"] == 20000 and result["lines"] > 20000  # plus non-AI, bad and re-sent lines
@@ -35,14 +39,6 @@ def test_bench_reports_every_stage_and_the_floor_as_json(tmp_path):
     after_ingest = sum(result["stages"][name]["seconds"] for name in ("sources", "joins", "metrics", "checks"))
     assert 0 < result["ingest_seconds"] and result["ingest_seconds"] + after_ingest <= result["seconds"]
     assert result["ratio_to_floor"] == pytest.approx(result["seconds"] / result["floor_seconds"], rel=0.02)
-
-
-def bench_json(home, *arguments):
-    env = {**os.environ, "TELEMETRY_HOME": str(home)}
-    done = subprocess.run([sys.executable, "-m", "telemetry_assets.cli", "bench", *arguments, "--json"],
-                          env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout.splitlines()[-1])
 
 
 def lake_files(root):
@@ -92,4 +88,7 @@ def test_bench_says_clearly_when_the_lake_has_no_such_day(tmp_path, capsys):
     assert "holds no raw event objects for 2026-10-04" in capsys.readouterr().err
     assert main(["bench", "--lake", lake.root]) == 2
     assert "--lake and --date go together" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as refused:  # a day of a lake has the events it has
+        main(["bench", "--lake", lake.root, "--date", "2026-10-03", "--events", "500"])
+    assert refused.value.code == 2 and "not allowed with argument" in capsys.readouterr().err
     assert lake_files(tmp_path / "mine") == before
