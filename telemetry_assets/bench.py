@@ -7,7 +7,8 @@ read). Neither is timed. Then it times, in this process and on the same files:
 - the pipeline for that partition, stage by stage: ingest (list+read, parse, dedupe, validate,
   redact+classify, route+exports, land, as `ingest_partition` reports them), the business sources,
   joins, metrics, and every asset check (the `checks_only` job, Dagster overhead included).
-Peak RSS per stage is the process's high-water mark when the stage last ended, so it only grows.
+A stage's peak RSS is the highest the process's resident set was while that stage ran (sampled
+every 50 ms, see `stage_clock.py`); the whole's is the kernel's high-water mark for the process.
 Ingest validates and governs two chunks at once, so its stage seconds add up both threads' time in
 the stage: they can sum to more than ingest's wall time (`ingest_seconds`), and all stages to more
 than the whole, which is wall time.
@@ -16,7 +17,6 @@ than the whole, which is wall time.
 from __future__ import annotations
 
 import contextlib
-import resource
 import shutil
 import sys
 import tempfile
@@ -47,7 +47,7 @@ from telemetry_assets.ingest.layouts import partition_objects
 from telemetry_assets.ingest.partition import PartitionReport, ingest_partition
 from telemetry_assets.ingest.tables import governed_table
 from telemetry_assets.sources.load import load_source, source_keys
-from telemetry_assets.stage_clock import StageClock
+from telemetry_assets.stage_clock import StageClock, peak_rss_mb
 
 BENCH_DAY = date(2026, 9, 1)
 STAGES = ("list+read", "parse", "dedupe", "validate", "redact+classify", "route+exports", "land", "sources", "joins",
@@ -92,9 +92,10 @@ def _child_process() -> ProcessPoolExecutor:
 def _measure(child, lake: LocalObjectStore, home: Path, day: date, events: int | None) -> dict:
     floor = child.submit(_floor, lake.root, str(home / "floor.duckdb"), day).result()
     clock = StageClock()
-    started = time.perf_counter()
-    report, ingest_seconds = _pipeline(lake, home, day, clock)
-    seconds = time.perf_counter() - started
+    with clock.sampling_rss():
+        started = time.perf_counter()
+        report, ingest_seconds = _pipeline(lake, home, day, clock)
+        seconds = time.perf_counter() - started
     lines = report.total("lines_read")
     if events is None:
         events = lines - report.total("blank_lines") - report.total("non_ai_events")
@@ -103,7 +104,7 @@ def _measure(child, lake: LocalObjectStore, home: Path, day: date, events: int |
                      "peak_rss_mb": clock.peak_rss_mb[name]} for name in STAGES}
     return {
         "events": events, "lines": lines, "day": day.isoformat(), "seconds": round(seconds, 3),
-        "events_per_second": round(events / seconds), "peak_rss_mb": _peak_rss_mb(), "floor_seconds": round(floor, 3),
+        "events_per_second": round(events / seconds), "peak_rss_mb": peak_rss_mb(), "floor_seconds": round(floor, 3),
         "ratio_to_floor": round(seconds / floor, 2), "ingest_seconds": round(ingest_seconds, 3), "stages": stages,
     }
 
@@ -185,10 +186,6 @@ def _run_checks(lake, warehouse, day: date) -> None:
         print(f"note: checks failed on the benched day: {', '.join(failed)}", file=sys.stderr)
 
 
-def _peak_rss_mb() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
-
-
 def print_table(result: dict) -> None:
     if "copied_from" in result:
         prepared = f"copied from {result['copied_from']} ({result['copied_objects']} objects) in {result['copy_seconds']} s"
@@ -203,4 +200,5 @@ def print_table(result: dict) -> None:
     print(f"{'of it, ingest':16} {result['ingest_seconds']:>9.2f}  (wall time of list+read to land)")
     print(f"{'floor (read_json)':16} {result['floor_seconds']:>9.2f}")
     print(f"whole / floor = {result['ratio_to_floor']}")
-    print("(ingest's stages count both chunk threads' time, so they can sum to more than its wall time)")
+    print("(ingest's stages count both chunk threads' time, so they can sum to more than its wall time;")
+    print(" a stage's peak RSS is the highest while it ran, shared by the stages running beside it)")
