@@ -153,10 +153,11 @@ def _pipeline(lake: LocalObjectStore, home: Path, day: date, clock: StageClock) 
     plan, policy = load_tracking_plan(settings.tracking_plan_path()), load_policy(settings.policy_path())
     warehouse = Warehouse(database=str(home / "warehouse.duckdb"))
     secure = SecureStore(database=str(home / "secure.duckdb"))
-    with warehouse.get_connection() as con:
-        started = time.perf_counter()
+    started = time.perf_counter()
+    with warehouse.get_connection(memory_limit=warehouse.ingest_memory_limit) as con:
         report = ingest_partition(lake, con, day, plan, policy, secure, clock=clock)
-        ingest_seconds = time.perf_counter() - started
+    ingest_seconds = time.perf_counter() - started
+    with warehouse.get_connection() as con:
         with clock.stage("sources"):
             for spec in load_sources(settings.sources_path()).values():
                 load_source(lake, con, spec, day)

@@ -73,7 +73,7 @@ def ingest_ai_events(
     plan = load_tracking_plan(settings.tracking_plan_path())
     policy = load_policy(settings.policy_path())
     clock = StageClock()
-    with warehouse.get_connection() as con:
+    with warehouse.get_connection(memory_limit=warehouse.ingest_memory_limit) as con:
         report = ingest_partition(
             lake, con, day, plan, policy, secure_store,
             redaction_salt=secrets.redaction_salt, lookback_days=settings.dedupe_lookback_days(), clock=clock,
