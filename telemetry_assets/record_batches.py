@@ -1,10 +1,13 @@
 """Query results for Python, read through Arrow.
 
-`record_batches` is for the Python that reads a whole day (checks, safety): what it holds is bounded
-by one batch, not by the size of the day. `text_frame` is for a chunk's rows of text as pandas.
+`record_batches` (or `frame_batches`, as pandas) is for the Python that reads a whole day (checks,
+safety, business sources): what it holds is bounded by one batch, not by the size of the day.
+`text_frame` is for a chunk's rows of text as pandas.
 """
 
 from __future__ import annotations
+
+from typing import Iterator
 
 import pandas as pd
 import pyarrow as pa
@@ -17,6 +20,12 @@ _NULLABLE = {pa.int64(): pd.Int64Dtype(), pa.int32(): pd.Int32Dtype(), pa.bool_(
 
 def record_batches(con, sql: str, params=None, rows: int = BATCH_ROWS) -> pa.RecordBatchReader:
     return con.sql(sql, params=params).to_arrow_reader(rows)
+
+
+def frame_batches(con, sql: str, params=None, rows: int = BATCH_ROWS) -> Iterator[pd.DataFrame]:
+    """A query's rows as pandas frames of `rows` each, typed as `text_frame` types them."""
+    for batch in record_batches(con, sql, params, rows):
+        yield batch.to_pandas(types_mapper=_NULLABLE.get)
 
 
 def text_frame(con, sql: str, params=None) -> pd.DataFrame:

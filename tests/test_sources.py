@@ -83,6 +83,34 @@ def test_a_key_exported_twice_keeps_its_last_row(lake, warehouse):
     assert rows(warehouse, "sources.support_tickets")[0][6] == "solved"
 
 
+def test_rows_read_and_checked_a_few_at_a_time_land_what_one_batch_lands(tmp_path, lake, monkeypatch):
+    """A bad value in a later batch is still quarantined, a key repeated across batches still keeps its last row."""
+    import duckdb
+
+    from telemetry_assets.sources import load
+
+    good = {"user_id": "u", "occurred_at": "2026-09-14T12:00:00Z", "type": "purchase", "revenue": 9}
+    lake.put("sources/conversions/dt=2026-09-14/a.jsonl", jsonl_bytes(
+        {**good, "conversion_id": "cv1"}, {**good, "conversion_id": "cv2"}, {**good, "conversion_id": "cv3"},
+        {**good, "conversion_id": "late-bad", "revenue": -5}, '{"conversion_id": "cut'))
+    lake.put("sources/conversions/dt=2026-09-14/b.jsonl", jsonl_bytes({**good, "conversion_id": "cv1", "revenue": 12}))
+
+    one_batch = load.BATCH_ROWS
+
+    def landed(batch_rows):
+        monkeypatch.setattr(load, "BATCH_ROWS", batch_rows)
+        with duckdb.connect(str(tmp_path / f"batches-{batch_rows}.duckdb")) as con:
+            report = load_source(lake, con, SPECS["conversions"], DAY)
+            return report, rows(con, "sources.conversions"), quarantined(con, "sources.conversions")
+
+    in_twos = landed(2)
+    assert in_twos == landed(one_batch)
+    report, conversions, quarantine = in_twos
+    assert (report.rows_read, report.valid, report.quarantined, report.duplicates) == (6, 3, 2, 1)
+    assert [(c[1], c[-1]) for c in conversions] == [("cv1", 12.0), ("cv2", 9.0), ("cv3", 9.0)]
+    assert quarantine == [(4, ["Advance-Rules-Violation"]), (5, ["Malformed-Line"])]
+
+
 def test_a_helpdesk_export_is_used_by_mapping_columns_in_config(tmp_path, lake, warehouse):
     raw = yaml.safe_load((CONFIG_DIR / "sources.yaml").read_text())
     mapping = {"ticket_id": "Id", "user_id": "Requester external id", "created_at": "Created at", "channel": "Via",
