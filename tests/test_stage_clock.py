@@ -2,7 +2,7 @@
 
 import time
 
-from telemetry_assets.stage_clock import StageClock, peak_rss_mb
+from telemetry_assets.stage_clock import StageClock
 
 BLOCK_MB = 300
 
@@ -17,5 +17,4 @@ def test_a_stage_shows_memory_it_freed_before_it_ended_and_the_next_stage_does_n
         with clock.stage("after"):
             time.sleep(0.05)
     assert clock.peak_rss_mb["allocates"] >= clock.peak_rss_mb["after"] + BLOCK_MB * 0.8
-    assert peak_rss_mb() >= clock.peak_rss_mb["allocates"]
     assert clock.seconds["allocates"] >= 0.2 and clock.seconds["after"] >= 0.05
