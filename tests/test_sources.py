@@ -111,6 +111,16 @@ def test_rows_read_and_checked_a_few_at_a_time_land_what_one_batch_lands(tmp_pat
     assert quarantine == [(4, ["Advance-Rules-Violation"]), (5, ["Malformed-Line"])]
 
 
+def test_a_day_without_files_or_with_only_unreadable_lines_lands_nothing_and_says_so(lake, warehouse):
+    report = load_source(lake, warehouse, SPECS["conversions"], DAY)
+    assert (report.objects, report.rows_read, report.valid, report.quarantined) == (0, 0, 0, 0)
+    lake.put("sources/conversions/dt=2026-09-14/c.jsonl", jsonl_bytes('{"conversion_id": "cut'))
+    report = load_source(lake, warehouse, SPECS["conversions"], DAY)
+    assert (report.objects, report.rows_read, report.valid, report.quarantined) == (1, 1, 0, 1)
+    assert rows(warehouse, "sources.conversions") == []
+    assert quarantined(warehouse, "sources.conversions") == [(1, ["Malformed-Line"])]
+
+
 def test_a_helpdesk_export_is_used_by_mapping_columns_in_config(tmp_path, lake, warehouse):
     raw = yaml.safe_load((CONFIG_DIR / "sources.yaml").read_text())
     mapping = {"ticket_id": "Id", "user_id": "Requester external id", "created_at": "Created at", "channel": "Via",
