@@ -6,7 +6,7 @@ Stages run on several threads at once (ingest governs two chunks at a time): a s
 add up every thread's time in it, so the stages can sum to more than the run's wall time.
 
 A stage's peak RSS is the highest resident set size seen while it ran: measured when it starts and
-ends, and, inside `sampling_rss`, every few milliseconds. A sample counts for every stage running at
+ends, and, inside `sampling_rss`, every 50 ms. A sample counts for every stage running at
 that moment, so stages running side by side share their peaks."""
 
 import resource
