@@ -354,20 +354,23 @@ def _validate_and_govern(con, stamps: _Stamps, event: CompiledEvent, governor: G
 def _validate(con, stamps: _Stamps, event: CompiledEvent) -> bool:
     """Kept rows (valid, or forwarded with their violations) into `kept_rows`; False when none."""
     plan = event.plan
-    # Every planned path, and the consent objects governance reads, in one parse of the raw call;
-    # the checks then read the small fragments. The raw call itself goes no further.
+    # Every planned path, and the consent objects governance reads, in two parses of the raw call:
+    # one for each value's JSON type, one for its text (unescaped; an object's or array's JSON).
+    # Extracting JSON fragments instead meant parsing every fragment again for its type and value.
+    # The raw call itself goes no further.
     paths = ", ".join(f"'{path}'" for path in [*(f.json_path for f in plan.fields), *CONSENT_PATHS])
     selects = ", ".join(expr for position, f in enumerate(plan.fields, 1) for expr in _field_expressions(f, position))
     properties = next(position for position, f in enumerate(plan.fields, 1) if f.column == "properties")
-    consent = ", ".join(f"fragments[{len(plan.fields) + i}]" for i in range(1, len(CONSENT_PATHS) + 1))
+    consent = ", ".join(_object_text(len(plan.fields) + i) for i in range(1, len(CONSENT_PATHS) + 1))
     known = ", ".join(f"'{name}'" for name in plan.property_names)
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE event_rows AS
         SELECT line_id AS row_id, source_key, line_number, {selects},
-            array_to_string(list_filter(json_keys(fragments[{properties}]), lambda k: k NOT IN ({known})), ', ')
+            array_to_string(list_filter(json_keys({_object_text(properties)}), lambda k: k NOT IN ({known})), ', ')
                 AS {ADDITIONAL_PROPERTIES_COLUMN},
             [{consent}] AS consent_fragments
-        FROM (SELECT a.line_id, a.source_key, a.line_number, json_extract(l.line, [{paths}]) AS fragments
+        FROM (SELECT a.line_id, a.source_key, a.line_number,
+                     json_type(l.line, [{paths}]) AS types, json_extract_string(l.line, [{paths}]) AS texts
               FROM first_copies a JOIN chunk_lines l USING (line_id) WHERE a.event = $event)""",
         {"event": plan.name},
     )
@@ -411,11 +414,15 @@ def _quarantine_failing(con, stamps: _Stamps, plan) -> None:
 
 
 def _field_expressions(f: Field, position: int) -> list[str]:
-    fragment = f"fragments[{position}]"
-    exprs = [f"nullif(json_type({fragment}), 'NULL') AS \"{type_column(f)}\""]
+    exprs = [f"nullif(types[{position}], 'NULL') AS \"{type_column(f)}\""]
     if f.has_value_column or _is_sensitive_text(f):
-        exprs.append(f'{_typed_value(f, fragment)} AS "{f.column}"')
+        exprs.append(f'{_typed_value(f, position)} AS "{f.column}"')
     return exprs
+
+
+def _object_text(position: int) -> str:
+    """The JSON of the value at `position` when it is an object, else NULL (a string's text is not JSON)."""
+    return f"CASE WHEN types[{position}] = 'OBJECT' THEN texts[{position}] END"
 
 
 def _is_sensitive_text(f: Field) -> bool:
@@ -423,10 +430,10 @@ def _is_sensitive_text(f: Field) -> bool:
     return f.sensitive and f.type == "string"
 
 
-def _typed_value(f: Field, fragment: str) -> str:
+def _typed_value(f: Field, position: int) -> str:
     """The field cast to its plan type, only when the sender used an allowed JSON type."""
     allowed = ", ".join(f"'{t}'" for t in f.allowed_json_types)
-    text = f"({fragment} ->> '$')"
+    text = f"texts[{position}]"
     value = {
         "string": text,
         "integer": f"TRY_CAST({text} AS BIGINT)",
@@ -434,7 +441,7 @@ def _typed_value(f: Field, fragment: str) -> str:
         "boolean": f"{text} = 'true'",
         "timestamp": f"timezone('UTC', TRY_CAST({text} AS TIMESTAMPTZ))",
     }[f.type]
-    return f"CASE WHEN json_type({fragment}) IN ({allowed}) THEN {value} END"
+    return f"CASE WHEN types[{position}] IN ({allowed}) THEN {value} END"
 
 
 def _log_quarantined(con, stamps: _Stamps, select_sql: str, params: dict | None = None) -> None:
