@@ -3,6 +3,13 @@
 `TELEMETRY_LAKE_URL=s3://bucket/prefix` selects the S3 object store; anything else (default
 `$TELEMETRY_HOME/lake`) a local folder. The warehouse is `$TELEMETRY_HOME/warehouse.duckdb`, raw
 text only in `$TELEMETRY_HOME/secure.duckdb` (mode 0600).
+
+Every job runs its steps in one process, one after another (`in_process_executor`). Dagster's
+default for launched runs (schedules, the UI) is a process per step, and each would import Dagster,
+DuckDB, pandas, pandera and Great Expectations again: `daily_pipeline` on a 1M-event day took 187 s
+that way against 50 s in one process (its 22 checks alone: 143 s against 16 to 18 s). The steps
+gain nothing from their own processes here: DuckDB takes one writer, so the `warehouse` pool runs
+them one at a time anyway.
 """
 
 import dagster as dg
@@ -35,6 +42,7 @@ defs = dg.Definitions(
     jobs=[daily_pipeline, land_job, join_job, measure_job, checks_only],
     schedules=[daily_pipeline_schedule, checks_only_schedule],
     sensors=[alert_sensor, run_failure_alert],
+    executor=dg.in_process_executor,
     resources={
         "lake": object_store_from_url(settings.lake_url()),
         "warehouse": Warehouse(database=str(settings.warehouse_path())),
