@@ -83,6 +83,21 @@ def test_missing_consent_is_denied_everywhere_but_the_archive(lake, warehouse, i
     assert blocked["warehouse"] == "consent unknown: analytics"
 
 
+@pytest.mark.parametrize("consent", [
+    {"consentManagement": "analytics"},
+    {"consentManagement": ["analytics"]},
+    {"consent": "granted"},
+    {"consent": {"categoryPreferences": ["analytics"]}},
+], ids=["management-string", "management-array", "consent-string", "preferences-array"])
+def test_consent_that_is_not_an_object_counts_as_missing(lake, warehouse, ingest, consent):
+    """A sender's malformed consent grants nothing: the event is governed as if it sent none."""
+    lake.put(KEY, gz(ai_call(message_id="m1", consent=consent)))
+    ingest()
+    delivered, blocked = routes(warehouse, "m1")
+    assert delivered == ["secure_archive"]
+    assert blocked["warehouse"] == "consent unknown: analytics"
+
+
 def test_missing_consent_allow_lets_unknown_categories_through(tmp_path, lake, warehouse, ingest):
     policy = custom_policy(tmp_path, lambda p: p["consent"].update(missing_consent="allow"))
     lake.put(KEY, gz(ai_call(message_id="m1", consent={}), ai_call(message_id="m2", consent=segment_consent(analytics=False))))
