@@ -85,9 +85,10 @@ def _stage_rows(con, store, spec: SourceSpec, keys: list[str]) -> tuple[int, lis
                 + ", ".join(f'"{c}" {"BIGINT" if c == "line_number" else "VARCHAR"}' for c in columns) + ")")
     staged, batch, bad = 0, [], []
 
-    def flush() -> None:
+    def stage(batch: list) -> int:
         con.register("source_batch", pd.DataFrame(batch, columns=columns).astype({c: "str" for c in columns[2:]}))
         con.execute("INSERT INTO source_rows SELECT * FROM source_batch")
+        return len(batch)
 
     for key in keys:
         for line_number, record, problem in _records(store, key):
@@ -96,11 +97,11 @@ def _stage_rows(con, store, spec: SourceSpec, keys: list[str]) -> tuple[int, lis
                 continue
             batch.append([key, line_number, *(_as_text(record.get(c.name)) for c in spec.columns)])
             if len(batch) == BATCH_ROWS:
-                flush()
-                staged, batch = staged + len(batch), []
+                staged += stage(batch)
+                batch = []
     if batch:
-        flush()
-    return staged + len(batch), bad
+        staged += stage(batch)
+    return staged, bad
 
 
 def _records(store, key: str):
