@@ -14,6 +14,9 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
+from pydantic import field_validator
+
+from resources.warehouse import duckdb_memory_size
 
 SECURE_TABLE = "raw_text"
 
@@ -24,6 +27,8 @@ class SecureStore(dg.ConfigurableResource):
 
     database: str
     memory_limit: str = "256MB"
+
+    _memory_size = field_validator("memory_limit", mode="before")(duckdb_memory_size)
 
     @contextmanager
     def get_connection(self):

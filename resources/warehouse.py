@@ -5,7 +5,26 @@ from __future__ import annotations
 from contextlib import contextmanager
 from pathlib import Path
 
+import dagster as dg
+import duckdb
 from dagster_duckdb import DuckDBResource
+from pydantic import field_validator
+
+
+def duckdb_memory_size(value: str) -> str:
+    """`value` when DuckDB takes it as a memory size (`512MB`, `1GB`, `2GiB`), else a ValueError that
+    names it: checked when the resource is configured, not when the first step opens a connection.
+    A `dg.EnvVar` is checked once Dagster has read it, when a run builds its resources; what is not
+    text is left to pydantic to refuse."""
+    if not isinstance(value, str) or isinstance(value, dg.EnvVar):
+        return value
+    quoted = value.replace("'", "''")
+    try:
+        with duckdb.connect() as con:
+            con.execute(f"SET memory_limit = '{quoted}'")
+    except duckdb.Error as error:
+        raise ValueError(f"{value!r} is not a memory size DuckDB accepts (for example 512MB or 1GB): {error}") from None
+    return value
 
 
 class Warehouse(DuckDBResource):
@@ -23,6 +42,8 @@ class Warehouse(DuckDBResource):
 
     memory_limit: str = "1GB"
     ingest_memory_limit: str = "512MB"
+
+    _memory_sizes = field_validator("memory_limit", "ingest_memory_limit", mode="before")(duckdb_memory_size)
 
     @contextmanager
     def get_connection(self, memory_limit: str | None = None):
