@@ -40,7 +40,7 @@ def _parser() -> argparse.ArgumentParser:
     ui.set_defaults(handler=_ui_command)
     bench = commands.add_parser("bench", help="time each stage of one partition against a bare DuckDB scan")
     day_of = bench.add_mutually_exclusive_group()
-    day_of.add_argument("--events", type=int, default=1_000_000, help="AI events to generate for the benchmarked partition")
+    day_of.add_argument("--events", type=_at_least_one, default=1_000_000, help="AI events to generate for the benchmarked partition")
     day_of.add_argument("--lake", metavar="URL", help="bench a day of this lake (a path or s3://bucket/prefix) instead, "
                         "copied to a temporary folder first; needs --date")
     bench.add_argument("--date", type=date.fromisoformat, help="the day of --lake to bench")
@@ -98,11 +98,22 @@ def _bench_command(args) -> int:
 
 
 def _generator_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--days", type=int, default=7)
-    parser.add_argument("--users", type=int, default=200)
-    parser.add_argument("--events-per-day", type=int, default=2_000)
+    parser.add_argument("--days", type=_at_least_one, default=7)
+    parser.add_argument("--users", type=_at_least_one, default=200)
+    parser.add_argument("--events-per-day", type=_at_least_one, default=2_000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--start", type=date.fromisoformat, default=None, help="first day (default: ends yesterday)")
+
+
+def _at_least_one(text: str) -> int:
+    """A count of days, users or events: a whole number, 1 or more (the generator needs something to draw from)."""
+    try:
+        count = int(text)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return count
 
 
 def _generate(args) -> dict:

@@ -17,6 +17,7 @@ from resources.object_store import LocalObjectStore
 from resources.secrets import GovernanceSecrets
 from resources.secure_store import SecureStore
 from resources.warehouse import Warehouse
+from telemetry_assets.cli import main
 from telemetry_assets.defs.ingest.assets import ingest_ai_events
 from telemetry_assets.generate.traffic import BAD_LINE_KINDS, GeneratorConfig, _LineSpool, generate
 
@@ -128,3 +129,16 @@ def test_cli_rejects_an_inverted_range(tmp_path):
     done = subprocess.run([sys.executable, "-m", "telemetry_assets.cli", "run", "--start", "2026-09-02",
                            "--end", "2026-09-01"], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "before --start" in done.stderr
+
+
+@pytest.mark.parametrize("arguments", [
+    ["generate", "--days", "0"], ["generate", "--users", "-3"], ["demo", "--events-per-day", "many"],
+    ["bench", "--events", "0"],
+])
+def test_cli_refuses_a_count_below_one_before_writing_anything(tmp_path, monkeypatch, capsys, arguments):
+    monkeypatch.setenv("TELEMETRY_HOME", str(tmp_path / "home"))
+    with pytest.raises(SystemExit) as refused:
+        main(arguments)
+    assert refused.value.code == 2
+    assert f"argument {arguments[1]}: '{arguments[2]}' is not a whole number of at least 1" in capsys.readouterr().err
+    assert not (tmp_path / "home").exists()
