@@ -65,11 +65,20 @@ def _demo_command(args) -> int:
 
 def _report_command(args) -> int:
     from resources.warehouse import Warehouse
-    from telemetry_assets.report import render_report
+    from telemetry_assets.report import not_measured, render_report
 
-    with Warehouse(database=str(settings.warehouse_path())).get_connection() as con:
-        print(render_report(con, args.date))
-    return 0
+    path = settings.warehouse_path()
+    if not path.exists():
+        reason = f"no warehouse at {path} yet"
+    else:
+        with Warehouse(database=str(path)).get_connection() as con:
+            reason = not_measured(con, args.date)
+            if reason is None:
+                print(render_report(con, args.date))
+                return 0
+    print(f"telemetry report: {reason}; `telemetry run --start D --end D` (or `telemetry demo`) measures days",
+          file=sys.stderr)
+    return 2
 
 
 def _ui_command(args) -> int:

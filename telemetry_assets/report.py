@@ -19,6 +19,20 @@ BUSINESS_COLUMNS = [
     ("support_deflection_rate", "deflection", "{:.1%}"),
 ]
 KEY = ["model_version", "prompt_version", "feature_flag_state"]
+REPORTED_TABLES = ["metrics.performance_daily", "metrics.business_daily", "metrics.safety_daily",
+                   "metrics.version_comparison", "metrics.alerts"]
+
+
+def not_measured(con, day: date) -> str | None:
+    """Why `day` has no report, or None when it has one: the metric tables are not built yet, or the
+    day was never measured (every measured day has its `metrics.safety_daily` row, even one without
+    events)."""
+    present = {f"{schema}.{table}" for schema, table in con.execute("SELECT schema_name, table_name FROM duckdb_tables()").fetchall()}
+    if missing := [table for table in REPORTED_TABLES if table not in present]:
+        return f"no metric tables yet ({', '.join(missing)} missing)"
+    if not con.execute("SELECT count(*) FROM metrics.safety_daily WHERE dt = ?", [day]).fetchone()[0]:
+        return f"{day} has not been measured"
+    return None
 
 
 def render_report(con, day: date) -> str:

@@ -20,6 +20,7 @@ from resources.warehouse import Warehouse
 from telemetry_assets.cli import main
 from telemetry_assets.defs.ingest.assets import ingest_ai_events
 from telemetry_assets.generate.traffic import BAD_LINE_KINDS, GeneratorConfig, _LineSpool, generate
+from telemetry_assets.report import not_measured
 
 START = date(2026, 9, 1)
 
@@ -142,3 +143,25 @@ def test_cli_refuses_a_count_below_one_before_writing_anything(tmp_path, monkeyp
     assert refused.value.code == 2
     assert f"argument {arguments[1]}: '{arguments[2]}' is not a whole number of at least 1" in capsys.readouterr().err
     assert not (tmp_path / "home").exists()
+
+
+def test_a_day_without_events_is_measured_as_empty_and_reported(tmp_path):
+    env = {**os.environ, "TELEMETRY_HOME": str(tmp_path / "home")}
+
+    def cli(*arguments):
+        return subprocess.run([sys.executable, "-m", "telemetry_assets.cli", *arguments], env=env,
+                              capture_output=True, text=True, timeout=300)
+
+    too_early = cli("report", "--date", "2026-09-01")
+    assert too_early.returncode == 2 and "no warehouse at" in too_early.stderr
+    assert not (tmp_path / "home" / "warehouse.duckdb").exists()
+    with duckdb.connect(str(tmp_path / "landed_only.duckdb")) as con:
+        assert not_measured(con, date(2026, 9, 1)).startswith("no metric tables yet (metrics.performance_daily,")
+
+    run = cli("run", "--start", "2026-09-01", "--end", "2026-09-01")
+    assert run.returncode == 0, run.stderr  # the alerts of a day without performance rows are none
+    assert "2026-09-01  no raw objects" in run.stdout and "2026-09-01  metrics computed" in run.stdout
+    report = cli("report", "--date", "2026-09-01")
+    assert report.returncode == 0 and "Performance\n  (no rows)" in report.stdout and "Alerts (0)" in report.stdout
+    unmeasured = cli("report", "--date", "2026-09-02")
+    assert unmeasured.returncode == 2 and "2026-09-02 has not been measured" in unmeasured.stderr

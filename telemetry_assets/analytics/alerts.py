@@ -43,7 +43,8 @@ def build_alerts(con, day: date, rules: AlertRules) -> int:
     performance = con.execute(
         """SELECT *, 1 - success_rate AS error_rate FROM metrics.performance_daily WHERE dt BETWEEN ? AND ?""",
         [day - timedelta(days=longest), day]).df()
-    performance["group_key"] = performance[list(KEY)].astype(str).agg(" / ".join, axis=1)
+    first, *others = KEY
+    performance["group_key"] = performance[first].astype(str).str.cat(performance[others].astype(str), sep=" / ")
     rows = []
     for rule in rules.rules:
         if rule.kind == "threshold":
