@@ -6,9 +6,14 @@ Read at call time (never cached at import) so tests and the CLI can point a proc
 from __future__ import annotations
 
 import os
+from datetime import datetime
 from pathlib import Path
 
 CONFIG_DIR = Path(__file__).parent / "config"
+
+
+class SettingsError(ValueError):
+    """An environment variable holds what the pipeline cannot use; the message names the variable."""
 
 
 def telemetry_home() -> Path:
@@ -33,12 +38,20 @@ def tracking_plan_path() -> Path:
 
 def partitions_start() -> str:
     """First day of the daily partitions shown in Dagster."""
-    return os.environ.get("TELEMETRY_PARTITIONS_START", "2026-01-01")
+    value = os.environ.get("TELEMETRY_PARTITIONS_START", "2026-01-01")
+    try:
+        datetime.strptime(value, "%Y-%m-%d")  # the form Dagster's daily partitions take
+    except ValueError:
+        raise SettingsError(f"TELEMETRY_PARTITIONS_START={value!r} is not a date (YYYY-MM-DD)") from None
+    return value
 
 
 def dedupe_lookback_days() -> int:
     """How many earlier partitions a message id is checked against (re-sends arrive late)."""
-    return int(os.environ.get("TELEMETRY_DEDUPE_LOOKBACK_DAYS", "1"))
+    value = os.environ.get("TELEMETRY_DEDUPE_LOOKBACK_DAYS", "1")
+    if not value.isdigit():  # a negative look-back would silently check no earlier partition at all
+        raise SettingsError(f"TELEMETRY_DEDUPE_LOOKBACK_DAYS={value!r} is not a whole number of days (0 or more)")
+    return int(value)
 
 
 def secure_store_path() -> Path:

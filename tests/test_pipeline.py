@@ -17,6 +17,7 @@ from resources.object_store import LocalObjectStore
 from resources.secrets import GovernanceSecrets
 from resources.secure_store import SecureStore
 from resources.warehouse import Warehouse
+from telemetry_assets import settings
 from telemetry_assets.cli import main
 from telemetry_assets.defs.ingest.assets import ingest_ai_events
 from telemetry_assets.generate.traffic import BAD_LINE_KINDS, GeneratorConfig, _LineSpool, generate
@@ -165,3 +166,21 @@ def test_a_day_without_events_is_measured_as_empty_and_reported(tmp_path):
     assert report.returncode == 0 and "Performance\n  (no rows)" in report.stdout and "Alerts (0)" in report.stdout
     unmeasured = cli("report", "--date", "2026-09-02")
     assert unmeasured.returncode == 2 and "2026-09-02 has not been measured" in unmeasured.stderr
+
+
+@pytest.mark.parametrize("value", ["yesterday", "20260901"])
+def test_cli_names_a_partitions_start_it_cannot_use(tmp_path, value):
+    env = {**os.environ, "TELEMETRY_HOME": str(tmp_path / "home"), "TELEMETRY_PARTITIONS_START": value}
+    done = subprocess.run([sys.executable, "-m", "telemetry_assets.cli", "run", "--start", "2026-09-01",
+                           "--end", "2026-09-01"], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert f"telemetry run: TELEMETRY_PARTITIONS_START='{value}' is not a date (YYYY-MM-DD)" in done.stderr
+
+
+@pytest.mark.parametrize("value", ["-2", "two", "1.5"])
+def test_a_dedupe_lookback_that_is_not_a_count_of_days_is_refused(monkeypatch, value):
+    monkeypatch.setenv("TELEMETRY_DEDUPE_LOOKBACK_DAYS", value)
+    with pytest.raises(settings.SettingsError, match=f"TELEMETRY_DEDUPE_LOOKBACK_DAYS='{value}' is not a whole number"):
+        settings.dedupe_lookback_days()
+    monkeypatch.setenv("TELEMETRY_DEDUPE_LOOKBACK_DAYS", "0")  # no look-back at all is a choice
+    assert settings.dedupe_lookback_days() == 0
