@@ -174,11 +174,10 @@ class S3ObjectStore(ObjectStore):
 
 
 def object_store_from_url(url: str) -> ObjectStore:
-    """`s3://bucket/prefix` gives an S3 store; anything else is a local folder."""
+    """`s3://bucket/prefix` gives an S3 store; anything else is a local folder (the URL's form is
+    checked where it is read: `settings.checked_lake_url`)."""
     if url.startswith("s3://"):
         bucket, _, prefix = url[len("s3://") :].partition("/")
-        if not bucket:
-            raise ValueError(f"TELEMETRY_LAKE_URL {url!r} names no bucket")
         retry_mode = os.environ.get("TELEMETRY_S3_RETRY_MODE", "standard")
         return S3ObjectStore(bucket=bucket, prefix=prefix.strip("/"), retry_mode=retry_mode)
     return LocalObjectStore(root=url)

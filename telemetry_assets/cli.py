@@ -99,7 +99,10 @@ def _bench_command(args) -> int:
         print("telemetry bench: --lake and --date go together", file=sys.stderr)
         return 2
     try:
-        result = run_bench(args.events) if args.lake is None else run_bench_on_lake(args.lake, args.date)
+        if args.lake is None:
+            result = run_bench(args.events)
+        else:
+            result = run_bench_on_lake(settings.checked_lake_url(args.lake, "--lake"), args.date)
     except NoRawObjects as error:
         print(f"telemetry bench: {error}", file=sys.stderr)
         return 2

@@ -21,7 +21,18 @@ def telemetry_home() -> Path:
 
 
 def lake_url() -> str:
-    return os.environ.get("TELEMETRY_LAKE_URL") or str(telemetry_home() / "lake")
+    return checked_lake_url(os.environ.get("TELEMETRY_LAKE_URL") or str(telemetry_home() / "lake"), "TELEMETRY_LAKE_URL")
+
+
+def checked_lake_url(url: str, named: str) -> str:
+    """`url` when it is a local folder or `s3://bucket[/prefix]`. Any other scheme (`s3a://`, `S3://`,
+    `file://`) would otherwise be taken for a local folder of that odd name: an empty lake."""
+    scheme, separator, rest = url.partition("://")
+    if separator and scheme != "s3":
+        raise SettingsError(f"{named}={url!r}: a lake is a local folder or s3://bucket/prefix, not {scheme}://")
+    if separator and not rest.partition("/")[0]:
+        raise SettingsError(f"{named}={url!r} names no bucket")
+    return url
 
 
 def warehouse_path() -> Path:

@@ -184,3 +184,21 @@ def test_a_dedupe_lookback_that_is_not_a_count_of_days_is_refused(monkeypatch, v
         settings.dedupe_lookback_days()
     monkeypatch.setenv("TELEMETRY_DEDUPE_LOOKBACK_DAYS", "0")  # no look-back at all is a choice
     assert settings.dedupe_lookback_days() == 0
+
+
+@pytest.mark.parametrize("url, complaint", [
+    ("s3://", "names no bucket"), ("s3a://lake/events", "not s3a://"), ("S3://lake/events", "not S3://"),
+    ("file:///srv/lake", "not file://"),
+])
+def test_a_lake_url_that_is_neither_a_folder_nor_s3_is_refused(tmp_path, monkeypatch, capsys, url, complaint):
+    monkeypatch.chdir(tmp_path)  # where a folder named after the URL would have appeared
+    monkeypatch.setenv("TELEMETRY_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("TELEMETRY_LAKE_URL", url)
+    assert main(["generate", "--days", "1"]) == 2
+    error = capsys.readouterr().err
+    assert f"telemetry generate: TELEMETRY_LAKE_URL='{url}'" in error and complaint in error
+    monkeypatch.delenv("TELEMETRY_LAKE_URL")
+    assert main(["bench", "--lake", url, "--date", "2026-09-01"]) == 2
+    error = capsys.readouterr().err
+    assert f"telemetry bench: --lake='{url}'" in error and complaint in error
+    assert list(tmp_path.iterdir()) == []
