@@ -13,6 +13,7 @@ import json
 import os
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from abc import abstractmethod
 from pathlib import Path
@@ -55,6 +56,11 @@ class WebhookSink(AlertSink):
         return alert
 
     def send(self, alert: dict) -> None:
+        url = urllib.parse.urlsplit(self.url)
+        if url.scheme not in ("http", "https") or not url.netloc:
+            # urllib's own error would quote the URL, and a webhook URL is a secret
+            raise AlertDeliveryError(f"alert {alert.get('dedupe_key')} not sent: the webhook URL is not an "
+                                     "http(s) URL with a host (its value is secret and not shown)")
         body = json.dumps(self.payload(alert), default=str).encode()
         headers = {"Content-Type": "application/json", "Idempotency-Key": str(alert.get("dedupe_key", ""))}
         problem = "no attempt made"

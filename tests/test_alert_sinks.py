@@ -163,3 +163,12 @@ def test_a_failed_run_is_sent_as_an_alert(tmp_path):
     (alert,) = [json.loads(line) for line in outbox.read_text().splitlines()]
     assert alert["rule"] == "run_failed" and alert["group_key"] == "nightly" and alert["severity"] == "critical"
     assert alert["dedupe_key"] == f"run_failed|{result.run_id}"
+
+
+@pytest.mark.parametrize("url", ["hooks.slack.com/services/T000/B000/SECRET", "https:///services/SECRET",
+                                 "ftp://hooks.example.com/SECRET"])
+def test_a_webhook_url_that_is_not_http_is_a_clear_error_that_keeps_the_url_secret(url):
+    for sink in (WebhookSink(url=url), SlackSink(url=url)):
+        with pytest.raises(AlertDeliveryError, match="not an http\\(s\\) URL with a host") as refused:
+            sink.send(ALERT)
+        assert "SECRET" not in str(refused.value)
