@@ -103,3 +103,9 @@ def test_prefetched_stops_and_closes_the_reader_when_the_consumer_gives_up():
     chunks.close()  # what ingest does when a chunk fails
     assert closed.is_set()
     assert not [t for t in threading.enumerate() if t.name == "prefetch"]
+
+
+def test_a_byte_order_mark_opening_the_object_is_dropped_and_one_inside_it_is_kept():
+    body = '\ufeff{"a":1}\n\ufeff{"b":2}\n'.encode()
+    for data in (body, gzip.compress(body)):
+        assert lines_of(data) == [(1, '{"a":1}', None), (2, '\ufeff{"b":2}', None)]

@@ -24,6 +24,7 @@ READ_BLOCK_BYTES = 1 << 20
 DEFAULT_MAX_LINE_BYTES = 1 << 20
 BATCH_BYTES = 32 << 20
 GZIP_MAGIC = b"\x1f\x8b"
+UTF8_BOM = b"\xef\xbb\xbf"
 NEWLINE = ord("\n")
 
 
@@ -73,7 +74,7 @@ def read_line_batches(stream: BinaryIO, max_line_bytes: int = DEFAULT_MAX_LINE_B
     """Every line of the object, blank ones included (the caller counts them apart), in batches."""
     splitter = _BatchSplitter(max_line_bytes, batch_bytes)
     try:
-        for block in _decompressed_blocks(stream):
+        for block in _without_opening_bom(_decompressed_blocks(stream)):
             yield from splitter.feed(block)
     except _TruncatedStream as truncated:
         yield from splitter.finish(cut_off=str(truncated))
@@ -83,6 +84,17 @@ def read_line_batches(stream: BinaryIO, max_line_bytes: int = DEFAULT_MAX_LINE_B
 
 class _TruncatedStream(Exception):
     pass
+
+
+def _without_opening_bom(blocks: Iterator[bytes]) -> Iterator[bytes]:
+    """A UTF-8 byte order mark that opens the object is dropped: files saved by Windows tools start
+    with one, and JSON parsers may ignore it (RFC 8259). Anywhere else it is data, and a line it
+    starts is malformed."""
+    for block in blocks:
+        if block:
+            yield block.removeprefix(UTF8_BOM)
+            yield from blocks
+            return
 
 
 def _decompressed_blocks(stream: BinaryIO) -> Iterator[bytes]:
