@@ -1,6 +1,7 @@
 """Turns and conversations: late events, dated prices, cost per outcome, re-runs."""
 
 import json
+import re
 from datetime import timedelta
 
 import pytest
@@ -8,7 +9,7 @@ import pytest
 from checks.sources import load_sources
 from telemetry_assets.analytics.business import build_business
 from telemetry_assets.analytics.comparison import build_comparison
-from telemetry_assets.analytics.joins import build_joins
+from telemetry_assets.analytics.joins import ModelPricesError, build_joins
 from telemetry_assets.analytics.performance import build_performance
 from telemetry_assets.settings import CONFIG_DIR
 from telemetry_assets.sources.load import load_source
@@ -115,3 +116,18 @@ def test_rerunning_joins_and_metrics_gives_identical_rows(lake, warehouse, inges
     build_comparison(warehouse, DAY)
     assert snapshot() == first and first["metrics.business_daily"]
     assert warehouse.execute("SELECT completed, escalated, turns FROM analytics.ai_conversations").fetchall() == [(False, True, 2)]
+
+
+@pytest.mark.parametrize("rows, named", [
+    ("m1,2026-01-01,-1.0,0.5,2.0\n", "m1 from 2026-01-01: a price is negative"),
+    ("m1,2026-01-01,1.0,,2.0\n", "m1 from 2026-01-01: every price is required"),
+    ("m1,2026-01-01,1.0,0.5,2.0\nm1,2026-01-01,3.0,0.5,2.0\n", "m1 from 2026-01-01: listed more than once"),
+    (",2026-01-01,1.0,0.5,2.0\n", "(no model_version) from 2026-01-01: model_version and valid_from are required"),
+])
+def test_a_price_table_that_would_price_wrongly_is_refused_naming_the_row(warehouse, policy, tmp_path, monkeypatch,
+                                                                          rows, named):
+    prices = tmp_path / "prices.csv"
+    prices.write_text("model_version,valid_from,input_usd_per_mtok,cached_input_usd_per_mtok,output_usd_per_mtok\n" + rows)
+    monkeypatch.setenv("TELEMETRY_MODEL_PRICES", str(prices))
+    with pytest.raises(ModelPricesError, match=re.escape(f"{prices}: {named}")):
+        build_joins(warehouse, DAY, policy)

@@ -83,13 +83,35 @@ def build_joins(con, day: date, policy: Policy) -> dict[str, int]:
     return {t: con.execute(f"SELECT count(*) FROM {t} WHERE dt = ?", [day]).fetchall()[0][0] for t in GRAINS}
 
 
+class ModelPricesError(ValueError):
+    """The price table cannot price responses; the message names the file and the rows."""
+
+
 def _load_prices(con) -> None:
+    """The dated price table, refused when a row could price a response wrongly: a price missing or
+    negative (a NULL price makes the cost NULL, a negative one a refund), or a model listed twice
+    from the same day (the as-of join would take either)."""
+    path = settings.model_prices_path()
     con.execute(
         """CREATE OR REPLACE TEMP TABLE model_prices AS SELECT * FROM read_csv(?, header = true, columns = {
                'model_version': 'VARCHAR', 'valid_from': 'DATE', 'input_usd_per_mtok': 'DOUBLE',
                'cached_input_usd_per_mtok': 'DOUBLE', 'output_usd_per_mtok': 'DOUBLE'})""",
-        [str(settings.model_prices_path())],
+        [str(path)],
     )
+    problems = con.execute(
+        """SELECT coalesce(model_version, '(no model_version)') || ' from ' || coalesce(valid_from::VARCHAR, '(no valid_from)')
+                  || ': ' || problem
+           FROM (SELECT *, CASE
+                     WHEN model_version IS NULL OR valid_from IS NULL THEN 'model_version and valid_from are required'
+                     WHEN input_usd_per_mtok IS NULL OR cached_input_usd_per_mtok IS NULL OR output_usd_per_mtok IS NULL
+                         THEN 'every price is required'
+                     WHEN least(input_usd_per_mtok, cached_input_usd_per_mtok, output_usd_per_mtok) < 0
+                         THEN 'a price is negative'
+                     WHEN count(*) OVER (PARTITION BY model_version, valid_from) > 1 THEN 'listed more than once'
+                 END AS problem FROM model_prices)
+           WHERE problem IS NOT NULL ORDER BY ALL LIMIT 5""").fetchall()
+    if problems:
+        raise ModelPricesError(f"{path}: " + "; ".join(problem for (problem,) in problems))
 
 
 _PRICED_RESPONSES = """
