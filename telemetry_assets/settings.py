@@ -44,7 +44,7 @@ def dagster_home() -> Path:
 
 
 def tracking_plan_path() -> Path:
-    return Path(os.environ.get("TELEMETRY_TRACKING_PLAN") or CONFIG_DIR / "tracking_plan.yaml")
+    return _config_file("TELEMETRY_TRACKING_PLAN", "tracking_plan.yaml")
 
 
 def partitions_start() -> str:
@@ -70,20 +70,29 @@ def secure_store_path() -> Path:
 
 
 def policy_path() -> Path:
-    return Path(os.environ.get("TELEMETRY_POLICY") or CONFIG_DIR / "policy.yaml")
+    return _config_file("TELEMETRY_POLICY", "policy.yaml")
 
 
 def sources_path() -> Path:
-    return Path(os.environ.get("TELEMETRY_SOURCES") or CONFIG_DIR / "sources.yaml")
+    return _config_file("TELEMETRY_SOURCES", "sources.yaml")
 
 
 def model_prices_path() -> Path:
     """Dated model prices (USD per million tokens, cached input priced apart)."""
-    return Path(os.environ.get("TELEMETRY_MODEL_PRICES") or CONFIG_DIR / "model_prices.csv")
+    return _config_file("TELEMETRY_MODEL_PRICES", "model_prices.csv")
 
 
 def alert_rules_path() -> Path:
-    return Path(os.environ.get("TELEMETRY_ALERT_RULES") or CONFIG_DIR / "alerts.yaml")
+    return _config_file("TELEMETRY_ALERT_RULES", "alerts.yaml")
+
+
+def _config_file(variable: str, shipped: str) -> Path:
+    """The file `variable` names, or the shipped one of that name; a path to no file is refused
+    here, naming the variable, rather than as a bare FileNotFoundError from whichever step reads it."""
+    path = Path(os.environ.get(variable) or CONFIG_DIR / shipped)
+    if not path.is_file():
+        raise SettingsError(f"{variable}={str(path)!r} is not a file")
+    return path
 
 
 def alert_ledger_path() -> Path:

@@ -3,6 +3,7 @@
 import json
 import os
 import random
+import re
 import subprocess
 import sys
 from collections import Counter
@@ -202,3 +203,17 @@ def test_a_lake_url_that_is_neither_a_folder_nor_s3_is_refused(tmp_path, monkeyp
     error = capsys.readouterr().err
     assert f"telemetry bench: --lake='{url}'" in error and complaint in error
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("variable, read", [
+    ("TELEMETRY_TRACKING_PLAN", settings.tracking_plan_path), ("TELEMETRY_POLICY", settings.policy_path),
+    ("TELEMETRY_SOURCES", settings.sources_path), ("TELEMETRY_MODEL_PRICES", settings.model_prices_path),
+    ("TELEMETRY_ALERT_RULES", settings.alert_rules_path),
+])
+def test_a_config_variable_naming_no_file_is_refused_naming_the_variable(tmp_path, monkeypatch, variable, read):
+    monkeypatch.delenv(variable, raising=False)
+    assert read().is_file()  # the shipped file
+    for nowhere in (tmp_path / "missing.yaml", tmp_path):
+        monkeypatch.setenv(variable, str(nowhere))
+        with pytest.raises(settings.SettingsError, match=re.escape(f"{variable}='{nowhere}' is not a file")):
+            read()
