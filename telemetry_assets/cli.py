@@ -150,6 +150,7 @@ def run_partitions(start: date, end: date) -> int:
     if end < start:
         print(f"--end {end} is before --start {start}", file=sys.stderr)
         return 2
+    _check_configuration()
     instance = _dagster_instance()
     from resources.warehouse import Warehouse
     from telemetry_assets.definitions import defs
@@ -172,6 +173,35 @@ def run_partitions(start: date, end: date) -> int:
     with warehouse.get_connection() as con:
         _print_summary(line_reconciliation(con, start, end), quarantined_by_type(con, start, end), safety_over(con, start, end))
     return 1 if failed else 0
+
+
+def _check_configuration() -> None:
+    """Load every configuration file the runs read before the first run starts: a mistake then
+    stops the command at once (SettingsError, exit 2), not the step that first reads it after every
+    day of the range has landed."""
+    import duckdb
+
+    from checks.sources import load_sources
+    from checks.tracking_plan import load_tracking_plan
+    from telemetry_assets.analytics.alert_rules import load_alert_rules
+    from telemetry_assets.analytics.joins import load_model_prices
+    from telemetry_assets.govern.policy import load_policy
+
+    loads = {
+        "TELEMETRY_TRACKING_PLAN": lambda: load_tracking_plan(settings.tracking_plan_path()),
+        "TELEMETRY_POLICY": lambda: load_policy(settings.policy_path()),
+        "TELEMETRY_SOURCES": lambda: load_sources(settings.sources_path()),
+        "TELEMETRY_ALERT_RULES": lambda: load_alert_rules(settings.alert_rules_path()),
+        "TELEMETRY_MODEL_PRICES": lambda: load_model_prices(duckdb.connect()),
+    }
+    for variable, load in loads.items():
+        try:
+            load()
+        except settings.SettingsError:
+            raise
+        except (ValueError, duckdb.Error) as error:
+            raise settings.SettingsError(f"{variable}: {error}") from None
+    settings.dedupe_lookback_days()
 
 
 def _prepare_dagster_home() -> None:

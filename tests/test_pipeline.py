@@ -217,3 +217,18 @@ def test_a_config_variable_naming_no_file_is_refused_naming_the_variable(tmp_pat
         monkeypatch.setenv(variable, str(nowhere))
         with pytest.raises(settings.SettingsError, match=re.escape(f"{variable}='{nowhere}' is not a file")):
             read()
+
+
+@pytest.mark.parametrize("variable, content, named", [
+    ("TELEMETRY_ALERT_RULES", "version: 1\n", "TELEMETRY_ALERT_RULES: alerts: missing required key 'changes'"),
+    ("TELEMETRY_MODEL_PRICES", "model_version,valid_from,input_usd_per_mtok,cached_input_usd_per_mtok,output_usd_per_mtok\n"
+                               "m1,2026-01-01,-1,0,0\n", "a price is negative"),
+])
+def test_run_checks_every_config_file_before_the_first_day_lands(tmp_path, monkeypatch, capsys, variable, content, named):
+    config = tmp_path / ("alerts.yaml" if variable == "TELEMETRY_ALERT_RULES" else "prices.csv")
+    config.write_text(content)
+    monkeypatch.setenv("TELEMETRY_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv(variable, str(config))
+    assert main(["run", "--start", "2026-09-01", "--end", "2026-09-30"]) == 2
+    assert named in capsys.readouterr().err
+    assert not (tmp_path / "home").exists()  # no run started, no day landed

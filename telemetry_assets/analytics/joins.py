@@ -70,7 +70,7 @@ def build_joins(con, day: date, policy: Policy) -> dict[str, int]:
     for table, columns in ((RESPONSES_TABLE, RESPONSES), (TURNS_TABLE, TURNS), (CONVERSATIONS_TABLE, CONVERSATIONS)):
         create_or_extend(con, table, GRAINS[table], columns)
     params = {"day": day, "before": day - timedelta(days=1), "after": day + timedelta(days=1)}
-    _load_prices(con)
+    load_model_prices(con)
     con.execute(_PRICED_RESPONSES, {"before": params["before"], "after": params["after"]})
     con.execute(_window_turns(policy), params)
     with replacing_day(con, day, list(GRAINS)):
@@ -87,7 +87,7 @@ class ModelPricesError(ValueError):
     """The price table cannot price responses; the message names the file and the rows."""
 
 
-def _load_prices(con) -> None:
+def load_model_prices(con) -> None:
     """The dated price table, refused when a row could price a response wrongly: a price missing or
     negative (a NULL price makes the cost NULL, a negative one a refund), or a model listed twice
     from the same day (the as-of join would take either)."""
