@@ -6,9 +6,11 @@ import time
 from datetime import date
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import duckdb
 import pytest
 
 from resources.alert_sinks import AlertDeliveryError, FileSink, SlackSink, WebhookSink, alert_router_from_env
+from telemetry_assets.analytics.alerts import AlertLedger, deliver
 
 DAY_RANGE = (date(2026, 9, 14), date(2026, 9, 14))
 ALERT = {"dt": "2026-09-14", "rule": "p95_latency_regression", "severity": "critical",
@@ -117,15 +119,18 @@ def test_sink_urls_come_from_the_environment_through_envvar(monkeypatch, receive
     assert len(server.received) == 1
 
 
-def test_an_alert_a_sink_could_not_take_is_retried_on_the_next_delivery(tmp_path, receiver):
-    import duckdb
-
-    from telemetry_assets.analytics.alerts import AlertLedger, deliver
-
+def alerts_of_the_day(*groups: str):
+    """A warehouse whose `metrics.alerts` holds one alert of rule `r` per group, keyed `r|<group>`."""
     con = duckdb.connect()
     con.execute("CREATE SCHEMA metrics")
     con.execute("""CREATE TABLE metrics.alerts AS SELECT DATE '2026-09-14' AS dt, 'r' AS rule, 'critical' AS severity,
-                   'g' AS group_key, 1.0 AS value, 0.5 AS baseline, 'm' AS message, 'r|g' AS dedupe_key""")
+                   g AS group_key, 1.0 AS value, 0.5 AS baseline, 'm' AS message, 'r|' || g AS dedupe_key
+                   FROM unnest(?) AS t(g)""", [list(groups)])
+    return con
+
+
+def test_an_alert_a_sink_could_not_take_is_retried_on_the_next_delivery(tmp_path, receiver):
+    con = alerts_of_the_day("g")
     ledger = AlertLedger(tmp_path / "sent.txt")
     down = receiver(failures=99)
     with pytest.raises(AlertDeliveryError):
@@ -134,6 +139,16 @@ def test_an_alert_a_sink_could_not_take_is_retried_on_the_next_delivery(tmp_path
     up = receiver()
     assert [a["dedupe_key"] for a in deliver(con, [WebhookSink(url=up.url)], ledger, *DAY_RANGE)] == ["r|g"]
     assert deliver(con, [WebhookSink(url=up.url)], ledger, *DAY_RANGE) == [] and len(up.received) == 1
+
+
+def test_alerts_found_with_no_sink_are_recorded_so_a_sink_added_later_gets_only_new_ones(tmp_path, receiver):
+    con = alerts_of_the_day("old")
+    ledger = AlertLedger(tmp_path / "sent.txt")
+    assert [a["dedupe_key"] for a in deliver(con, [], ledger, *DAY_RANGE)] == ["r|old"]  # listed, sent nowhere
+    con.execute("INSERT INTO metrics.alerts SELECT dt, rule, severity, 'new', value, baseline, message, 'r|new' FROM metrics.alerts")
+    sink = receiver()
+    assert [a["dedupe_key"] for a in deliver(con, [WebhookSink(url=sink.url)], ledger, *DAY_RANGE)] == ["r|new"]
+    assert [body["dedupe_key"] for _, body in sink.received] == ["r|new"]
 
 
 
