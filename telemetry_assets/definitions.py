@@ -1,8 +1,8 @@
 """The Dagster code location: assets from each stage, and resources picked from the environment.
 
 `TELEMETRY_LAKE_URL=s3://bucket/prefix` selects the S3 object store; a path (default
-`$TELEMETRY_HOME/lake`) a local folder; any other scheme is refused. The warehouse is `$TELEMETRY_HOME/warehouse.duckdb`, raw
-text only in `$TELEMETRY_HOME/secure.duckdb` (mode 0600).
+`$TELEMETRY_HOME/lake`) a local folder; any other scheme is refused. The warehouse is
+`$TELEMETRY_HOME/warehouse.duckdb`, raw text only in `$TELEMETRY_HOME/secure.duckdb` (mode 0600).
 
 Every job runs its steps in one process, one after another (`in_process_executor`). Dagster's
 default for launched runs (schedules, the UI) is a process per step, and each would import Dagster,

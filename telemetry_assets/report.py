@@ -27,7 +27,8 @@ def not_measured(con, day: date) -> str | None:
     """Why `day` has no report, or None when it has one: the metric tables are not built yet, or the
     day was never measured (every measured day has its `metrics.safety_daily` row, even one without
     events)."""
-    present = {f"{schema}.{table}" for schema, table in con.execute("SELECT schema_name, table_name FROM duckdb_tables()").fetchall()}
+    tables = con.execute("SELECT schema_name, table_name FROM duckdb_tables()").fetchall()
+    present = {f"{schema}.{table}" for schema, table in tables}
     if missing := [table for table in REPORTED_TABLES if table not in present]:
         return f"no metric tables yet ({', '.join(missing)} missing)"
     if not con.execute("SELECT count(*) FROM metrics.safety_daily WHERE dt = ?", [day]).fetchone()[0]:

@@ -99,8 +99,8 @@ def load_model_prices(con) -> None:
         [str(path)],
     )
     problems = con.execute(
-        """SELECT coalesce(model_version, '(no model_version)') || ' from ' || coalesce(valid_from::VARCHAR, '(no valid_from)')
-                  || ': ' || problem
+        """SELECT coalesce(model_version, '(no model_version)') || ' from '
+                  || coalesce(valid_from::VARCHAR, '(no valid_from)') || ': ' || problem
            FROM (SELECT *, CASE
                      WHEN model_version IS NULL OR valid_from IS NULL THEN 'model_version and valid_from are required'
                      WHEN input_usd_per_mtok IS NULL OR cached_input_usd_per_mtok IS NULL OR output_usd_per_mtok IS NULL
