@@ -188,20 +188,21 @@ def _check_configuration() -> None:
     from telemetry_assets.analytics.joins import load_model_prices
     from telemetry_assets.govern.policy import load_policy
 
-    loads = {
-        "TELEMETRY_TRACKING_PLAN": lambda: load_tracking_plan(settings.tracking_plan_path()),
-        "TELEMETRY_POLICY": lambda: load_policy(settings.policy_path()),
-        "TELEMETRY_SOURCES": lambda: load_sources(settings.sources_path()),
-        "TELEMETRY_ALERT_RULES": lambda: load_alert_rules(settings.alert_rules_path()),
-        "TELEMETRY_MODEL_PRICES": lambda: load_model_prices(duckdb.connect()),
-    }
-    for variable, load in loads.items():
-        try:
-            load()
-        except settings.SettingsError:
-            raise
-        except (ValueError, duckdb.Error) as error:
-            raise settings.SettingsError(f"{variable}: {error}") from None
+    with duckdb.connect() as scratch:  # the price table is read, and checked, by DuckDB
+        loads = {
+            "TELEMETRY_TRACKING_PLAN": lambda: load_tracking_plan(settings.tracking_plan_path()),
+            "TELEMETRY_POLICY": lambda: load_policy(settings.policy_path()),
+            "TELEMETRY_SOURCES": lambda: load_sources(settings.sources_path()),
+            "TELEMETRY_ALERT_RULES": lambda: load_alert_rules(settings.alert_rules_path()),
+            "TELEMETRY_MODEL_PRICES": lambda: load_model_prices(scratch),
+        }
+        for variable, load in loads.items():
+            try:
+                load()
+            except settings.SettingsError:
+                raise
+            except (ValueError, duckdb.Error) as error:
+                raise settings.SettingsError(f"{variable}: {error}") from None
     settings.dedupe_lookback_days()
 
 

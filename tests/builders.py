@@ -8,6 +8,8 @@ import json
 
 _ids = itertools.count(1)
 
+PRICES_HEADER = "model_version,valid_from,input_usd_per_mtok,cached_input_usd_per_mtok,output_usd_per_mtok\n"
+
 PROPERTIES = {
     "ai_user_prompt_created": {"prompt_number": 1, "intent_label": None, "prompt_text": "How do I rotate my key?"},
     "ai_llm_response_received": {

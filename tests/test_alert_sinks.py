@@ -145,11 +145,11 @@ def test_alerts_found_with_no_sink_are_recorded_so_a_sink_added_later_gets_only_
     con = alerts_of_the_day("old")
     ledger = AlertLedger(tmp_path / "sent.txt")
     assert [a["dedupe_key"] for a in deliver(con, [], ledger, *DAY_RANGE)] == ["r|old"]  # listed, sent nowhere
-    con.execute("INSERT INTO metrics.alerts SELECT dt, rule, severity, 'new', value, baseline, message, 'r|new' FROM metrics.alerts")
+    con.execute("INSERT INTO metrics.alerts "
+                "SELECT dt, rule, severity, 'new', value, baseline, message, 'r|new' FROM metrics.alerts")
     sink = receiver()
     assert [a["dedupe_key"] for a in deliver(con, [WebhookSink(url=sink.url)], ledger, *DAY_RANGE)] == ["r|new"]
     assert [body["dedupe_key"] for _, body in sink.received] == ["r|new"]
-
 
 
 def test_a_failed_run_is_sent_as_an_alert(tmp_path):

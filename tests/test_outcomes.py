@@ -13,7 +13,7 @@ from telemetry_assets.analytics.joins import ModelPricesError, build_joins
 from telemetry_assets.analytics.performance import build_performance
 from telemetry_assets.settings import CONFIG_DIR
 from telemetry_assets.sources.load import load_source
-from tests.builders import ai_call, gz
+from tests.builders import PRICES_HEADER, ai_call, gz
 from tests.conftest import DAY
 
 NEXT = DAY + timedelta(days=1)
@@ -85,8 +85,7 @@ def test_a_turn_takes_its_earliest_prompt_and_response_and_a_tie_goes_to_the_low
 
 def test_missing_cost_is_priced_from_the_dated_table_with_cached_tokens_apart(lake, warehouse, ingest, policy, tmp_path, monkeypatch):
     prices = tmp_path / "prices.csv"
-    prices.write_text("model_version,valid_from,input_usd_per_mtok,cached_input_usd_per_mtok,output_usd_per_mtok\n"
-                      "m1,2026-01-01,1.0,0.5,2.0\nm1,2026-09-14,10.0,5.0,20.0\n")
+    prices.write_text(PRICES_HEADER + "m1,2026-01-01,1.0,0.5,2.0\nm1,2026-09-14,10.0,5.0,20.0\n")
     monkeypatch.setenv("TELEMETRY_MODEL_PRICES", str(prices))
     calls = turn("c1", 1, "10:00:00", model_version="m1", cost=None, input_tokens=1000, cached_input_tokens=400,
                  output_tokens=100) + turn("c2", 1, "11:00:00", cost=0.5) + turn("c3", 1, "12:00:00", model_version="unpriced", cost=None)
@@ -127,7 +126,7 @@ def test_rerunning_joins_and_metrics_gives_identical_rows(lake, warehouse, inges
 def test_a_price_table_that_would_price_wrongly_is_refused_naming_the_row(warehouse, policy, tmp_path, monkeypatch,
                                                                           rows, named):
     prices = tmp_path / "prices.csv"
-    prices.write_text("model_version,valid_from,input_usd_per_mtok,cached_input_usd_per_mtok,output_usd_per_mtok\n" + rows)
+    prices.write_text(PRICES_HEADER + rows)
     monkeypatch.setenv("TELEMETRY_MODEL_PRICES", str(prices))
     with pytest.raises(ModelPricesError, match=re.escape(f"{prices}: {named}")):
         build_joins(warehouse, DAY, policy)

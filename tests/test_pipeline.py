@@ -23,6 +23,7 @@ from telemetry_assets.cli import main
 from telemetry_assets.defs.ingest.assets import ingest_ai_events
 from telemetry_assets.generate.traffic import BAD_LINE_KINDS, GeneratorConfig, _LineSpool, generate
 from telemetry_assets.report import not_measured
+from tests.builders import PRICES_HEADER
 
 START = date(2026, 9, 1)
 
@@ -219,13 +220,16 @@ def test_a_config_variable_naming_no_file_is_refused_naming_the_variable(tmp_pat
             read()
 
 
-@pytest.mark.parametrize("variable, content, named", [
-    ("TELEMETRY_ALERT_RULES", "version: 1\n", "TELEMETRY_ALERT_RULES: alerts: missing required key 'changes'"),
-    ("TELEMETRY_MODEL_PRICES", "model_version,valid_from,input_usd_per_mtok,cached_input_usd_per_mtok,output_usd_per_mtok\n"
-                               "m1,2026-01-01,-1,0,0\n", "a price is negative"),
-])
-def test_run_checks_every_config_file_before_the_first_day_lands(tmp_path, monkeypatch, capsys, variable, content, named):
-    config = tmp_path / ("alerts.yaml" if variable == "TELEMETRY_ALERT_RULES" else "prices.csv")
+@pytest.mark.parametrize("variable, file_name, content, named", [
+    ("TELEMETRY_ALERT_RULES", "alerts.yaml", "version: 1\n",
+     "TELEMETRY_ALERT_RULES: alerts: missing required key 'changes'"),
+    ("TELEMETRY_MODEL_PRICES", "prices.csv", PRICES_HEADER + "m1,2026-01-01,-1,0,0\n", "a price is negative"),
+    ("TELEMETRY_MODEL_PRICES", "prices.csv", PRICES_HEADER + "m1,2026-01-01,0.15 USD,0,0\n",  # DuckDB's own error
+     'TELEMETRY_MODEL_PRICES: Conversion Error: CSV Error on Line: 2'),
+], ids=["alert-rules", "negative-price", "price-not-a-number"])
+def test_run_checks_every_config_file_before_the_first_day_lands(tmp_path, monkeypatch, capsys, variable, file_name,
+                                                                 content, named):
+    config = tmp_path / file_name
     config.write_text(content)
     monkeypatch.setenv("TELEMETRY_HOME", str(tmp_path / "home"))
     monkeypatch.setenv(variable, str(config))
