@@ -1,9 +1,15 @@
 """The alert rules file: validated on load, the bad key named."""
 
+from datetime import date, timedelta
+
+import duckdb
 import pytest
 import yaml
 
 from telemetry_assets.analytics.alert_rules import AlertRulesError, load_alert_rules
+from telemetry_assets.analytics.alerts import build_alerts
+from telemetry_assets.analytics.performance import PERFORMANCE, PERFORMANCE_TABLE
+from telemetry_assets.ingest.tables import create_or_extend
 from telemetry_assets.settings import CONFIG_DIR
 
 SHIPPED = yaml.safe_load((CONFIG_DIR / "alerts.yaml").read_text())
@@ -28,3 +34,63 @@ def test_the_shipped_rules_load():
     rules = load_alert_rules(CONFIG_DIR / "alerts.yaml")
     assert rules.min_requests == 100 and {r.kind for r in rules.rules} == {
         "threshold", "robust_change", "version_regression", "sustained_zero"}
+
+
+# --- the day-level rules, evaluated over a hand-built metrics.performance_daily ------------------
+
+DAY = date(2026, 9, 8)
+BUSY, QUIET = ("gpt-a", "v1", "control"), ("gpt-b", "v1", "control")
+DAY_RULES = [
+    {"name": "p95_high", "kind": "threshold", "metric": "p95_latency_ms", "above": 6000, "severity": "warning"},
+    {"name": "errors_jump", "kind": "robust_change", "metric": "error_rate", "direction": "up", "min_score": 5,
+     "baseline_days": 7, "min_baseline_days": 4, "severity": "critical"},
+]
+
+
+def day_rules(tmp_path):
+    path = tmp_path / "alerts.yaml"
+    path.write_text(yaml.safe_dump({"version": "1", "changes": [{"version": "1"}], "min_requests": 100,
+                                    "rules": DAY_RULES}))
+    return load_alert_rules(path)
+
+
+def performance(rows):
+    """A warehouse holding only `metrics.performance_daily`: (days before DAY, group, requests,
+    success rate, p95 latency) per row."""
+    con = duckdb.connect()
+    create_or_extend(con, PERFORMANCE_TABLE, "test", PERFORMANCE)
+    for days_before, (model, prompt, flag), requests, success_rate, p95 in rows:
+        con.execute(f"INSERT INTO {PERFORMANCE_TABLE} BY NAME SELECT ? AS dt, ? AS model_version, ? AS prompt_version, "
+                    "? AS feature_flag_state, ? AS requests, ? AS success_rate, ? AS p95_latency_ms",
+                    [DAY - timedelta(days=days_before), model, prompt, flag, requests, success_rate, p95])
+    return con
+
+
+def fired(con, tmp_path):
+    build_alerts(con, DAY, day_rules(tmp_path))
+    return con.execute("SELECT rule, group_key, value, baseline, dedupe_key FROM metrics.alerts ORDER BY ALL").fetchall()
+
+
+def test_a_threshold_fires_for_a_busy_group_above_it_and_never_for_a_quiet_one(tmp_path):
+    con = performance([(0, BUSY, 500, 0.98, 6500.0), (0, QUIET, 99, 0.98, 9000.0)])
+    assert fired(con, tmp_path) == [
+        ("p95_high", "gpt-a / v1 / control", 6500.0, 6000.0, "p95_high|gpt-a / v1 / control|2026-09-08")]
+
+
+def test_a_threshold_does_not_fire_at_the_line(tmp_path):
+    assert fired(performance([(0, BUSY, 500, 0.98, 6000.0)]), tmp_path) == []
+
+
+def test_a_jump_against_the_groups_own_history_fires_with_its_median(tmp_path):
+    history = [(d, BUSY, 500, rate, 1000.0) for d, rate in zip(range(1, 8), [0.98, 0.97, 0.98, 0.99, 0.98, 0.97, 0.98])]
+    con = performance([*history, (0, BUSY, 500, 0.80, 1000.0)])
+    ((rule, group, value, baseline, _),) = fired(con, tmp_path)
+    assert (rule, group) == ("errors_jump", "gpt-a / v1 / control")
+    assert value == pytest.approx(0.20) and baseline == pytest.approx(0.02)
+
+
+def test_no_jump_is_called_without_enough_history_or_in_the_other_direction(tmp_path):
+    short = [(d, BUSY, 500, 0.98, 1000.0) for d in range(1, 4)]  # 3 days, the rule needs 4
+    assert fired(performance([*short, (0, BUSY, 500, 0.80, 1000.0)]), tmp_path) == []
+    history = [(d, BUSY, 500, 0.90, 1000.0) for d in range(1, 8)]
+    assert fired(performance([*history, (0, BUSY, 500, 1.0, 1000.0)]), tmp_path) == []  # errors fell
