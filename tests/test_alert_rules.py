@@ -21,6 +21,21 @@ SHIPPED = yaml.safe_load((CONFIG_DIR / "alerts.yaml").read_text())
     (lambda r: r["rules"][1].update(severity="page-everyone"), r"rules\[1\]\.severity: 'page-everyone'"),
     (lambda r: r["rules"][0].update(metric="vibes_ms"), r"rules\[0\]\.metric: 'vibes_ms' is not one of"),
     (lambda r: r["rules"][1].update(name="p95_latency_high"), r"rules\[1\]\.name: missing or repeated"),
+    # Options a rule cannot work without, or with which it could never fire: refused on load, not
+    # found out when a day is measured (or never, as a silent rule).
+    (lambda r: r["rules"][0].pop("above"), r"rules\[0\]\.above: missing \(a threshold rule needs above, metric\)"),
+    (lambda r: r["rules"][0].update(above="6s"), r"rules\[0\]\.above: '6s' is not a number"),
+    (lambda r: r["rules"][3].update(direction="upward"), r"rules\[3\]\.direction: 'upward' is not up or down"),
+    (lambda r: r["rules"][3].update(baseline_days=0), r"rules\[3\]\.baseline_days: 0 is not a whole number of days"),
+    (lambda r: r["rules"][3].update(min_baseline_days=8),
+     r"rules\[3\]\.min_baseline_days: 8 is more than baseline_days \(7\): the rule could never fire"),
+    (lambda r: r["rules"][5].update(max_q=5), r"rules\[5\]\.max_q: 5 is not a number above 0 and at most 1"),
+    (lambda r: r["rules"][5].update(metrics=["p95_latency"]), r"rules\[5\]\.metrics: \['p95_latency'\] is not a list of"),
+    (lambda r: r["rules"][5].update(metrics=[]), r"rules\[5\]\.metrics: \[\] is not a list of metrics"),
+    (lambda r: r["rules"][6].update(dimension="model"), r"rules\[6\]\.dimension: 'model' is not one of model_version"),
+    (lambda r: r["rules"][7].update(metric="blocked"), r"rules\[7\]\.metric: 'blocked' is not one of events_processed"),
+    (lambda r: r["rules"][7].update(days=2.5), r"rules\[7\]\.days: 2.5 is not a whole number of days"),
+    (lambda r: r.update(min_requests="many"), r"min_requests: 'many' is not a whole number, 0 or more"),
 ])
 def test_a_bad_rule_fails_on_load_naming_it(tmp_path, change, named):
     raw = yaml.safe_load(yaml.safe_dump(SHIPPED))

@@ -80,6 +80,15 @@ def test_the_report_shows_each_table_and_the_regressions(week):
     assert "↑" in text or "↓" in text
 
 
+def test_the_table_compares_exactly_the_metrics_and_dimensions_alert_rules_are_checked_against(week):
+    from telemetry_assets.analytics.comparison import COMPARED_DIMENSIONS, COMPARED_METRICS
+
+    con, _ = week
+    metrics, dimensions = con.execute(
+        "SELECT list(DISTINCT metric), list(DISTINCT dimension) FROM metrics.version_comparison").fetchone()
+    assert set(metrics) == set(COMPARED_METRICS) and set(dimensions) == set(COMPARED_DIMENSIONS)
+
+
 def test_rate_difference_matches_a_hand_computed_z_test():
     d = rate_difference(36, 480, 9, 360)
     assert d.difference == pytest.approx(-0.05) and d.p_value == pytest.approx(0.001448, abs=1e-5)

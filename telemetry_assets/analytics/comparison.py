@@ -49,6 +49,10 @@ SIGNIFICANCE = 0.05
 CONTROL = "control"
 HIGHER_IS_BETTER = {"success_rate": True, "conversion_rate": True, "completion_rate": True,
                     "support_deflection_rate": True, "p95_latency_ms": False, "cost_per_successful_outcome": False}
+# What the table holds: every comparison reports each of these metrics, and attributes a change to
+# one of these dimensions (alert rules naming others are refused on load).
+COMPARED_METRICS = tuple(HIGHER_IS_BETTER)
+COMPARED_DIMENSIONS = ("model_version", "prompt_version", "feature_flag_state")
 COMPARISON = {
     "dt": "DATE", "dimension": "VARCHAR", "arm": "VARCHAR", "baseline": "VARCHAR", "candidate": "VARCHAR",
     "metric": "VARCHAR", "cohort_dimension": "VARCHAR", "cohort": "VARCHAR",
