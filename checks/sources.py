@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandera.pandas as pa
 
-from checks.tracking_plan import FIELD_TYPES, CompiledModel, Field, Rule, value_column
+from checks.tracking_plan import FIELD_TYPES, CompiledModel, Field, Rule, check_field_options, check_flag, value_column
 from telemetry_assets.config_files import load_versioned_yaml, reject_unknown
 
 
@@ -48,6 +48,7 @@ def _spec(name: str, spec) -> SourceSpec:
     if not isinstance(spec, dict):
         raise SourcesError(f"{where}: must be a mapping")
     reject_unknown(spec, {"dated", "key", "columns"}, where, SourcesError)
+    check_flag(spec, "dated", where, SourcesError)
     columns = []
     for column, options in (spec.get("columns") or {}).items():
         at = f"{where}.columns.{column}"
@@ -56,6 +57,7 @@ def _spec(name: str, spec) -> SourceSpec:
         reject_unknown(options, {"from", "type", "required", "minimum", "maximum", "enum"}, at, SourcesError)
         if options.get("type") not in FIELD_TYPES or options.get("type") == "object":
             raise SourcesError(f"{at}.type: {options.get('type')!r} is not a column type")
+        check_field_options(options, at, SourcesError)
         columns.append(Field(
             column=column, name=options.get("from", column), json_path="", type=options["type"],
             required=bool(options.get("required", False)), minimum=options.get("minimum"),

@@ -50,6 +50,13 @@ JSON_TYPE_NAMES = {
     "ARRAY": "array",
 }
 MODES = ("quarantine", "forward")
+# Columns the pipeline adds beside the plan's: on the governed tables, in ingest's working rows, on
+# every export row. A planned field with one of these names (in any case: DuckDB's names are
+# case-insensitive) would collide with it; `__` is reserved for the per-field working columns.
+RESERVED_COLUMNS = frozenset({
+    "dt", "intent_source", "source_key", "line_number", "tracking_plan_version", "policy_version", "plan_violations",
+    "row_id", "properties", "additional_properties", "consent_fragments", "outcome", "event",
+})
 _FIELD_KEYS = {"path", "type", "required", "sensitive", "minimum", "maximum", "enum", "required_when"}
 _EVENT_KEYS = {"mode", "additional_properties", "properties"}
 _PLAN_KEYS = {"version", "changes", "namespace", "envelope", "require_one_of", "common_properties", "events"}
@@ -114,6 +121,8 @@ def load_tracking_plan(path: Path) -> TrackingPlan:
     raw = load_versioned_yaml(path, TrackingPlanError, _PLAN_KEYS, {"namespace", "envelope", "events"})
     envelope = [_field(name, spec, f"envelope.{name}", spec.get("path") if isinstance(spec, dict) else None)
                 for name, spec in raw["envelope"].items()]
+    for f in envelope:
+        _check_column_name(f.column, f"envelope.{f.column}", set())
     envelope.append(Field(column="properties", name="properties", json_path="$.properties", type="object", required=True))
     common = raw.get("common_properties") or {}
     require_one_of = tuple(raw.get("require_one_of") or ())
@@ -140,6 +149,10 @@ def _event(name, spec, envelope, common, require_one_of) -> EventPlan:
     properties = {**common, **(spec.get("properties") or {})}
     prop_fields = [_field(prop, prop_spec, f"{where}.properties.{prop}", f"properties.{prop}")
                    for prop, prop_spec in properties.items()]
+    envelope_columns = {f.column.lower() for f in envelope}
+    for f in prop_fields:
+        _check_column_name(f.column, f"{where}.properties.{f.column}", envelope_columns)
+    check_flag(spec, "additional_properties", where, TrackingPlanError)
     columns = {f.column for f in prop_fields}
     for f in prop_fields:
         for other, _ in f.required_when:
@@ -164,9 +177,8 @@ def _field(column: str, spec: Any, where: str, path: str | None) -> Field:
         raise TrackingPlanError(f"{where}.type: '{spec.get('type')}' is not one of {allowed}")
     if not path:
         raise TrackingPlanError(f"{where}.path: missing")
+    check_field_options(spec, where, TrackingPlanError)
     enum = spec.get("enum")
-    if enum is not None and (not isinstance(enum, list) or not enum):
-        raise TrackingPlanError(f"{where}.enum: must be a non-empty list")
     required_when = spec.get("required_when") or {}
     if not isinstance(required_when, dict):
         raise TrackingPlanError(f"{where}.required_when: must map a property to a value")
@@ -184,6 +196,41 @@ def _field(column: str, spec: Any, where: str, path: str | None) -> Field:
         enum=tuple(enum) if enum else None,
         required_when=tuple(required_when.items()),
     )
+
+
+def _check_column_name(column: str, where: str, envelope_columns: set[str]) -> None:
+    if column.lower() in RESERVED_COLUMNS or "__" in column or '"' in column:
+        raise TrackingPlanError(f"{where}: '{column}' is a name the pipeline keeps for its own columns "
+                                f"({', '.join(sorted(RESERVED_COLUMNS))}, or any name with __ or a double quote)")
+    if column.lower() in envelope_columns:
+        raise TrackingPlanError(f"{where}: '{column}' is already an envelope field")
+
+
+def check_field_options(spec: dict, where: str, error: type[ValueError]) -> None:
+    """The options a planned field and a source column share, checked alike: an option of the
+    wrong kind would otherwise fail every row at ingest, or quietly mean something else."""
+    for flag in ("required", "sensitive"):
+        check_flag(spec, flag, where, error)
+    bounds = {name: spec[name] for name in ("minimum", "maximum") if name in spec}
+    for name, value in bounds.items():
+        if spec["type"] not in ("integer", "number"):
+            raise error(f"{where}.{name}: only an integer or number field has bounds")
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise error(f"{where}.{name}: must be a number, not {value!r}")
+    if len(bounds) == 2 and bounds["minimum"] > bounds["maximum"]:
+        raise error(f"{where}.minimum: {bounds['minimum']} is above the maximum {bounds['maximum']}")
+    enum = spec.get("enum")
+    if enum is not None and spec["type"] != "string":
+        raise error(f"{where}.enum: only a string field has an enum")
+    if enum is not None and (not isinstance(enum, list) or not enum or not all(isinstance(v, str) for v in enum)):
+        raise error(f"{where}.enum: must be a non-empty list of strings "
+                    "(quote a value YAML would read as a number or a boolean, such as 1 or no)")
+
+
+def check_flag(spec: dict, flag: str, where: str, error: type[ValueError]) -> None:
+    """A flag must be a YAML boolean: a quoted "no" would otherwise read as true."""
+    if flag in spec and not isinstance(spec[flag], bool):
+        raise error(f"{where}.{flag}: must be true or false, not {spec[flag]!r}")
 
 
 # --- compiling to pandera -------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 import gzip
 import json
+import re
 from datetime import date
 
 import pytest
@@ -158,9 +159,24 @@ def test_rerunning_a_source_day_gives_identical_rows(lake, warehouse):
     assert (rows(warehouse, "sources.conversions"), quarantined(warehouse, "sources.conversions")) == snapshot
 
 
-def test_a_bad_sources_file_names_the_key(tmp_path):
+@pytest.mark.parametrize("change, named", [
+    (lambda s: s["conversions"].update(key="order_id"), "sources.conversions.key: 'order_id' is not one of its columns"),
+    (lambda s: s.update(conversions="yes"), "sources.conversions: must be a mapping"),
+    (lambda s: s["conversions"].update(dated="false"), "sources.conversions.dated: must be true or false, not 'false'"),
+    (lambda s: s["conversions"]["columns"].update(user_id="string"), "sources.conversions.columns.user_id: must be a mapping"),
+    (lambda s: s["conversions"]["columns"]["user_id"].update(type="text"), "sources.conversions.columns.user_id.type: 'text'"),
+    (lambda s: s["conversions"]["columns"]["user_id"].update(required="yes"),
+     "sources.conversions.columns.user_id.required: must be true or false, not 'yes'"),
+    (lambda s: s["conversions"]["columns"]["revenue"].update(minimum="0"),
+     "sources.conversions.columns.revenue.minimum: must be a number, not '0'"),
+    (lambda s: s["conversions"]["columns"]["type"].update(minimum=0),
+     "sources.conversions.columns.type.minimum: only an integer or number field has bounds"),
+    (lambda s: s["conversions"]["columns"]["type"].update(enum=["purchase", 1]),
+     "sources.conversions.columns.type.enum: must be a non-empty list of strings"),
+])
+def test_a_bad_sources_file_names_the_key(tmp_path, change, named):
     raw = yaml.safe_load((CONFIG_DIR / "sources.yaml").read_text())
-    raw["sources"]["conversions"]["key"] = "order_id"
+    change(raw["sources"])
     (tmp_path / "s.yaml").write_text(yaml.safe_dump(raw))
-    with pytest.raises(SourcesError, match="sources.conversions.key: 'order_id' is not one of its columns"):
+    with pytest.raises(SourcesError, match=re.escape(named)):
         load_sources(tmp_path / "s.yaml")
