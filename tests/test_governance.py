@@ -3,6 +3,7 @@
 import gzip
 import hashlib
 import json
+import re
 import stat
 
 import duckdb
@@ -11,8 +12,10 @@ import yaml
 
 from telemetry_assets.govern.intent import in_sample_sql
 from telemetry_assets.govern.policy import PolicyError, load_policy
+from telemetry_assets.ingest.partition import ingest_partition
 from telemetry_assets.settings import CONFIG_DIR
 from tests.builders import ai_call, gz, rudder_consent, segment_consent
+from tests.conftest import DAY
 
 KEY = "raw/ai_events/dt=2026-09-14/part-0.jsonl.gz"
 SHIPPED = yaml.safe_load((CONFIG_DIR / "policy.yaml").read_text())
@@ -150,10 +153,43 @@ def test_store_raw_text_never_is_refused_with_a_raw_destination(tmp_path):
     (lambda p: p["destinations"]["warehouse"].update(text="raw"), "destinations.warehouse.text: raw text outside secure_archive"),
     (lambda p: p["intent"].update(sample_rate=1.5), "intent.sample_rate: 1.5 is not a share"),
     (lambda p: p["outcomes"].update(attribution_window_hours=0), "outcomes.attribution_window_hours: 0 is not"),
+    (lambda p: p["outcomes"].update(ticket_window_hours=True), "outcomes.ticket_window_hours: True is not"),
+    (lambda p: p["intent"].update(sample_rate=True), "intent.sample_rate: True is not a share"),
+    (lambda p: p.update(consent="strict"), "consent: must be a mapping"),
+    (lambda p: p["destinations"].update(crm="yes"), "destinations.crm: must be a mapping"),
+    # lowercase, a region phonenumbers does not know: national numbers would go unredacted
+    (lambda p: p["redaction"].update(phone_region="us"), "redaction.phone_region: 'us' is not an ISO 3166 region"),
+    # a lone string where a list belongs would be read as its letters
+    (lambda p: p["redaction"].update(fields="prompt_text"), "redaction.fields: 'prompt_text' is not a list of names"),
+    (lambda p: p["redaction"].update(entities="email"), "redaction.entities: 'email' is not a list of names"),
+    (lambda p: p["destinations"]["warehouse"].update(requires="analytics"),
+     "destinations.warehouse.requires: 'analytics' is not a list of names"),
+    (lambda p: p["intent"].update(always_classify="account"), "intent.always_classify: 'account' is not a list of names"),
+    (lambda p: p["outcomes"].update(success_actions=["accepted", 1]),
+     "outcomes.success_actions: ['accepted', 1] is not a list of names"),
+    (lambda p: p["intent"].update(always_classify=["acount"]), "intent.always_classify: 'acount' is not one of security_risk"),
 ])
 def test_a_bad_policy_fails_on_load_naming_the_key(tmp_path, change, named):
-    with pytest.raises(PolicyError, match=named.replace(".", r"\.")):
+    with pytest.raises(PolicyError, match=re.escape(named)):
         custom_policy(tmp_path, change)
+
+
+@pytest.mark.parametrize("change, named", [
+    # the real field would then be neither redacted nor scanned for leaks
+    (lambda p: p["redaction"].update(fields=["prompt_text", "respones_text"]),
+     "redaction.fields: 'respones_text' is not a string field of any event in tracking plan 1.1.0"),
+    (lambda p: p["redaction"].update(fields=["prompt_text", "latency_ms"]),
+     "redaction.fields: 'latency_ms' is not a string field"),
+    # every turn would count as unsuccessful
+    (lambda p: p["outcomes"].update(success_actions=["accept"]),
+     "outcomes.success_actions: 'accept' is not an action_type tracking plan 1.1.0 allows (accepted, copied,"),
+])
+def test_a_policy_naming_what_the_plan_lacks_is_refused_before_ingest_reads_a_line(tmp_path, lake, warehouse, plan,
+                                                                                  secure_store, change, named):
+    lake.put(KEY, gz(ai_call(message_id="m1")))
+    with pytest.raises(PolicyError, match=re.escape(named)):
+        ingest_partition(lake, warehouse, DAY, plan, custom_policy(tmp_path, change), secure_store)
+    assert warehouse.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'governed'").fetchone() == (0,)
 
 
 def test_policy_and_plan_versions_are_stamped_on_rows_and_log(lake, warehouse, ingest, policy, plan):

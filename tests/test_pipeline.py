@@ -226,7 +226,10 @@ def test_a_config_variable_naming_no_file_is_refused_naming_the_variable(tmp_pat
     ("TELEMETRY_MODEL_PRICES", "prices.csv", PRICES_HEADER + "m1,2026-01-01,-1,0,0\n", "a price is negative"),
     ("TELEMETRY_MODEL_PRICES", "prices.csv", PRICES_HEADER + "m1,2026-01-01,0.15 USD,0,0\n",  # DuckDB's own error
      'TELEMETRY_MODEL_PRICES: Conversion Error: CSV Error on Line: 2'),
-], ids=["alert-rules", "negative-price", "price-not-a-number"])
+    ("TELEMETRY_POLICY", "policy.yaml",  # checked against the tracking plan, not only on its own
+     (settings.CONFIG_DIR / "policy.yaml").read_text().replace("success_actions: [accepted]", "success_actions: [accept]"),
+     "TELEMETRY_POLICY: outcomes.success_actions: 'accept' is not an action_type"),
+], ids=["alert-rules", "negative-price", "price-not-a-number", "policy-against-plan"])
 def test_run_checks_every_config_file_before_the_first_day_lands(tmp_path, monkeypatch, capsys, variable, file_name,
                                                                  content, named):
     config = tmp_path / file_name

@@ -10,7 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import phonenumbers
+
 from telemetry_assets.config_files import load_versioned_yaml, reject_unknown
+from telemetry_assets.govern.intent import IntentRules
 
 ENTITY_TYPES = ("email", "phone", "card", "ssn", "iban", "ipv4", "ipv6", "person")
 REPLACEMENTS = ("mask", "hash", "remove")
@@ -56,38 +59,61 @@ def load_policy(path: Path) -> Policy:
     )
     _one_of(raw["store_raw_text"], STORE_RAW_TEXT, "store_raw_text")
     redaction = _section(raw, "redaction", {"fields", "entities", "replacement", "phone_region"})
-    for entity in redaction.get("entities", []):
+    entities = _strings(redaction, "entities", "redaction", ENTITY_TYPES)
+    for entity in entities:
         _one_of(entity, ENTITY_TYPES, "redaction.entities")
     _one_of(redaction.get("replacement", "mask"), REPLACEMENTS, "redaction.replacement")
+    _phone_region(redaction.get("phone_region", "US"))
     consent = _section(raw, "consent", {"missing_consent", "strategy"})
     _one_of(consent.get("missing_consent", "deny"), ("deny", "allow"), "consent.missing_consent")
     _one_of(consent.get("strategy", "and"), ("and", "or"), "consent.strategy")
     intent = _section(raw, "intent", {"sample_rate", "always_classify"})
     rate = intent.get("sample_rate", 1.0)
-    if not isinstance(rate, (int, float)) or not 0 <= rate <= 1:
+    if not isinstance(rate, (int, float)) or isinstance(rate, bool) or not 0 <= rate <= 1:
         raise PolicyError(f"intent.sample_rate: {rate!r} is not a share between 0 and 1")
+    always_classify = _strings(intent, "always_classify", "intent", ())
+    labels = IntentRules.load().labels
+    for label in always_classify:
+        _one_of(label, labels, "intent.always_classify")
     outcomes = _section(raw, "outcomes", {"success_actions", "attribution_window_hours", "ticket_window_hours"})
     for window in ("attribution_window_hours", "ticket_window_hours"):
         hours = outcomes.get(window, 24)
-        if not isinstance(hours, int) or not 0 < hours <= 24 * 7:
+        if not isinstance(hours, int) or isinstance(hours, bool) or not 0 < hours <= 24 * 7:
             raise PolicyError(f"outcomes.{window}: {hours!r} is not a whole number of hours up to a week")
     destinations = {name: _destination(name, spec, raw["store_raw_text"]) for name, spec in raw["destinations"].items()}
     return Policy(
         version=str(raw["version"]),
         store_raw_text=raw["store_raw_text"],
-        redact_fields=tuple(redaction.get("fields", [])),
-        entities=tuple(redaction.get("entities", ENTITY_TYPES)),
+        redact_fields=_strings(redaction, "fields", "redaction", ()),
+        entities=entities,
         replacement=redaction.get("replacement", "mask"),
         phone_region=redaction.get("phone_region", "US"),
         missing_consent=consent.get("missing_consent", "deny"),
         strategy=consent.get("strategy", "and"),
         destinations=destinations,
         intent_sample_rate=float(rate),
-        always_classify=tuple(intent.get("always_classify", [])),
-        success_actions=tuple(outcomes.get("success_actions", ["accepted"])),
+        always_classify=always_classify,
+        success_actions=_strings(outcomes, "success_actions", "outcomes", ("accepted",)),
         attribution_window_hours=outcomes.get("attribution_window_hours", 24),
         ticket_window_hours=outcomes.get("ticket_window_hours", 24),
     )
+
+
+def check_against_plan(policy: Policy, plan) -> None:
+    """What the policy names from the tracking plan must be in it. A misspelt field to redact is
+    worse than useless: the real field is then neither redacted nor scanned for leaks; a misspelt
+    success action makes every turn unsuccessful."""
+    string_fields = {f.column for event in plan.events.values() for f in event.fields if f.type == "string"}
+    for field in policy.redact_fields:
+        if field not in string_fields:
+            raise PolicyError(f"redaction.fields: '{field}' is not a string field of any event in tracking plan "
+                              f"{plan.version}")
+    actions = {value for event in plan.events.values() for f in event.fields if f.column == "action_type"
+               for value in f.enum or ()}
+    for action in policy.success_actions:
+        if actions and action not in actions:
+            raise PolicyError(f"outcomes.success_actions: '{action}' is not an action_type tracking plan "
+                              f"{plan.version} allows ({', '.join(sorted(actions))})")
 
 
 def _section(raw: dict, name: str, allowed: set[str]) -> dict:
@@ -109,10 +135,23 @@ def _destination(name: str, spec, store_raw_text: str) -> Destination:
         raise PolicyError(f"{where}.text: raw text is routed here but store_raw_text is 'never'")
     if text == "raw" and store_raw_text == "secure_only" and name != SECURE_DESTINATION:
         raise PolicyError(f"{where}.text: raw text outside {SECURE_DESTINATION} needs store_raw_text 'everywhere'")
-    requires = spec.get("requires", [])
-    if not isinstance(requires, list):
-        raise PolicyError(f"{where}.requires: must be a list of consent categories")
-    return Destination(name, tuple(requires), text)
+    return Destination(name, _strings(spec, "requires", where, ()), text)
+
+
+def _strings(section: dict, key: str, where: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    """A list of names: a lone string would otherwise be read as its letters."""
+    value = section.get(key, list(default))
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise PolicyError(f"{where}.{key}: {value!r} is not a list of names")
+    return tuple(value)
+
+
+def _phone_region(region) -> None:
+    """Numbers written without a country code are read in this region; a region phonenumbers does
+    not know (`us` for `US`) would leave every such number unredacted."""
+    if region not in phonenumbers.SUPPORTED_REGIONS:
+        raise PolicyError(f"redaction.phone_region: {region!r} is not an ISO 3166 region phonenumbers knows "
+                          "(two capital letters, such as US or GB)")
 
 
 def _one_of(value, allowed: tuple[str, ...], where: str) -> None:

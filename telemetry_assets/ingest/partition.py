@@ -48,7 +48,7 @@ from checks.tracking_plan import (
 from telemetry_assets.govern.consent import CONSENT_PATHS
 from telemetry_assets.govern.flight import LAND, Governor
 from telemetry_assets.govern.intent import IntentRules
-from telemetry_assets.govern.policy import Policy
+from telemetry_assets.govern.policy import Policy, check_against_plan
 from telemetry_assets.govern.redact import Redactor
 from telemetry_assets.ingest.layouts import RawObject, partition_objects
 from telemetry_assets.ingest.lines import DEFAULT_MAX_LINE_BYTES, prefetched, read_line_batches
@@ -129,6 +129,7 @@ def ingest_partition(
 ) -> PartitionReport:
     """Replace `day`'s rows in the ingest tables, exports and secure store with what its raw objects
     say. `clock` (a fresh one by default) collects the seconds spent per stage."""
+    check_against_plan(policy, tracking_plan)
     clock = clock or StageClock()
     with clock.stage(READ):
         objects = partition_objects(store, day)
