@@ -90,14 +90,34 @@ def test_bench_copies_a_day_out_of_s3_and_writes_nothing_back(s3_env):
     assert result["copied_objects"] == 5  # the day's four raw objects and its tickets, not the next day's
 
 
-def test_s3_listing_follows_pagination_past_a_thousand_keys(s3_env):
+def test_s3_listing_and_deleting_go_past_a_thousand_keys(s3_env):
     make_bucket("lake-many")
     store = S3ObjectStore(bucket="lake-many", prefix="p", retry_mode="adaptive")
     client = boto3.client("s3")
     for i in range(1_005):
-        client.put_object(Bucket="lake-many", Key=f"p/raw/ai_events/dt=2026-09-14/{i:05d}.jsonl", Body=b"")
-    keys = list(store.list_keys("raw/ai_events/dt=2026-09-14/"))
-    assert len(keys) == 1_005 and keys[0] == "raw/ai_events/dt=2026-09-14/00000.jsonl"
+        client.put_object(Bucket="lake-many", Key=f"p/exports/x/dt=2026-09-14/{i:05d}.jsonl", Body=b"")
+    client.put_object(Bucket="lake-many", Key="p/exports/x/dt=2026-09-15/kept.jsonl", Body=b"")
+    keys = list(store.list_keys("exports/x/dt=2026-09-14/"))
+    assert len(keys) == 1_005 and keys[0] == "exports/x/dt=2026-09-14/00000.jsonl"
+    store.delete_prefix("exports/x/dt=2026-09-14/")  # S3 deletes at most 1,000 keys a call
+    assert list(store.list_keys("exports/")) == ["exports/x/dt=2026-09-15/kept.jsonl"]
+
+
+def test_a_rerun_on_s3_replaces_the_days_exports_and_leaves_other_days(s3_env, tmp_path, plan, policy):
+    make_bucket("lake-rerun")
+    s3 = object_store_from_url("s3://lake-rerun/prod/events")
+    for key, data in FIXTURES.items():
+        s3.put(key, data)
+    stale, other_day = ("exports/product_analytics/dt=2026-09-14/ai_user_action-09999.jsonl.gz",
+                        "exports/product_analytics/dt=2026-09-13/ai_user_action-00001.jsonl.gz")
+    for key in (stale, other_day):
+        s3.put(key, gz({"message_id": "from an earlier run"}))
+    tables_after_ingest(s3, tmp_path, "first", plan, policy)
+    first = sorted(s3.list_keys("exports/"))
+    tables_after_ingest(s3, tmp_path, "again", plan, policy)
+    assert sorted(s3.list_keys("exports/")) == first
+    assert stale not in first and other_day in first and len(first) > 1
+    assert s3.describe() == "s3://lake-rerun/prod/events"
 
 
 def test_s3_reads_stream_the_body(s3_env):
