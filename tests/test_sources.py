@@ -29,6 +29,10 @@ def rows(con, table, day=DAY):
     return con.execute(f"SELECT * EXCLUDE (source_key, line_number) FROM {table} WHERE dt = ? ORDER BY ALL", [day]).fetchall()
 
 
+def tickets(con):
+    return con.execute("SELECT ticket_id, category FROM sources.support_tickets ORDER BY 1").fetchall()
+
+
 def quarantined(con, origin):
     return con.execute(
         "SELECT line_number, list_transform(violations, lambda v: v.type) FROM audit.quarantine WHERE origin = ? ORDER BY ALL",
@@ -72,6 +76,50 @@ def test_a_csv_row_with_the_wrong_number_of_fields_is_malformed(lake, warehouse)
     report = load_source(lake, warehouse, SPECS["support_tickets"], DAY)
     assert (report.valid, report.quarantined) == (1, 1)
     assert quarantined(warehouse, "sources.support_tickets") == [(3, ["Malformed-Line"])]
+
+
+def test_a_quoted_csv_field_may_hold_line_breaks_and_its_row_is_numbered_by_its_first_line(lake, warehouse):
+    lake.put("sources/support_tickets/dt=2026-09-14/a.csv", csv_bytes(
+        TICKETS_HEADER, 'T-1,usr_1,,2026-09-14T10:00:00Z,email,open,"billing\r\nsee ""invoice""\nattached"',
+        "T-2,usr_2,,2026-09-14T11:00:00Z,chat,open,technical"))
+    report = load_source(lake, warehouse, SPECS["support_tickets"], DAY)
+    assert (report.rows_read, report.valid, report.quarantined) == (2, 2, 0)
+    assert tickets(warehouse) == [("T-1", 'billing\nsee "invoice"\nattached'), ("T-2", "technical")]
+
+
+def test_a_csv_quote_closed_mid_field_or_left_open_quarantines_its_row_and_says_which_lines(lake, warehouse):
+    lake.put("sources/support_tickets/dt=2026-09-14/a.csv", csv_bytes(
+        TICKETS_HEADER,
+        'T-1,usr_1,,2026-09-14T10:00:00Z,email,open,"27" monitor"',  # a quote closed mid-field
+        "T-2,usr_2,,2026-09-14T11:00:00Z,chat,open,technical",
+        'T-3,usr_3,,2026-09-14T12:00:00Z,chat,open,"billing',  # open to the end: T-4 is inside it
+        "T-4,usr_4,,2026-09-14T13:00:00Z,chat,open,technical"))
+    report = load_source(lake, warehouse, SPECS["support_tickets"], DAY)
+    assert (report.rows_read, report.valid, report.quarantined) == (3, 1, 2)
+    assert tickets(warehouse) == [("T-2", "technical")]
+    assert warehouse.execute("SELECT line_number, violations[1].message FROM audit.quarantine ORDER BY 1").fetchall() == [
+        (2, "not valid CSV on its line: ',' expected after '\"'"),
+        (4, "not valid CSV on its lines 4 to 5: unexpected end of data")]
+
+
+def test_a_csv_field_longer_than_the_csv_modules_default_limit_lands(lake, warehouse):
+    lake.put("sources/support_tickets/dt=2026-09-14/a.csv", csv_bytes(
+        TICKETS_HEADER, "T-1,usr_1,,2026-09-14T10:00:00Z,email,open," + "long description " * 10_000,
+        "T-2,usr_2,,2026-09-14T11:00:00Z,chat,open,technical"))
+    report = load_source(lake, warehouse, SPECS["support_tickets"], DAY)
+    assert (report.rows_read, report.valid) == (2, 2)
+    assert [len(category) for _, category in tickets(warehouse)] == [170_000, 9]
+
+
+@pytest.mark.parametrize("name, header", [("a.csv", [TICKETS_HEADER]), ("a.jsonl", [])])
+def test_an_unreadable_source_line_is_quarantined_and_the_rest_lands(lake, warehouse, name, header):
+    good = ("T-1,usr_1,,2026-09-14T10:00:00Z,email,open,billing" if header else
+            json.dumps({"ticket_id": "T-1", "user_id": "usr_1", "created_at": "2026-09-14T10:00:00Z"}))
+    lake.put(f"sources/support_tickets/dt=2026-09-14/{name}",
+             csv_bytes(*header, good) + b"T-2,usr_\xff,broken\n" + csv_bytes(good.replace("T-1", "T-3")))
+    report = load_source(lake, warehouse, SPECS["support_tickets"], DAY)
+    assert (report.rows_read, report.valid, report.quarantined) == (3, 2, 1)
+    assert quarantined(warehouse, "sources.support_tickets") == [(len(header) + 2, ["Malformed-Line"])]
 
 
 def test_a_key_exported_twice_keeps_its_last_row(lake, warehouse):

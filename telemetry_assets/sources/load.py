@@ -1,9 +1,11 @@
 """Load one business source for one day: read, map columns, validate, dedupe by key, land.
 
 Files are CSV (first non-blank line is the header) or JSONL, gzip or not, read with the same line
-reader as events, so truncation, invalid UTF-8 and over-long lines are quarantined per line. A CSV
-field holding a line break is not supported: its row has the wrong number of fields and is
-quarantined as `Malformed-Line`. Rows are mapped in Python, `BATCH_ROWS` at a time, into a DuckDB
+reader as events, so truncation, invalid UTF-8 and over-long lines are quarantined per line. A
+quoted CSV field may hold line breaks (RFC 4180: helpdesk exports put whole ticket descriptions in
+one); the row is then numbered by its first line. CSV is read strictly, so a quote left open, or
+closed mid-field, quarantines its row as `Malformed-Line` instead of swallowing the rows after it
+into a field. Rows are mapped in Python, `BATCH_ROWS` at a time, into a DuckDB
 table; typing and validation are the same DuckDB casts and pandera mapping as events use, also a
 batch at a time. Sources grow with traffic (300k conversions on a day of 20M events), and holding
 them whole in Python took the process to 1.3 GB.
@@ -27,7 +29,7 @@ import pandas as pd
 
 from checks.sources import SourceSpec, compile_source, raw_column
 from checks.tracking_plan import FIELD_TYPES, violations_by_row
-from telemetry_assets.ingest.lines import read_lines
+from telemetry_assets.ingest.lines import DEFAULT_MAX_LINE_BYTES, read_lines
 from telemetry_assets.ingest.tables import VIOLATIONS_TYPE, create_or_extend, ensure_audit_tables, replacing_day
 from telemetry_assets.record_batches import frame_batches
 
@@ -35,6 +37,9 @@ BATCH_ROWS = 50_000
 
 SOURCE_SUFFIXES = (".csv", ".csv.gz", ".jsonl", ".jsonl.gz", ".json", ".json.gz")
 _DT_FOLDER = re.compile(r"/dt=(\d{4}-\d{2}-\d{2})/")
+# A CSV field may be as long as a line may be (the csv module's default stops at 128 KiB, and a
+# long ticket description is a real row); the limit is the module's, so it is raised, never lowered.
+csv.field_size_limit(max(csv.field_size_limit(), DEFAULT_MAX_LINE_BYTES))
 
 
 @dataclass(frozen=True)
@@ -105,25 +110,72 @@ def _stage_rows(con, store, spec: SourceSpec, keys: list[str]) -> tuple[int, lis
 
 
 def _records(store, key: str):
-    """(line number, record, problem) per data line; blank lines and the CSV header are skipped."""
-    is_csv = key.endswith((".csv", ".csv.gz"))
-    header = None
+    """(line number, record, problem) per row; blank lines and the CSV header are skipped."""
     with contextlib.closing(store.open(key)) as stream:
-        for line in read_lines(stream):
+        lines = read_lines(stream)
+        yield from _csv_records(lines) if key.endswith((".csv", ".csv.gz")) else _json_records(lines)
+
+
+def _json_records(lines):
+    for line in lines:
+        if line.read_error:
+            yield line.line_number, None, line.read_error
+        elif line.text.strip():
+            yield line.line_number, *_json_record(line.text)
+
+
+def _csv_records(lines):
+    """The csv module reads the rows, pulling another line while a quoted field is open; a row it
+    refuses is quarantined and reading goes on from the next line."""
+    feed = _CsvFeed(lines)
+    reader = csv.reader(feed, strict=True)
+    header = None
+    while True:
+        try:
+            values = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as error:
+            span = f"lines {feed.row_start} to {feed.last_line}" if feed.last_line > feed.row_start else "line"
+            yield feed.row_start, None, f"not valid CSV on its {span}: {error}"
+            values = []
+        yield from feed.end_row()
+        if not "".join(values).strip():  # a blank line, or a row refused above
+            continue
+        if header is None:
+            header = values
+        elif len(values) != len(header):
+            yield feed.row_start, None, f"{len(values)} fields where the header has {len(header)}"
+        else:
+            yield feed.row_start, dict(zip(header, values)), None
+    yield from feed.end_row()
+
+
+class _CsvFeed:
+    """An object's readable lines for `csv.reader`, line breaks kept (a quoted field may hold
+    them). Lines that could not be read are set aside with their numbers, and `row_start` is the
+    number of the first line of the row being read, `last_line` of the last line read."""
+
+    def __init__(self, lines):
+        self._lines = lines
+        self._unreadable: list[tuple[int, None, str]] = []
+        self._row_done = True
+        self.row_start = self.last_line = 0
+
+    def __iter__(self):
+        for line in self._lines:
             if line.read_error:
-                yield line.line_number, None, line.read_error
-            elif not line.text.strip():
+                self._unreadable.append((line.line_number, None, line.read_error))
                 continue
-            elif is_csv and header is None:
-                header = next(csv.reader([line.text]))
-            elif is_csv:
-                values = next(csv.reader([line.text]))
-                if len(values) != len(header):
-                    yield line.line_number, None, f"{len(values)} fields where the header has {len(header)}"
-                else:
-                    yield line.line_number, dict(zip(header, values)), None
-            else:
-                yield line.line_number, *_json_record(line.text)
+            if self._row_done:
+                self.row_start, self._row_done = line.line_number, False
+            self.last_line = line.line_number
+            yield line.text + "\n"
+
+    def end_row(self) -> list[tuple[int, None, str]]:
+        """The next line read starts a row; returns the unreadable lines set aside meanwhile."""
+        taken, self._unreadable, self._row_done = self._unreadable, [], True
+        return taken
 
 
 def _json_record(text: str):
