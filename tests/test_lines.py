@@ -109,3 +109,39 @@ def test_a_byte_order_mark_opening_the_object_is_dropped_and_one_inside_it_is_ke
     body = '\ufeff{"a":1}\n\ufeff{"b":2}\n'.encode()
     for data in (body, gzip.compress(body)):
         assert lines_of(data) == [(1, '{"a":1}', None), (2, '\ufeff{"b":2}', None)]
+
+
+class Trickle(io.RawIOBase):
+    """A stream whose reads return at most `size` bytes, as network bodies may."""
+
+    def __init__(self, data: bytes, size: int):
+        self.data, self.size = memoryview(data), size
+
+    def readable(self):
+        return True
+
+    def readinto(self, buffer):
+        count = min(len(buffer), self.size, len(self.data))
+        buffer[:count], self.data = self.data[:count], self.data[count:]
+        return count
+
+
+# Over-long lines where they are hardest to see: first, spanning many reads, right after a
+# partial line, and last without a newline.
+AWKWARD = (b"w" * 230 + b'\n{"a":1}\n' + b"x" * 900 + b'\n{"b":2}\n' + b"y" * 150 + b"\n" + b"v" * 120 + b"u" * 120
+           + b'\n{"c":3}\n' + b"z" * 250)
+AWKWARD_LINES = [
+    (1, None, "line of 230 bytes exceeds the 200-byte limit"), (2, '{"a":1}', None),
+    (3, None, "line of 900 bytes exceeds the 200-byte limit"), (4, '{"b":2}', None), (5, "y" * 150, None),
+    (6, None, "line of 240 bytes exceeds the 200-byte limit"), (7, '{"c":3}', None),
+    (8, None, "line of 250 bytes exceeds the 200-byte limit"),
+]
+
+
+@pytest.mark.parametrize("read_size", [1, 2, 7, 64, 199, 200, 201, 4096])
+@pytest.mark.parametrize("compress", [False, True], ids=["plain", "gzip"])
+def test_lines_do_not_depend_on_how_the_stream_is_cut_into_reads(read_size, compress):
+    data = gzip.compress(AWKWARD) if compress else AWKWARD
+    stream = Trickle(data, read_size)
+    assert [(line.line_number, line.text, line.read_error)
+            for line in read_lines(stream, max_line_bytes=200)] == AWKWARD_LINES

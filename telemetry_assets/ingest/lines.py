@@ -99,6 +99,11 @@ def _without_opening_bom(blocks: Iterator[bytes]) -> Iterator[bytes]:
 
 def _decompressed_blocks(stream: BinaryIO) -> Iterator[bytes]:
     first = stream.read(READ_BLOCK_BYTES)
+    while 0 < len(first) < len(GZIP_MAGIC):  # a read may return less than asked (a network body)
+        more = stream.read(READ_BLOCK_BYTES)
+        if not more:
+            break
+        first += more
     if not first.startswith(GZIP_MAGIC):
         while first:
             yield first
