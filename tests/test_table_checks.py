@@ -164,12 +164,22 @@ def test_the_check_only_job_reruns_every_check_on_a_landed_day_and_rewrites_noth
         con.execute("UPDATE audit.ingest_files SET valid_events = valid_events - 1 WHERE dt = $day", {"day": DAY})
         con.execute("UPDATE governed.ai_user_action SET feedback = 'mail me at jo@example.com' "
                     "WHERE dt = $day AND feedback IS NOT NULL", {"day": DAY})
+        # a governed row and a quarantine row deleted by hand: the ledger no longer matches the tables
+        for table, where in (("governed.ai_llm_response_received", ""), ("audit.quarantine", "AND origin = 'ai_events'")):
+            con.execute(f"DELETE FROM {table} WHERE rowid = (SELECT min(rowid) FROM {table} WHERE dt = $day {where})",
+                        {"day": DAY})
+        (log_delivered,) = con.execute("SELECT count(*) FROM audit.governance_log WHERE dt = $day "
+                                       "AND list_contains(delivered, 'warehouse')", {"day": DAY}).fetchone()
     result, evaluations = run_checks_only(built, copy)
     failed = {key for key, c in evaluations.items() if not c.passed}
     assert not result.success
     assert failed == {("audit/ingest_files", "lines_reconcile"), ("governed/ai_user_action", "no_pii_leak"),
                       ("metrics/safety_daily", "safety_invariants")}
-    assert "part-00000.jsonl.gz: +1 lines" in evaluations[("audit/ingest_files", "lines_reconcile")].metadata["problems"].value
+    problems = evaluations[("audit/ingest_files", "lines_reconcile")].metadata["problems"].value.split("; ")
+    quarantined = evaluations[("audit/ingest_files", "lines_reconcile")].metadata["quarantined"].value
+    assert problems == [f"raw/ai_events/dt={DAY}/part-00000.jsonl.gz: +1 lines",
+                        f"governed tables hold {log_delivered - 1} rows, the log delivered {log_delivered}",
+                        f"quarantine holds {quarantined - 1} rows, the objects count {quarantined}"]
 
 
 def test_batches_miss_neither_a_bad_value_in_a_later_batch_nor_a_key_repeated_across_batches(con):
