@@ -6,6 +6,7 @@ import duckdb
 import pytest
 
 from telemetry_assets.ingest.partition import _dedupe
+from telemetry_assets.ingest.tables import replacing_day
 from tests.builders import ai_call, gz
 from tests.conftest import DAY
 
@@ -124,3 +125,18 @@ def test_an_id_whose_hash_matches_a_seen_id_is_not_a_duplicate_unless_the_ids_ar
     assert con.execute("SELECT line_id, is_duplicate FROM chunk_ai ORDER BY line_id").fetchall() == [
         (0, False), (1, True), (2, True)]
     assert sorted(con.execute("SELECT message_id FROM seen_message_ids").fetchall()) == [("new",), ("old",), ("other",)]
+
+
+def test_a_day_whose_new_rows_fail_keeps_its_old_rows_and_other_days_are_untouched():
+    """What every join and metric relies on to replace a day: the delete and the insert commit together."""
+    con = duckdb.connect()
+    con.execute("CREATE TABLE t (dt DATE, v INTEGER)")
+    con.execute("INSERT INTO t VALUES (?, 1), (?, 2), (?, 3)", [DAY, DAY, DAY + timedelta(days=1)])
+    with pytest.raises(duckdb.ConversionException):
+        with replacing_day(con, DAY, ["t"]):
+            con.execute("INSERT INTO t VALUES (?, 4)", [DAY])
+            con.execute("INSERT INTO t VALUES (?, 'five')", [DAY])
+    assert con.execute("SELECT v FROM t ORDER BY v").fetchall() == [(1,), (2,), (3,)]
+    with replacing_day(con, DAY, ["t"]):
+        con.execute("INSERT INTO t VALUES (?, 4)", [DAY])
+    assert con.execute("SELECT v FROM t ORDER BY v").fetchall() == [(3,), (4,)]
