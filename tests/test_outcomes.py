@@ -130,3 +130,32 @@ def test_a_price_table_that_would_price_wrongly_is_refused_naming_the_row(wareho
     monkeypatch.setenv("TELEMETRY_MODEL_PRICES", str(prices))
     with pytest.raises(ModelPricesError, match=re.escape(f"{prices}: {named}")):
         build_joins(warehouse, DAY, policy)
+
+
+def anonymous(calls):
+    """The calls of a visitor who never signed in, in the variant arm: an anonymousId and no userId,
+    as Segment sends them."""
+    return [{**{k: v for k, v in call.items() if k != "userId"}, "anonymousId": "anon_9",
+             "properties": {**call["properties"], "feature_flag_state": "variant_b"}} for call in calls]
+
+
+def test_an_anonymous_conversation_is_no_user_and_no_outcome_of_a_user(lake, warehouse, ingest, policy):
+    """Outcomes matched by user (conversion, ticket, return, retention) are unknown for a visitor
+    without a userId, not false: they are left out of those rates, not counted as failures."""
+    land(lake, warehouse, ingest, policy, {
+        DAY: [*turn("c-known", 1, "10:00:00"), *anonymous(turn("c-anon", 1, "11:00:00"))],
+        NEXT: turn("c-next", 1, "10:00:00", day=NEXT),
+    }, conversions=[{"conversion_id": "cv1", "user_id": "usr_1", "occurred_at": f"{DAY}T12:00:00Z",
+                     "type": "purchase", "revenue": 10}],
+       tickets=[{"ticket_id": "t1", "user_id": "usr_1", "created_at": f"{DAY}T13:00:00Z"}])
+    rows = warehouse.execute(
+        """SELECT feature_flag_state, conversations, identified_conversations, users, conversions, conversion_rate,
+                  d1_retention, support_deflection_rate, multi_turn_share
+           FROM metrics.business_daily WHERE dt = ? AND cohort_dimension = 'all' ORDER BY 1""", [DAY]).fetchall()
+    assert rows == [("control", 1, 1, 1, 1, 1.0, 1.0, 0.0, 0.0),
+                    ("variant_b", 1, 0, 0, 0, None, None, None, 0.0)]  # its only conversation is anonymous
+    counted = dict(warehouse.execute(
+        """SELECT metric, [n_baseline, n_candidate] FROM metrics.version_comparison
+           WHERE dt = ? AND candidate = 'variant_b' AND cohort = 'all'""", [DAY]).fetchall())
+    assert {m: counted[m] for m in ("conversion_rate", "support_deflection_rate", "completion_rate")} == {
+        "conversion_rate": [1, 0], "support_deflection_rate": [1, 0], "completion_rate": [1, 1]}

@@ -11,6 +11,13 @@ cohort) over the conversations that began on dt; `cohort_dimension` is `all` (co
 - `support_deflection_rate`: conversations not followed by a ticket of the same user in the window.
 Retention and returns need later days: they are NULL until the day they look at has landed (no
 conversations recorded for it yet), never a misleading zero.
+
+Outcomes matched by user need a user: a conversation without a userId (a visitor who never signed
+in, known only by an anonymousId) counts in `conversations` and `multi_turn_share`, but whether it
+converted, returned or was followed by a ticket is unknown, not false. So conversion, return and
+deflection are rates over `identified_conversations`, and `users` and retention count identified
+users only. (Counted as failures, anonymous traffic would have lowered conversion and raised
+deflection; counted as users, all of it was one user who never came back.)
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ BUSINESS = {
     "cohort_dimension": "VARCHAR", "cohort": "VARCHAR", "conversations": "BIGINT", "users": "BIGINT",
     "conversions": "BIGINT", "conversion_rate": "DOUBLE", "multi_turn_share": "DOUBLE",
     "return_within_7d_rate": "DOUBLE", "d1_retention": "DOUBLE", "d7_retention": "DOUBLE",
-    "support_deflection_rate": "DOUBLE",
+    "support_deflection_rate": "DOUBLE", "identified_conversations": "BIGINT",
 }
 
 
@@ -44,8 +51,9 @@ WITH landed AS (
 ), later AS (
     SELECT user_id, dt, started_at FROM {CONVERSATIONS_TABLE} WHERE dt BETWEEN $day AND $day + 7
 ), conversations AS (
-    SELECT c.*, EXISTS (SELECT 1 FROM later l WHERE l.user_id = c.user_id AND l.started_at > c.started_at
-                          AND l.started_at <= c.started_at + INTERVAL 7 DAY) AS returned
+    SELECT c.*, c.user_id IS NOT NULL AS identified,
+        EXISTS (SELECT 1 FROM later l WHERE l.user_id = c.user_id AND l.started_at > c.started_at
+                  AND l.started_at <= c.started_at + INTERVAL 7 DAY) AS returned
     FROM {CONVERSATIONS_TABLE} c WHERE c.dt = $day
 ), by_cohort AS (
     SELECT *, 'all' AS cohort_dimension, 'all' AS cohort FROM conversations
@@ -55,25 +63,27 @@ WITH landed AS (
     SELECT DISTINCT model_version, prompt_version, feature_flag_state, cohort_dimension, cohort, user_id,
         EXISTS (SELECT 1 FROM later l WHERE l.user_id = b.user_id AND l.dt = $day + 1) AS active_d1,
         EXISTS (SELECT 1 FROM later l WHERE l.user_id = b.user_id AND l.dt = $day + 7) AS active_d7
-    FROM by_cohort b
+    FROM by_cohort b WHERE identified
 ), retention AS (
     SELECT model_version, prompt_version, feature_flag_state, cohort_dimension, cohort, count(*) AS users,
         avg(CASE WHEN active_d1 THEN 1.0 ELSE 0.0 END) AS d1, avg(CASE WHEN active_d7 THEN 1.0 ELSE 0.0 END) AS d7
     FROM users GROUP BY ALL
 ), rates AS (
     SELECT model_version, prompt_version, feature_flag_state, cohort_dimension, cohort, count(*) AS conversations,
-        count(*) FILTER (WHERE converted) AS conversions,
-        avg(CASE WHEN converted THEN 1.0 ELSE 0.0 END) AS conversion_rate,
+        count(*) FILTER (WHERE identified) AS identified_conversations,
+        count(*) FILTER (WHERE identified AND converted) AS conversions,
+        avg(CASE WHEN converted THEN 1.0 ELSE 0.0 END) FILTER (WHERE identified) AS conversion_rate,
         avg(CASE WHEN multi_turn THEN 1.0 ELSE 0.0 END) AS multi_turn_share,
-        avg(CASE WHEN returned THEN 1.0 ELSE 0.0 END) AS return_rate,
-        avg(CASE WHEN deflected THEN 1.0 ELSE 0.0 END) AS support_deflection_rate
+        avg(CASE WHEN returned THEN 1.0 ELSE 0.0 END) FILTER (WHERE identified) AS return_rate,
+        avg(CASE WHEN deflected THEN 1.0 ELSE 0.0 END) FILTER (WHERE identified) AS support_deflection_rate
     FROM by_cohort GROUP BY ALL
 )
 SELECT $day AS dt, r.model_version, r.prompt_version, r.feature_flag_state, r.cohort_dimension, r.cohort,
-    r.conversations, t.users, r.conversions, r.conversion_rate, r.multi_turn_share,
+    r.conversations, r.identified_conversations, coalesce(t.users, 0) AS users, r.conversions, r.conversion_rate,
+    r.multi_turn_share,
     CASE WHEN (SELECT last_day FROM landed) >= $day + 7 THEN r.return_rate END AS return_within_7d_rate,
     CASE WHEN (SELECT last_day FROM landed) >= $day + 1 THEN t.d1 END AS d1_retention,
     CASE WHEN (SELECT last_day FROM landed) >= $day + 7 THEN t.d7 END AS d7_retention,
     r.support_deflection_rate
-FROM rates r JOIN retention t USING (model_version, prompt_version, feature_flag_state, cohort_dimension, cohort)
+FROM rates r LEFT JOIN retention t USING (model_version, prompt_version, feature_flag_state, cohort_dimension, cohort)
 """

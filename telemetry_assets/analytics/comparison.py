@@ -147,17 +147,21 @@ def _compare(con, day: date, c: Comparison) -> list["_Result"]:
 
 
 def _outcome_rows(con, day: date, c: Comparison) -> list["_Result"]:
-    """Conversation rates, overall and by plan, over conversations whose attribution window closed."""
-    frames = _sides(con, day, c, f"""SELECT coalesce(plan, 'unknown') AS plan, converted, completed, deflected
+    """Conversation rates, overall and by plan, over conversations whose attribution window closed.
+    Conversion and deflection are matched by user, so they count only conversations with a userId
+    (as `business_daily` does); completion counts every conversation."""
+    frames = _sides(con, day, c, f"""SELECT coalesce(plan, 'unknown') AS plan, converted, completed, deflected,
+            user_id IS NOT NULL AS identified
         FROM {CONVERSATIONS_TABLE} WHERE {{rows}} AND dt < (SELECT max(dt) FROM sources.conversions)""")
     rows = []
     cohorts = [("all", "all")] + [("plan", p) for p in sorted(set(frames["baseline"]["plan"]) | set(frames["candidate"]["plan"]))]
     for dimension, cohort in cohorts:
         picked = {side: frame if dimension == "all" else frame[frame["plan"] == cohort] for side, frame in frames.items()}
-        for metric, column in (("conversion_rate", "converted"), ("completion_rate", "completed"),
-                               ("support_deflection_rate", "deflected")):
-            n = {side: len(frame) for side, frame in picked.items()}
-            k = {side: int(frame[column].sum()) for side, frame in picked.items()}
+        for metric, column, by_user in (("conversion_rate", "converted", True), ("completion_rate", "completed", False),
+                                        ("support_deflection_rate", "deflected", True)):
+            counted = {side: frame[frame["identified"]] if by_user else frame for side, frame in picked.items()}
+            n = {side: len(frame) for side, frame in counted.items()}
+            k = {side: int(frame[column].sum()) for side, frame in counted.items()}
             rows.append(_Result(day, c, metric, dimension, cohort, n["baseline"], n["candidate"],
                                 rate_difference(k["baseline"], n["baseline"], k["candidate"], n["candidate"])))
     return rows
