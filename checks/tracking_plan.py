@@ -238,6 +238,14 @@ def check_flag(spec: dict, flag: str, where: str, error: type[ValueError]) -> No
 ADDITIONAL_PROPERTIES_COLUMN = "additional_properties"
 
 
+def finite_number_sql(text_sql: str) -> str:
+    """SQL casting text to a DOUBLE, NULL unless finite. JSON has no NaN or Infinity, but Python's
+    json writes them and DuckDB reads them, as it reads 1e400 as infinity; one such latency or cost
+    would make its group's quantiles and sums infinite, so it fails its cast like any other bad value."""
+    value = f"TRY_CAST({text_sql} AS DOUBLE)"
+    return f"CASE WHEN isfinite({value}) THEN {value} END"
+
+
 def type_column(f: Field) -> str:
     return f"{f.column}__json_type"
 

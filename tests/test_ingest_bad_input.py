@@ -64,6 +64,16 @@ def test_a_malformed_line_says_what_it_is(lake, warehouse, ingest, line, message
     assert messages == [message]
 
 
+@pytest.mark.parametrize("latency", ["Infinity", "-Infinity", "NaN", "1e400"])
+def test_a_number_that_is_not_finite_is_a_datatype_mismatch_not_a_poisoned_sum(lake, warehouse, ingest, latency):
+    """Python's json writes NaN and Infinity, and DuckDB reads them (and 1e400 as infinity): one
+    infinite latency or cost would make its group's p95 and sums infinite."""
+    lake.put(KEY, gz(json.dumps(ai_call(message_id="odd")).replace('"latency_ms": 812.5', f'"latency_ms": {latency}')))
+    ingest()
+    assert warehouse.execute("SELECT message_id, list_transform(violations, lambda v: v.message) "
+                             "FROM audit.quarantine").fetchall() == [("odd", ["latency_ms is not a valid number"])]
+
+
 def test_an_object_indented_with_whitespace_is_an_event_not_a_malformed_line(lake, warehouse, ingest):
     lake.put(KEY, gz(ai_call(), "  \t" + json.dumps(ai_call())))
     report = ingest()

@@ -70,6 +70,15 @@ def test_bad_rows_are_quarantined_with_their_type_and_counted(lake, warehouse):
         (5, ["Datatype-Mismatch"]), (6, ["Malformed-Line"]), (7, ["Malformed-Line"])]
 
 
+@pytest.mark.parametrize("revenue", ["inf", "-Infinity", "NaN", "1e400"])
+def test_a_source_number_that_is_not_finite_is_a_datatype_mismatch(lake, warehouse, revenue):
+    lake.put("sources/conversions/dt=2026-09-14/c.csv", csv_bytes(
+        "conversion_id,user_id,occurred_at,type,revenue", f"cv1,u,2026-09-14T12:00:00Z,purchase,{revenue}"))
+    report = load_source(lake, warehouse, SPECS["conversions"], DAY)
+    assert (report.valid, report.quarantined) == (0, 1)
+    assert quarantined(warehouse, "sources.conversions") == [(2, ["Datatype-Mismatch"])]
+
+
 def test_a_csv_row_with_the_wrong_number_of_fields_is_malformed(lake, warehouse):
     lake.put("sources/support_tickets/dt=2026-09-14/a.csv", csv_bytes(
         TICKETS_HEADER, "T-1,usr_1,,2026-09-14T10:00:00Z,email,open,billing", "T-2,usr_2,2026-09-14T11:00:00Z"))

@@ -42,6 +42,7 @@ from checks.tracking_plan import (
     Field,
     TrackingPlan,
     compile_event,
+    finite_number_sql,
     type_column,
     violations_by_row,
 )
@@ -438,7 +439,7 @@ def _typed_value(f: Field, position: int) -> str:
     value = {
         "string": text,
         "integer": f"TRY_CAST({text} AS BIGINT)",
-        "number": f"TRY_CAST({text} AS DOUBLE)",
+        "number": finite_number_sql(text),
         "boolean": f"{text} = 'true'",
         "timestamp": f"timezone('UTC', TRY_CAST({text} AS TIMESTAMPTZ))",
     }[f.type]

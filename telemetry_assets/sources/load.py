@@ -28,7 +28,7 @@ from datetime import date
 import pandas as pd
 
 from checks.sources import SourceSpec, compile_source, raw_column
-from checks.tracking_plan import FIELD_TYPES, violations_by_row
+from checks.tracking_plan import FIELD_TYPES, finite_number_sql, violations_by_row
 from telemetry_assets.ingest.lines import DEFAULT_MAX_LINE_BYTES, read_lines
 from telemetry_assets.ingest.tables import VIOLATIONS_TYPE, create_or_extend, ensure_audit_tables, replacing_day
 from telemetry_assets.record_batches import frame_batches
@@ -202,7 +202,7 @@ def _typed(column) -> str:
     return {
         "string": raw,
         "integer": f"TRY_CAST({raw} AS BIGINT)",
-        "number": f"TRY_CAST({raw} AS DOUBLE)",
+        "number": finite_number_sql(raw),
         "boolean": f"TRY_CAST({raw} AS BOOLEAN)",
         "timestamp": f"timezone('UTC', TRY_CAST({raw} AS TIMESTAMPTZ))",
     }[column.type]
