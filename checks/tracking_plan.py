@@ -153,11 +153,10 @@ def _event(name, spec, envelope, common, require_one_of) -> EventPlan:
     for f in prop_fields:
         _check_column_name(f.column, f"{where}.properties.{f.column}", envelope_columns)
     check_flag(spec, "additional_properties", where, TrackingPlanError)
-    columns = {f.column for f in prop_fields}
+    by_column = {f.column: f for f in prop_fields}
     for f in prop_fields:
-        for other, _ in f.required_when:
-            if other not in columns:
-                raise TrackingPlanError(f"{where}.properties.{f.column}.required_when: unknown property '{other}'")
+        for other, expected in f.required_when:
+            _check_condition(f"{where}.properties.{f.column}.required_when", by_column.get(other), other, expected)
     return EventPlan(
         name=name,
         mode=mode,
@@ -196,6 +195,21 @@ def _field(column: str, spec: Any, where: str, path: str | None) -> Field:
         enum=tuple(enum) if enum else None,
         required_when=tuple(required_when.items()),
     )
+
+
+_CONDITION_VALUES = {"string": (str,), "integer": (int,), "number": (int, float), "boolean": (bool,)}
+
+
+def _check_condition(where: str, other: Field | None, name: str, expected: Any) -> None:
+    """A condition that can never hold (a value of another type, a value outside the enum) would
+    make its field never required, and nothing would say so."""
+    if other is None:
+        raise TrackingPlanError(f"{where}: unknown property '{name}'")
+    kinds = _CONDITION_VALUES.get(other.type, ())
+    if not isinstance(expected, kinds) or (isinstance(expected, bool) and other.type != "boolean"):
+        raise TrackingPlanError(f"{where}: {name} = {expected!r} can never hold: {name} is of type {other.type}")
+    if other.enum and expected not in other.enum:
+        raise TrackingPlanError(f"{where}: {name} = {expected!r} can never hold: {name} is one of {', '.join(other.enum)}")
 
 
 def _check_column_name(column: str, where: str, envelope_columns: set[str]) -> None:

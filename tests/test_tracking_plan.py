@@ -48,6 +48,15 @@ def edited(change):
         (lambda p: p["envelope"]["user_id"].pop("path"), "envelope.user_id.path: missing"),
         (lambda p: response(p)["error_type"].update(required_when=["response_status"]),
          "events.ai_llm_response_received.properties.error_type.required_when: must map a property to a value"),
+        # Conditions that can never hold: the field would never be required, and nothing would say so.
+        (lambda p: response(p)["error_type"].update(required_when={"response_status": "eror"}),
+         "error_type.required_when: response_status = 'eror' can never hold: response_status is one of success, error"),
+        (lambda p: response(p)["error_type"].update(required_when={"latency_ms": "high"}),
+         "error_type.required_when: latency_ms = 'high' can never hold: latency_ms is of type number"),
+        (lambda p: p["events"]["ai_user_action"]["properties"]["feedback"].update(required_when={"conversion_flag": "true"}),
+         "feedback.required_when: conversion_flag = 'true' can never hold: conversion_flag is of type boolean"),
+        (lambda p: p["events"]["ai_user_action"]["properties"]["feedback"].update(required_when={"rating": True}),
+         "feedback.required_when: rating = True can never hold: rating is of type integer"),
         # Options of the wrong kind: each would fail every event at ingest, or quietly mean another thing.
         (lambda p: response(p)["cost"].update(required="no"),
          "events.ai_llm_response_received.properties.cost.required: must be true or false, not 'no'"),
