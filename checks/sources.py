@@ -14,7 +14,15 @@ from pathlib import Path
 
 import pandera.pandas as pa
 
-from checks.tracking_plan import FIELD_TYPES, CompiledModel, Field, Rule, check_field_options, check_flag, value_column
+from checks.tracking_plan import (
+    FIELD_TYPES,
+    CompiledModel,
+    Field,
+    Rule,
+    check_field_options,
+    check_flag,
+    value_column,
+)
 from telemetry_assets.config_files import load_versioned_yaml, reject_unknown
 
 

@@ -209,7 +209,8 @@ def _check_condition(where: str, other: Field | None, name: str, expected: Any) 
     if not isinstance(expected, kinds) or (isinstance(expected, bool) and other.type != "boolean"):
         raise TrackingPlanError(f"{where}: {name} = {expected!r} can never hold: {name} is of type {other.type}")
     if other.enum and expected not in other.enum:
-        raise TrackingPlanError(f"{where}: {name} = {expected!r} can never hold: {name} is one of {', '.join(other.enum)}")
+        raise TrackingPlanError(
+            f"{where}: {name} = {expected!r} can never hold: {name} is one of {', '.join(other.enum)}")
 
 
 def _check_column_name(column: str, where: str, envelope_columns: set[str]) -> None:

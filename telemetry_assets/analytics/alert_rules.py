@@ -103,7 +103,8 @@ def _rule(where: str, spec: Any) -> Rule:
         raise AlertRulesError(f"{where}.severity: {spec.get('severity')!r} is not one of {', '.join(SEVERITIES)}")
     missing = sorted(required - set(spec))
     if missing:
-        raise AlertRulesError(f"{where}.{missing[0]}: missing (a {spec['kind']} rule needs {', '.join(sorted(required))})")
+        raise AlertRulesError(
+            f"{where}.{missing[0]}: missing (a {spec['kind']} rule needs {', '.join(sorted(required))})")
     options = {k: v for k, v in spec.items() if k not in ("name", "kind", "severity")}
     for option, value in options.items():
         _check_option(f"{where}.{option}", spec["kind"], option, value)

@@ -85,5 +85,6 @@ SELECT $day AS dt, r.model_version, r.prompt_version, r.feature_flag_state, r.co
     CASE WHEN (SELECT last_day FROM landed) >= $day + 1 THEN t.d1 END AS d1_retention,
     CASE WHEN (SELECT last_day FROM landed) >= $day + 7 THEN t.d7 END AS d7_retention,
     r.support_deflection_rate
-FROM rates r LEFT JOIN retention t USING (model_version, prompt_version, feature_flag_state, cohort_dimension, cohort)
+FROM rates r LEFT JOIN retention t
+    USING (model_version, prompt_version, feature_flag_state, cohort_dimension, cohort)
 """

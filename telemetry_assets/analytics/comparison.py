@@ -157,7 +157,8 @@ def _outcome_rows(con, day: date, c: Comparison) -> list["_Result"]:
     cohorts = [("all", "all")] + [("plan", p) for p in sorted(set(frames["baseline"]["plan"]) | set(frames["candidate"]["plan"]))]
     for dimension, cohort in cohorts:
         picked = {side: frame if dimension == "all" else frame[frame["plan"] == cohort] for side, frame in frames.items()}
-        for metric, column, by_user in (("conversion_rate", "converted", True), ("completion_rate", "completed", False),
+        for metric, column, by_user in (("conversion_rate", "converted", True),
+                                        ("completion_rate", "completed", False),
                                         ("support_deflection_rate", "deflected", True)):
             counted = {side: frame[frame["identified"]] if by_user else frame for side, frame in picked.items()}
             n = {side: len(frame) for side, frame in counted.items()}
