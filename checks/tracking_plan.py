@@ -12,7 +12,7 @@ registered with the violation it stands for, so no failure is guessed from its m
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -80,6 +80,9 @@ class Field:
     maximum: float | None = None
     enum: tuple[str, ...] | None = None
     required_when: tuple[tuple[str, Any], ...] = ()
+    # The envelope's strings (messageId, userId, anonymousId): an empty one identifies nothing, and
+    # is missing. RudderStack's SDKs send userId "" for a visitor who has not signed in.
+    empty_is_missing: bool = False
 
     @property
     def allowed_json_types(self) -> tuple[str, ...]:
@@ -123,6 +126,7 @@ def load_tracking_plan(path: Path) -> TrackingPlan:
                 for name, spec in raw["envelope"].items()]
     for f in envelope:
         _check_column_name(f.column, f"envelope.{f.column}", set())
+    envelope = [replace(f, empty_is_missing=f.type == "string") for f in envelope]
     envelope.append(Field(column="properties", name="properties", json_path="$.properties", type="object", required=True))
     common = raw.get("common_properties") or {}
     require_one_of = tuple(raw.get("require_one_of") or ())

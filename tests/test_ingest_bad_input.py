@@ -29,6 +29,8 @@ CASES = {
     "missing conversation_id": (bad_call(drop=("conversation_id",)), "Required-Missing"),
     "missing messageId": (json.dumps({k: v for k, v in ai_call().items() if k != "messageId"}), "Required-Missing"),
     "no user identity": (json.dumps({**ai_call(), "userId": None, "anonymousId": None}), "Required-Missing"),
+    "user identity as empty strings": (json.dumps({**ai_call(), "userId": "", "anonymousId": ""}), "Required-Missing"),
+    "empty messageId": (json.dumps({**ai_call(), "messageId": ""}), "Required-Missing"),
     "error without error_type": (bad_call(response_status="error"), "Required-Missing"),
     "unknown response_status": (bad_call(response_status="partial"), "Advance-Rules-Violation"),
     "unknown action_type": (bad_call(event="ai_user_action", action_type="thumbs_up"), "Advance-Rules-Violation"),
@@ -72,6 +74,24 @@ def test_a_number_that_is_not_finite_is_a_datatype_mismatch_not_a_poisoned_sum(l
     ingest()
     assert warehouse.execute("SELECT message_id, list_transform(violations, lambda v: v.message) "
                              "FROM audit.quarantine").fetchall() == [("odd", ["latency_ms is not a valid number"])]
+
+
+def test_empty_message_ids_are_no_ids_never_duplicates_of_each_other(lake, warehouse, ingest):
+    """Every event with messageId "" was the same id: all but the first were dropped as re-sends."""
+    lake.put(KEY, gz({**ai_call(), "messageId": ""}, {**ai_call(), "messageId": ""}, ai_call()))
+    report = ingest()
+    assert report.summary() == {"lines_read": 3, "valid_events": 1, "quarantined": 2, "duplicates": 0,
+                                "non_ai_events": 0, "blank_lines": 0}
+    assert [messages for *_, messages in quarantine_rows(warehouse)] == [["Required-Missing"]] * 2
+
+
+def test_an_empty_user_id_is_no_user(lake, warehouse, ingest):
+    """RudderStack's SDKs send userId "" before a visitor signs in: that is an anonymous visitor,
+    not a user called "" (whose conversations would all be one user's)."""
+    lake.put(KEY, gz({**ai_call(message_id="anon"), "userId": ""}))
+    ingest()
+    assert warehouse.execute("SELECT message_id, user_id, anonymous_id FROM governed.ai_llm_response_received"
+                             ).fetchall() == [("anon", None, "anon_1")]
 
 
 def test_an_object_indented_with_whitespace_is_an_event_not_a_malformed_line(lake, warehouse, ingest):

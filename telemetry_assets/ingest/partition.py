@@ -249,7 +249,9 @@ def _validate_and_govern_chunk(con, frame: pa.Table, firsts: pa.Table, stamps: _
 
 def _classify(con, namespace: str) -> None:
     """One parse per line for the envelope; `try` makes an unparseable line's fields NULL instead of
-    failing the chunk. Only malformed lines are parsed again, to say what they are."""
+    failing the chunk. Only malformed lines are parsed again, to say what they are. An empty
+    messageId is no id: dedupe never takes two such events for copies of one (validation
+    quarantines them as Required-Missing)."""
     con.execute(
         r"""CREATE OR REPLACE TEMP TABLE chunk AS
         WITH envelope AS (
@@ -267,7 +269,7 @@ def _classify(con, namespace: str) -> None:
             END AS kind
             FROM envelope
         )
-        SELECT line_id, source_key, line_number, fields[2] AS event, fields[3] AS message_id, kind,
+        SELECT line_id, source_key, line_number, fields[2] AS event, nullif(fields[3], '') AS message_id, kind,
             CASE WHEN kind = 'malformed' THEN CASE
                 WHEN read_error IS NOT NULL THEN read_error
                 WHEN fields IS NULL THEN 'not valid JSON (truncated or corrupt line)'
@@ -416,10 +418,17 @@ def _quarantine_failing(con, stamps: _Stamps, plan) -> None:
 
 
 def _field_expressions(f: Field, position: int) -> list[str]:
-    exprs = [f"nullif(types[{position}], 'NULL') AS \"{type_column(f)}\""]
+    exprs = [f'{_json_type(f, position)} AS "{type_column(f)}"']
     if f.has_value_column or _is_sensitive_text(f):
         exprs.append(f'{_typed_value(f, position)} AS "{f.column}"')
     return exprs
+
+
+def _json_type(f: Field, position: int) -> str:
+    """The JSON type the sender used; NULL when the field is absent, null, or empty where an empty
+    string is missing (the envelope's ids)."""
+    json_type = f"nullif(types[{position}], 'NULL')"
+    return f"CASE WHEN texts[{position}] <> '' THEN {json_type} END" if f.empty_is_missing else json_type
 
 
 def _object_text(position: int) -> str:
@@ -443,7 +452,7 @@ def _typed_value(f: Field, position: int) -> str:
         "boolean": f"{text} = 'true'",
         "timestamp": f"timezone('UTC', TRY_CAST({text} AS TIMESTAMPTZ))",
     }[f.type]
-    return f"CASE WHEN types[{position}] IN ({allowed}) THEN {value} END"
+    return f"CASE WHEN {_json_type(f, position)} IN ({allowed}) THEN {value} END"
 
 
 def _log_quarantined(con, stamps: _Stamps, select_sql: str, params: dict | None = None) -> None:
