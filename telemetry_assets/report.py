@@ -14,7 +14,8 @@ PERFORMANCE_COLUMNS = [
     ("conversation_completion_rate", "completion", "{:.1%}"),
 ]
 BUSINESS_COLUMNS = [
-    ("conversations", "conversations", "{:,.0f}"), ("conversion_rate", "conversion", "{:.1%}"),
+    ("conversations", "conversations", "{:,.0f}"), ("identified_conversations", "signed in", "{:,.0f}"),
+    ("conversion_rate", "conversion", "{:.1%}"),
     ("multi_turn_share", "multi-turn", "{:.1%}"), ("d1_retention", "D1", "{:.1%}"),
     ("support_deflection_rate", "deflection", "{:.1%}"),
 ]
@@ -39,7 +40,8 @@ def not_measured(con, day: date) -> str | None:
 def render_report(con, day: date) -> str:
     sections = [f"AI telemetry report for {day}  (arrows: against the same group's mean over the previous 7 days)"]
     sections.append(_section(con, "Performance", "metrics.performance_daily", day, KEY, PERFORMANCE_COLUMNS, ""))
-    sections.append(_section(con, "Business (all users, and by plan)", "metrics.business_daily", day,
+    sections.append(_section(con, "Business (all users, and by plan; conversion, D1 and deflection are over the "
+                                  "signed-in conversations)", "metrics.business_daily", day,
                              KEY + ["cohort"], BUSINESS_COLUMNS, "AND cohort_dimension IN ('all', 'plan')"))
     sections.append(_safety(con, day))
     sections.append(_comparison(con, day))

@@ -74,8 +74,12 @@ def test_small_groups_say_not_enough_data(week):
 def test_the_report_shows_each_table_and_the_regressions(week):
     con, manifest = week
     text = render_report(con, date(2026, 9, 7))
-    for title in ("Performance", "Business (all users, and by plan)", "Safety", "Version comparison"):
+    for title in ("Performance", "Business (all users, and by plan; conversion, D1 and deflection are over the "
+                  "signed-in conversations)", "Safety", "Version comparison"):
         assert title in text
+    business_header = text.split("Business (")[1].splitlines()[1]
+    assert business_header.split()[-7:] == ["conversations", "signed", "in", "conversion", "multi-turn", "D1",
+                                            "deflection"]
     assert "conversion_rate for plan=free regression" in text
     assert "↑" in text or "↓" in text
 
