@@ -19,7 +19,7 @@ from typing import Any, Callable
 import pandas as pd
 import pandera.pandas as pa
 
-from telemetry_assets.config_files import load_versioned_yaml, reject_unknown
+from telemetry_assets.config_files import is_number, load_versioned_yaml, reject_unknown
 
 VIOLATION_TYPES = (
     "Unplanned-Event",
@@ -60,6 +60,14 @@ RESERVED_COLUMNS = frozenset({
 _FIELD_KEYS = {"path", "type", "required", "sensitive", "minimum", "maximum", "enum", "required_when"}
 _EVENT_KEYS = {"mode", "additional_properties", "properties"}
 _PLAN_KEYS = {"version", "changes", "namespace", "envelope", "require_one_of", "common_properties", "events"}
+
+
+def finite_number_sql(text_sql: str) -> str:
+    """SQL casting text to a DOUBLE, NULL unless finite. JSON has no NaN or Infinity, but Python's
+    json writes them and DuckDB reads them, as it reads 1e400 as infinity; one such latency or cost
+    would make its group's quantiles and sums infinite, so it fails its cast like any other bad value."""
+    value = f"TRY_CAST({text_sql} AS DOUBLE)"
+    return f"CASE WHEN isfinite({value}) THEN {value} END"
 
 
 class TrackingPlanError(ValueError):
@@ -234,7 +242,7 @@ def check_field_options(spec: dict, where: str, error: type[ValueError]) -> None
     for name, value in bounds.items():
         if spec["type"] not in ("integer", "number"):
             raise error(f"{where}.{name}: only an integer or number field has bounds")
-        if not isinstance(value, (int, float)) or isinstance(value, bool):
+        if not is_number(value):
             raise error(f"{where}.{name}: must be a number, not {value!r}")
     if len(bounds) == 2 and bounds["minimum"] > bounds["maximum"]:
         raise error(f"{where}.minimum: {bounds['minimum']} is above the maximum {bounds['maximum']}")
@@ -255,14 +263,6 @@ def check_flag(spec: dict, flag: str, where: str, error: type[ValueError]) -> No
 # --- compiling to pandera -------------------------------------------------------------------------
 
 ADDITIONAL_PROPERTIES_COLUMN = "additional_properties"
-
-
-def finite_number_sql(text_sql: str) -> str:
-    """SQL casting text to a DOUBLE, NULL unless finite. JSON has no NaN or Infinity, but Python's
-    json writes them and DuckDB reads them, as it reads 1e400 as infinity; one such latency or cost
-    would make its group's quantiles and sums infinite, so it fails its cast like any other bad value."""
-    value = f"TRY_CAST({text_sql} AS DOUBLE)"
-    return f"CASE WHEN isfinite({value}) THEN {value} END"
 
 
 def type_column(f: Field) -> str:

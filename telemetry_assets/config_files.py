@@ -25,6 +25,15 @@ def load_versioned_yaml(path: Path, error: type[ValueError], allowed: set[str], 
     return raw
 
 
+def is_number(value) -> bool:
+    """An int or float from YAML, not a boolean (`True` is an int to Python, `yes` a boolean to YAML)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def is_whole_number(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def reject_unknown(mapping: dict, allowed: set[str], where: str, error: type[ValueError]) -> None:
     unknown = sorted(set(mapping) - allowed)
     if unknown:

@@ -21,6 +21,7 @@ SHIPPED = yaml.safe_load((CONFIG_DIR / "alerts.yaml").read_text())
     (lambda r: r["rules"][1].update(severity="page-everyone"), r"rules\[1\]\.severity: 'page-everyone'"),
     (lambda r: r["rules"][0].update(metric="vibes_ms"), r"rules\[0\]\.metric: 'vibes_ms' is not one of"),
     (lambda r: r["rules"][1].update(name="p95_latency_high"), r"rules\[1\]\.name: missing or repeated"),
+    (lambda r: r["rules"][1].pop("name"), r"rules\[1\]\.name: missing or repeated"),
     # Options a rule cannot work without, or with which it could never fire: refused on load, not
     # found out when a day is measured (or never, as a silent rule).
     (lambda r: r["rules"][0].pop("above"), r"rules\[0\]\.above: missing \(a threshold rule needs above, metric\)"),

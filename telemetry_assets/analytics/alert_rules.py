@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from telemetry_assets.analytics.comparison import COMPARED_DIMENSIONS, COMPARED_METRICS
-from telemetry_assets.config_files import load_versioned_yaml, reject_unknown
+from telemetry_assets.config_files import is_number, is_whole_number, load_versioned_yaml, reject_unknown
 from telemetry_assets.govern.safety import SAFETY_COLUMNS
 
 KINDS = {  # kind: (required options, optional options)
@@ -28,22 +28,18 @@ SAFETY_COUNTS = tuple(column for column, sql_type in SAFETY_COLUMNS.items() if s
 METRICS = {"threshold": PERFORMANCE_METRICS, "robust_change": PERFORMANCE_METRICS, "sustained_zero": SAFETY_COUNTS}
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
 def _is_days(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+    return is_whole_number(value) and value >= 1
 
 
 OPTIONS: dict[str, tuple[Callable[[Any], bool], str]] = {  # option: (is it valid, what it must be)
-    "above": (_is_number, "a number"),
+    "above": (is_number, "a number"),
     "direction": (lambda v: v in ("up", "down"), "up or down"),
-    "min_score": (lambda v: _is_number(v) and v > 0, "a number above 0"),
+    "min_score": (lambda v: is_number(v) and v > 0, "a number above 0"),
     "baseline_days": (_is_days, "a whole number of days, 1 or more"),
     "min_baseline_days": (_is_days, "a whole number of days, 1 or more"),
     "days": (_is_days, "a whole number of days, 1 or more"),
-    "max_q": (lambda v: _is_number(v) and 0 < v <= 1, "a number above 0 and at most 1"),
+    "max_q": (lambda v: is_number(v) and 0 < v <= 1, "a number above 0 and at most 1"),
     "dimension": (lambda v: v in COMPARED_DIMENSIONS, f"one of {', '.join(COMPARED_DIMENSIONS)}"),
     "metrics": (lambda v: isinstance(v, list) and bool(v) and all(m in COMPARED_METRICS for m in v),
                 f"a list of metrics from {', '.join(COMPARED_METRICS)}"),
@@ -78,7 +74,7 @@ class AlertRules:
 def load_alert_rules(path: Path) -> AlertRules:
     raw = load_versioned_yaml(path, AlertRulesError, {"version", "changes", "min_requests", "rules"}, {"rules"})
     min_requests = raw.get("min_requests", 100)
-    if not isinstance(min_requests, int) or isinstance(min_requests, bool) or min_requests < 0:
+    if not is_whole_number(min_requests) or min_requests < 0:
         raise AlertRulesError(f"min_requests: {min_requests!r} is not a whole number, 0 or more")
     rules, names = [], set()
     for position, spec in enumerate(raw["rules"]):

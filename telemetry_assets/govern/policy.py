@@ -12,7 +12,7 @@ from pathlib import Path
 
 import phonenumbers
 
-from telemetry_assets.config_files import load_versioned_yaml, reject_unknown
+from telemetry_assets.config_files import is_number, is_whole_number, load_versioned_yaml, reject_unknown
 from telemetry_assets.govern.intent import IntentRules
 
 ENTITY_TYPES = ("email", "phone", "card", "ssn", "iban", "ipv4", "ipv6", "person")
@@ -69,7 +69,7 @@ def load_policy(path: Path) -> Policy:
     _one_of(consent.get("strategy", "and"), ("and", "or"), "consent.strategy")
     intent = _section(raw, "intent", {"sample_rate", "always_classify"})
     rate = intent.get("sample_rate", 1.0)
-    if not isinstance(rate, (int, float)) or isinstance(rate, bool) or not 0 <= rate <= 1:
+    if not is_number(rate) or not 0 <= rate <= 1:
         raise PolicyError(f"intent.sample_rate: {rate!r} is not a share between 0 and 1")
     always_classify = _strings(intent, "always_classify", "intent", ())
     labels = IntentRules.load().labels
@@ -78,7 +78,7 @@ def load_policy(path: Path) -> Policy:
     outcomes = _section(raw, "outcomes", {"success_actions", "attribution_window_hours", "ticket_window_hours"})
     for window in ("attribution_window_hours", "ticket_window_hours"):
         hours = outcomes.get(window, 24)
-        if not isinstance(hours, int) or isinstance(hours, bool) or not 0 < hours <= 24 * 7:
+        if not is_whole_number(hours) or not 0 < hours <= 24 * 7:
             raise PolicyError(f"outcomes.{window}: {hours!r} is not a whole number of hours up to a week")
     destinations = {name: _destination(name, spec, raw["store_raw_text"]) for name, spec in raw["destinations"].items()}
     return Policy(
