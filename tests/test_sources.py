@@ -2,13 +2,17 @@
 
 import gzip
 import json
+import logging
 import re
 from datetime import date
 
+import dagster as dg
 import pytest
 import yaml
 
 from checks.sources import SourcesError, load_sources
+from resources.warehouse import Warehouse
+from telemetry_assets.defs.sources.assets import source_asset
 from telemetry_assets.settings import CONFIG_DIR
 from telemetry_assets.sources.load import load_source
 
@@ -86,6 +90,59 @@ def test_a_csv_row_with_the_wrong_number_of_fields_is_malformed(lake, warehouse)
     assert (report.valid, report.quarantined) == (1, 1)
     assert quarantined(warehouse, "sources.support_tickets") == [(3, ["Malformed-Line"])]
 
+
+def test_a_csv_header_without_a_required_column_quarantines_every_row_of_its_file_and_says_why(lake, warehouse):
+    lake.put("sources/support_tickets/dt=2026-09-14/a.csv", csv_bytes(
+        "Ticket ID,user_id,created_at", "T-1,usr_1,2026-09-14T10:00:00Z", "", "T-2,usr_2,2026-09-14T11:00:00Z"))
+    lake.put("sources/support_tickets/dt=2026-09-14/b.csv", csv_bytes(
+        TICKETS_HEADER, "T-3,usr_3,,2026-09-14T12:00:00Z,chat,open,technical"))
+    report = load_source(lake, warehouse, SPECS["support_tickets"], DAY)
+    assert (report.rows_read, report.valid, report.quarantined) == (3, 1, 2)
+    assert tickets(warehouse) == [("T-3", "technical")]
+    assert warehouse.execute(
+        "SELECT source_key, line_number, violations[1].type, violations[1].message FROM audit.quarantine ORDER BY 2"
+    ).fetchall() == [
+        ("sources/support_tickets/dt=2026-09-14/a.csv", line, "Required-Missing",
+         "the file's header lacks a required column (sources.yaml maps support_tickets.ticket_id from ticket_id); "
+         "the header is: Ticket ID, user_id, created_at")
+        for line in (2, 4)]
+
+
+def test_a_csv_header_naming_a_mapped_column_twice_quarantines_every_row_of_its_file(lake, warehouse):
+    lake.put("sources/support_tickets/dt=2026-09-14/a.csv", csv_bytes(
+        TICKETS_HEADER + ",user_id", "T-1,usr_1,,2026-09-14T10:00:00Z,email,open,billing,usr_2"))
+    report = load_source(lake, warehouse, SPECS["support_tickets"], DAY)
+    assert (report.rows_read, report.valid, report.quarantined) == (1, 0, 1)
+    assert warehouse.execute("SELECT violations[1].type, violations[1].message FROM audit.quarantine").fetchall() == [
+        ("Malformed-Line", "the file's header names user_id more than once")]
+
+
+def test_an_optional_column_a_csv_header_lacks_lands_as_null_and_is_reported(lake, warehouse):
+    lake.put("sources/conversions/dt=2026-09-14/a.csv", csv_bytes(
+        "conversion_id,user_id,occurred_at,type,amount", "cv1,u,2026-09-14T12:00:00Z,purchase,49"))
+    lake.put("sources/conversions/dt=2026-09-14/b.jsonl", jsonl_bytes(
+        {"conversion_id": "cv2", "user_id": "u", "occurred_at": "2026-09-14T13:00:00Z", "type": "purchase"}))
+    report = load_source(lake, warehouse, SPECS["conversions"], DAY)
+    assert (report.valid, report.quarantined) == (2, 0)
+    assert report.columns_not_in_header == (
+        "sources/conversions/dt=2026-09-14/a.csv: conversation_id", "sources/conversions/dt=2026-09-14/a.csv: revenue")
+    assert warehouse.execute("SELECT conversion_id, revenue FROM sources.conversions ORDER BY 1").fetchall() == [
+        ("cv1", None), ("cv2", None)]
+
+
+
+def test_the_source_asset_warns_of_the_columns_a_csv_header_lacked(tmp_path, lake):
+    lake.put("sources/conversions/dt=2026-09-14/a.csv", csv_bytes(
+        "conversion_id,user_id,conversation_id,occurred_at,type,amount", "cv1,u,,2026-09-14T12:00:00Z,purchase,49"))
+    instance = dg.DagsterInstance.ephemeral()
+    result = dg.materialize([source_asset(SPECS["conversions"])], partition_key=DAY.isoformat(), instance=instance,
+                            resources={"lake": lake, "warehouse": Warehouse(database=str(tmp_path / "w.duckdb"))})
+    [materialization] = result.asset_materializations_for_node("sources__conversions")
+    assert materialization.metadata["valid"].value == 1
+    assert materialization.metadata["columns_not_in_header"].value == "sources/conversions/dt=2026-09-14/a.csv: revenue"
+    warnings = [e.user_message for e in instance.all_logs(result.run_id) if e.level == logging.WARNING]
+    assert any("sources.conversions 2026-09-14: optional columns read as NULL" in w and "a.csv: revenue" in w
+               for w in warnings), warnings
 
 def test_a_quoted_csv_field_may_hold_line_breaks_and_its_row_is_numbered_by_its_first_line(lake, warehouse):
     lake.put("sources/support_tickets/dt=2026-09-14/a.csv", csv_bytes(

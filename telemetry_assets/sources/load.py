@@ -14,6 +14,12 @@ Dated sources read `sources/<name>/dt=<day>/`. A snapshot source (`dated: false`
 under `sources/<name>/` whose `dt=` folder (if any) is not after the day, and keeps, per key, the
 row of the latest file: the table's `dt` is the day the snapshot describes.
 Reconciliation per day: rows read = valid + quarantined + duplicates (+ blank and header lines).
+
+A CSV header is the file's schema. A header without a required mapped column, or naming a mapped
+column twice, quarantines every row of its file with that reason (instead of each row failing for a
+value it could never have had). An optional mapped column it lacks is NULL on every row, as a key
+a JSON record leaves out is, and the report names it: an export that renamed `revenue` is seen,
+not silently loaded without revenue.
 """
 
 from __future__ import annotations
@@ -53,6 +59,7 @@ class SourceReport:
     valid: int
     quarantined: int
     duplicates: int
+    columns_not_in_header: tuple[str, ...] = ()  # "<object key>: <column>", optional columns read as NULL
 
     @property
     def unaccounted(self) -> int:
@@ -71,24 +78,25 @@ def load_source(store, con, spec: SourceSpec, day: date) -> SourceReport:
     """Replace the day's rows of `sources.<name>` (and its quarantine rows) with what the files say."""
     keys = source_keys(store, spec, day)
     _ensure_tables(con, spec)
-    rows, bad = _stage_rows(con, store, spec, keys)
+    rows, bad, not_in_header = _stage_rows(con, store, spec, keys)
     with replacing_day(con, day, [spec.table]):
         con.execute("DELETE FROM audit.quarantine WHERE dt = ? AND origin = ?", [day, spec.table])
         valid, failing, duplicates = _validate_and_land(con, spec, day)
         _quarantine(con, spec, day, bad + failing)
-    report = SourceReport(spec.table, day, len(keys), rows + len(bad), valid, len(bad) + len(failing), duplicates)
+    report = SourceReport(spec.table, day, len(keys), rows + len(bad), valid, len(bad) + len(failing), duplicates,
+                          tuple(not_in_header))
     if report.unaccounted:
         raise RuntimeError(f"{spec.table} {day}: {report.unaccounted} rows unaccounted for")
     return report
 
 
-def _stage_rows(con, store, spec: SourceSpec, keys: list[str]) -> tuple[int, list]:
+def _stage_rows(con, store, spec: SourceSpec, keys: list[str]) -> tuple[int, list, list[str]]:
     """Every readable row of the files, as text, into the temp table `source_rows`; returns how
-    many, and the unreadable lines as quarantine rows."""
+    many, the refused lines as quarantine rows, and the optional columns CSV headers lacked."""
     columns = ["source_key", "line_number", *(raw_column(c) for c in spec.columns)]
     con.execute("CREATE OR REPLACE TEMP TABLE source_rows ("
                 + ", ".join(f'"{c}" {"BIGINT" if c == "line_number" else "VARCHAR"}' for c in columns) + ")")
-    staged, batch, bad = 0, [], []
+    staged, batch, bad, not_in_header = 0, [], [], []
 
     def stage(batch: list) -> int:
         con.register("source_batch", pd.DataFrame(batch, columns=columns).astype({c: "str" for c in columns[2:]}))
@@ -96,9 +104,9 @@ def _stage_rows(con, store, spec: SourceSpec, keys: list[str]) -> tuple[int, lis
         return len(batch)
 
     for key in keys:
-        for line_number, record, problem in _records(store, key):
-            if problem:
-                bad.append((key, line_number, [{"type": "Malformed-Line", "message": problem}]))
+        for line_number, record, violation in _records(store, key, spec, not_in_header):
+            if violation:
+                bad.append((key, line_number, [violation]))
                 continue
             batch.append([key, line_number, *(_as_text(record.get(c.name)) for c in spec.columns)])
             if len(batch) == BATCH_ROWS:
@@ -106,30 +114,41 @@ def _stage_rows(con, store, spec: SourceSpec, keys: list[str]) -> tuple[int, lis
                 batch = []
     if batch:
         staged += stage(batch)
-    return staged, bad
+    return staged, bad, not_in_header
 
 
-def _records(store, key: str):
-    """(line number, record, problem) per row; blank lines and the CSV header are skipped."""
+def _records(store, key: str, spec: SourceSpec, not_in_header: list[str]):
+    """(line number, record, violation) per row; blank lines and the CSV header are skipped. The
+    optional columns a CSV header lacks are added to `not_in_header` as "<key>: <column>"."""
     with contextlib.closing(store.open(key)) as stream:
         lines = read_lines(stream)
-        yield from _csv_records(lines) if key.endswith((".csv", ".csv.gz")) else _json_records(lines)
+        if key.endswith((".csv", ".csv.gz")):
+            absent: list[str] = []
+            yield from _csv_records(lines, spec, absent)
+            not_in_header += [f"{key}: {column}" for column in absent]
+        else:
+            yield from _json_records(lines)
+
+
+def _malformed(message: str) -> dict:
+    return {"type": "Malformed-Line", "message": message}
 
 
 def _json_records(lines):
     for line in lines:
         if line.read_error:
-            yield line.line_number, None, line.read_error
+            yield line.line_number, None, _malformed(line.read_error)
         elif line.text.strip():
             yield line.line_number, *_json_record(line.text)
 
 
-def _csv_records(lines):
+def _csv_records(lines, spec: SourceSpec, absent: list[str]):
     """The csv module reads the rows, pulling another line while a quoted field is open; a row it
-    refuses is quarantined and reading goes on from the next line."""
+    refuses is quarantined and reading goes on from the next line. The optional columns the header
+    lacks are added to `absent`."""
     feed = _CsvFeed(lines)
     reader = csv.reader(feed, strict=True)
-    header = None
+    header = refusal = None
     while True:
         try:
             values = next(reader)
@@ -137,18 +156,36 @@ def _csv_records(lines):
             break
         except csv.Error as error:
             span = f"lines {feed.row_start} to {feed.last_line}" if feed.last_line > feed.row_start else "line"
-            yield feed.row_start, None, f"not valid CSV on its {span}: {error}"
+            yield feed.row_start, None, _malformed(f"not valid CSV on its {span}: {error}")
             values = []
         yield from feed.end_row()
         if not "".join(values).strip():  # a blank line, or a row refused above
             continue
         if header is None:
-            header = values
+            header, refusal = values, _header_refusal(values, spec)
+            absent += [c.name for c in spec.columns if not c.required and c.name not in header]
+        elif refusal:
+            yield feed.row_start, None, refusal
         elif len(values) != len(header):
-            yield feed.row_start, None, f"{len(values)} fields where the header has {len(header)}"
+            yield feed.row_start, None, _malformed(f"{len(values)} fields where the header has {len(header)}")
         else:
             yield feed.row_start, dict(zip(header, values)), None
     yield from feed.end_row()
+
+
+def _header_refusal(header: list[str], spec: SourceSpec) -> dict | None:
+    """Why every row under this header is refused, or None: a required column it lacks, or a
+    mapped column it names twice (which of the two values is meant cannot be known)."""
+    lacking = [c for c in spec.columns if c.required and c.name not in header]
+    if lacking:
+        mapped = ", ".join(f"{spec.name}.{c.column} from {c.name}" for c in lacking)
+        return {"type": "Required-Missing",
+                "message": f"the file's header lacks a required column (sources.yaml maps {mapped}); "
+                           f"the header is: {', '.join(header)}"}
+    twice = [c.name for c in spec.columns if header.count(c.name) > 1]
+    if twice:
+        return _malformed(f"the file's header names {', '.join(twice)} more than once")
+    return None
 
 
 class _CsvFeed:
@@ -158,14 +195,14 @@ class _CsvFeed:
 
     def __init__(self, lines):
         self._lines = lines
-        self._unreadable: list[tuple[int, None, str]] = []
+        self._unreadable: list[tuple[int, None, dict]] = []
         self._row_done = True
         self.row_start = self.last_line = 0
 
     def __iter__(self):
         for line in self._lines:
             if line.read_error:
-                self._unreadable.append((line.line_number, None, line.read_error))
+                self._unreadable.append((line.line_number, None, _malformed(line.read_error)))
                 continue
             if self._row_done:
                 self.row_start, self._row_done = line.line_number, False
@@ -182,9 +219,9 @@ def _json_record(text: str):
     try:
         record = json.loads(text)
     except ValueError:
-        return None, "not valid JSON (truncated or corrupt line)"
+        return None, _malformed("not valid JSON (truncated or corrupt line)")
     if not isinstance(record, dict):
-        return None, f"a JSON {type(record).__name__} line, not an object"
+        return None, _malformed(f"a JSON {type(record).__name__} line, not an object")
     return record, None
 
 

@@ -34,7 +34,10 @@ def source_asset(spec: SourceSpec) -> dg.AssetsDefinition:
             report = load_source(lake, con, spec, day)
             schema = table_metadata(con, spec.table, day)
         facts = {k: v for k, v in asdict(report).items() if isinstance(v, int)}
-        return dg.MaterializeResult(metadata={**facts, **schema})
+        not_in_header = "; ".join(report.columns_not_in_header)
+        if not_in_header:
+            context.log.warning(f"{spec.table} {day}: optional columns read as NULL, not in the CSV header: {not_in_header}")
+        return dg.MaterializeResult(metadata={**facts, "columns_not_in_header": not_in_header or "none", **schema})
 
     return load
 
