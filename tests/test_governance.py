@@ -67,6 +67,16 @@ def test_analytics_denied_ai_improvement_allowed_reaches_observability_and_archi
     assert archived(secure_store) == [("p1", "prompt_text", text)]
 
 
+
+def test_exported_timestamps_are_rfc3339_utc_and_name_the_instant_the_warehouse_holds(lake, warehouse, ingest):
+    lake.put(KEY, gz({**ai_call("ai_user_action", message_id="a1"), "timestamp": "2026-09-14T10:00:00.123456+02:00"}))
+    ingest()
+    (row,) = exported(lake, "product_analytics")
+    assert (row["event_ts"], row["sent_at"], row["received_at"]) == (
+        "2026-09-14T08:00:00.123456Z", "2026-09-14T08:00:00.100000Z", "2026-09-14T08:00:00.900000Z")
+    assert warehouse.execute("SELECT event_ts::VARCHAR FROM governed.ai_user_action").fetchall() == [
+        ("2026-09-14 08:00:00.123456",)]
+
 def test_field_policies_per_destination(lake, warehouse, ingest, secure_store):
     lake.put(KEY, gz(ai_call("ai_user_action", message_id="a1", feedback="call +44 20 7946 0958", rating=2)))
     ingest()
