@@ -18,6 +18,7 @@ from typing import BinaryIO, Iterator
 import boto3
 import dagster as dg
 from botocore.config import Config
+from botocore.exceptions import ClientError, IncompleteReadError, ReadTimeoutError, ResponseStreamingError
 from pydantic import Field
 
 
@@ -105,7 +106,8 @@ class S3ObjectStore(ObjectStore):
 
     The endpoint comes from the standard `AWS_ENDPOINT_URL_S3` / `AWS_ENDPOINT_URL` variables (boto3
     reads them itself) unless `endpoint_url` is set; credentials come from the usual boto3 chain.
-    Listing is paginated and reads stream the body, so neither lists nor objects are held whole.
+    Listing is paginated and reads stream the body, so neither lists nor objects are held whole; a
+    read whose connection drops resumes from where it stopped (`_ResumingBody`).
     """
 
     bucket: str
@@ -113,7 +115,7 @@ class S3ObjectStore(ObjectStore):
     endpoint_url: str | None = None
     region_name: str | None = None
     retry_mode: str = Field(default="standard", description="botocore retry mode: standard or adaptive.")
-    max_attempts: int = 5
+    max_attempts: int = Field(default=5, description="Attempts per request, and per read of an object's body.")
 
     def _client(self):
         if self.retry_mode not in ("standard", "adaptive"):
@@ -146,7 +148,9 @@ class S3ObjectStore(ObjectStore):
         )
 
     def open(self, key: str) -> BinaryIO:
-        return self._client().get_object(Bucket=self.bucket, Key=self._full(key))["Body"]
+        client, full_key = self._client(), self._full(key)
+        return _ResumingBody(lambda **condition: client.get_object(Bucket=self.bucket, Key=full_key, **condition),
+                             f"s3://{self.bucket}/{full_key}", self.max_attempts)
 
     @contextmanager
     def local_files(self, keys: list[str]) -> Iterator[list[str]]:
@@ -171,6 +175,53 @@ class S3ObjectStore(ObjectStore):
 
     def describe(self) -> str:
         return f"s3://{self.bucket}/{self.prefix.strip('/')}"
+
+
+class ObjectChangedError(RuntimeError):
+    """An object was replaced while it was being read: its first part and the rest do not belong together."""
+
+
+class _ResumingBody:
+    """An S3 object's body that survives a connection dropped mid-read (a reset, a read timeout,
+    fewer bytes than announced): the read goes on with a ranged GET from the first byte not yet
+    returned. botocore retries requests, not bodies: without this, one connection dropped while
+    a large object was read failed the day's run. Each resumed GET is pinned to the object's ETag:
+    if the object was replaced meanwhile, its new bytes are never spliced onto the old ones."""
+
+    _DROPPED = (ResponseStreamingError, ReadTimeoutError, IncompleteReadError)
+
+    def __init__(self, get, location: str, attempts: int):
+        self._get, self._location, self._attempts = get, location, attempts
+        response = get()
+        self._body, self._etag, self._size = response["Body"], response["ETag"], response["ContentLength"]
+        self._returned = 0
+
+    def read(self, size: int = -1) -> bytes:
+        for attempt in range(1, self._attempts + 1):
+            try:
+                data = self._body.read() if size < 0 else self._body.read(size)
+            except self._DROPPED:
+                if attempt == self._attempts:
+                    raise
+                if self._returned >= self._size:  # dropped after the last byte: the object was read whole
+                    return b""
+                self._resume()
+                continue
+            self._returned += len(data)
+            return data
+
+    def _resume(self) -> None:
+        self._body.close()
+        try:
+            self._body = self._get(Range=f"bytes={self._returned}-", IfMatch=self._etag)["Body"]
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "PreconditionFailed":
+                raise
+            raise ObjectChangedError(f"{self._location} was replaced while it was read "
+                                     f"(after {self._returned:,} bytes); run the day again") from error
+
+    def close(self) -> None:
+        self._body.close()
 
 
 def object_store_from_url(url: str) -> ObjectStore:

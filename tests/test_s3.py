@@ -1,17 +1,21 @@
 """The same fixtures in a local folder and in S3 (moto's server on 127.0.0.1) give the same tables."""
 
+import contextlib
+import gzip
 import socket
 from pathlib import Path
 
 import boto3
 import duckdb
 import pytest
+from botocore.exceptions import ResponseStreamingError
 from moto.server import ThreadedMotoServer
 
 from checks.pii_leak import scan_exports
-from resources.object_store import LocalObjectStore, S3ObjectStore, object_store_from_url
+from resources.object_store import LocalObjectStore, ObjectChangedError, S3ObjectStore, object_store_from_url
 from resources.secure_store import SecureStore
 from telemetry_assets.bench import run_bench_on_lake
+from telemetry_assets.ingest.lines import read_lines
 from telemetry_assets.ingest.partition import ingest_partition
 from tests.builders import ai_call, gz, ndjson, page_call
 from tests.conftest import DAY
@@ -128,6 +132,79 @@ def test_s3_reads_stream_the_body(s3_env):
     assert body.read(2) == b"a\n" and body.read() == b"b\n"
     body.close()
 
+
+
+class DroppingClient:
+    """A boto3 client whose object bodies drop their connection after the given numbers of bytes,
+    one number per GET; `on_drop` runs when one drops (to replace the object meanwhile)."""
+
+    def __init__(self, client, drop_after: list[int], on_drop=lambda: None):
+        self.client, self.drop_after, self.on_drop, self.ranges = client, list(drop_after), on_drop, []
+
+    def get_object(self, **kwargs):
+        self.ranges.append(kwargs.get("Range"))
+        response = self.client.get_object(**kwargs)
+        if self.drop_after:
+            response["Body"] = DroppingBody(response["Body"], self.drop_after.pop(0), self.on_drop)
+        return response
+
+    def __getattr__(self, name):  # every other call goes to the real client
+        return getattr(self.client, name)
+
+
+class DroppingBody:
+    def __init__(self, body, left: int, on_drop):
+        self.body, self.left, self.on_drop = body, left, on_drop
+
+    def read(self, size=-1):
+        if self.left <= 0:
+            self.on_drop()
+            raise ResponseStreamingError(error="Connection broken: ConnectionResetError(104, 'Connection reset by peer')")
+        data = self.body.read(min(size, self.left) if size >= 0 else self.left)
+        self.left -= len(data)
+        return data
+
+    def close(self):
+        self.body.close()
+
+
+def dropping_store(monkeypatch, bucket, drop_after, on_drop=lambda: None):
+    make_bucket(bucket)
+    store = S3ObjectStore(bucket=bucket, max_attempts=3)
+    client = DroppingClient(store._client(), drop_after, on_drop)
+    monkeypatch.setattr(S3ObjectStore, "_client", lambda self: client)
+    return store, client
+
+
+def test_an_s3_read_whose_connection_drops_resumes_where_it_stopped(s3_env, monkeypatch):
+    body = gz(*(ai_call(message_id=f"m{i}") for i in range(5_000)))
+    third = len(body) // 3
+    store, client = dropping_store(monkeypatch, "lake-drops", [third, third])
+    store.put("raw/big.jsonl.gz", body)
+    with contextlib.closing(store.open("raw/big.jsonl.gz")) as stream:
+        lines = list(read_lines(stream))
+    assert [line.text for line in lines] == gzip.decompress(body).decode().splitlines()
+    assert client.ranges == [None, f"bytes={third}-", f"bytes={2 * third}-"]
+
+
+def test_an_s3_object_replaced_while_it_is_read_is_a_clear_error_not_spliced(s3_env, monkeypatch):
+    store, _ = dropping_store(monkeypatch, "lake-replaced", [10],
+                              on_drop=lambda: store.put("raw/x.jsonl", b"replaced meanwhile\n" * 10))
+    store.put("raw/x.jsonl", b"first version\n" * 10)
+    stream = store.open("raw/x.jsonl")
+    assert stream.read(10) == b"first vers"
+    with pytest.raises(ObjectChangedError, match=r"s3://lake-replaced/raw/x.jsonl was replaced while it was read \(after 10 bytes\)"):
+        stream.read(100)
+
+
+def test_an_s3_read_that_keeps_dropping_fails_after_the_attempts_allowed(s3_env, monkeypatch):
+    store, client = dropping_store(monkeypatch, "lake-flaky", [5, 0, 0])
+    store.put("raw/x.jsonl", b"0123456789\n")
+    stream = store.open("raw/x.jsonl")
+    assert stream.read(100) == b"01234"
+    with pytest.raises(ResponseStreamingError):
+        stream.read(100)
+    assert client.ranges == [None, "bytes=5-", "bytes=5-"]
 
 def test_exports_read_back_from_s3_are_scanned_like_a_folder_and_their_copies_removed(s3_env, tmp_path):
     make_bucket("lake-exports")
