@@ -101,7 +101,8 @@ def _comparison(con, day: date) -> str:
            WHERE dt = ? AND verdict IN ('regression', 'improvement')
            ORDER BY verdict DESC, dimension, arm, message""", [day]).fetchall()
     counts = dict(con.execute("SELECT verdict, count(*) FROM metrics.version_comparison WHERE dt = ? GROUP BY 1", [day]).fetchall())
-    lines = [f"Version comparison ({', '.join(f'{v}: {n}' for v, n in sorted(counts.items())) or 'no comparisons'})"]
+    verdicts = ", ".join(f"{n} {verdict}" for verdict, n in sorted(counts.items()))
+    lines = [f"Version comparison ({sum(counts.values())} tests: {verdicts})" if counts else "Version comparison (no tests)"]
     for verdict, dimension, arm, baseline, candidate, message in rows:
         mark = "✗" if verdict == "regression" else "✓"
         lines.append(f"  {mark} [{arm}] {dimension} {baseline} -> {candidate}: {message}")

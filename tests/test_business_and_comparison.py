@@ -82,6 +82,10 @@ def test_the_report_shows_each_table_and_the_regressions(week):
                                             "deflection"]
     assert "conversion_rate for plan=free regression" in text
     assert "↑" in text or "↓" in text
+    counts = dict(con.execute("SELECT verdict, count(*) FROM metrics.version_comparison WHERE dt = '2026-09-07' GROUP BY 1").fetchall())
+    assert counts["regression"] and counts["not enough data"]
+    assert f"Version comparison ({sum(counts.values())} tests: " in text
+    assert f"{counts['regression']} regression" in text.split("Version comparison")[1].splitlines()[0]
 
 
 def test_the_table_compares_exactly_the_metrics_and_dimensions_alert_rules_are_checked_against(week):
