@@ -29,6 +29,7 @@ from telemetry_assets.defs.schedules import (
     alert_sensor,
     checks_only_schedule,
     daily_pipeline_schedule,
+    late_objects_sensor,
     run_failure_alert,
 )
 from telemetry_assets.defs.sources.assets import source_assets
@@ -41,7 +42,7 @@ defs = dg.Definitions(
     asset_checks=all_asset_checks(),
     jobs=[daily_pipeline, land_job, join_job, measure_job, checks_only],
     schedules=[daily_pipeline_schedule, checks_only_schedule],
-    sensors=[alert_sensor, run_failure_alert],
+    sensors=[alert_sensor, late_objects_sensor, run_failure_alert],
     executor=dg.in_process_executor,
     resources={
         "lake": object_store_from_url(settings.lake_url()),

@@ -1,11 +1,25 @@
 """The schedules ask for the right days: yesterday first, then the day before for its late events;
-and every check again over the last week, on a job that writes nothing."""
+every check again over the last week, on a job that writes nothing; and a landed day again when
+raw objects arrive after it landed."""
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import dagster as dg
 
-from telemetry_assets.defs.schedules import RECHECK_DAYS, checks_only_schedule, daily_pipeline_schedule
+from resources.object_store import LocalObjectStore
+from resources.secrets import GovernanceSecrets
+from resources.secure_store import SecureStore
+from resources.warehouse import Warehouse
+from telemetry_assets.defs.ingest.assets import ingest_ai_events
+from telemetry_assets.defs.schedules import (
+    RECHECK_DAYS,
+    checks_only_schedule,
+    daily_pipeline_schedule,
+    late_objects_sensor,
+)
+from telemetry_assets.ingest.reconcile import objects_arrived_since_landing
+from telemetry_assets.ingest.tables import ensure_audit_tables
+from tests.builders import ai_call, gz
 
 MORNING = datetime(2026, 9, 10, 2, tzinfo=timezone.utc)
 
@@ -26,3 +40,45 @@ def test_the_check_only_schedule_rechecks_the_last_week_by_partition_tag():
     assert [r.tags["dagster/partition"] for r in runs][:2] == ["2026-09-09", "2026-09-08"]
     assert runs[-1].tags["dagster/partition"] == "2026-09-03"
     assert all(r.partition_key is None for r in runs)
+
+
+def test_raw_objects_that_arrive_after_their_day_landed_land_it_again_with_the_day_before(tmp_path):
+    """A day of the last week that landed gets a late object: that day runs again first, then the
+    day before (its turns read the day's events). Looking again asks for nothing new; once the day
+    has landed again, there is nothing to ask for. An object for a day never landed is not ours."""
+    today = datetime.now(timezone.utc).date()
+    before, late, never = (today - timedelta(days=n) for n in (3, 2, 1))
+    lake = LocalObjectStore(root=str(tmp_path / "lake"))
+    resources = {"lake": lake, "warehouse": Warehouse(database=str(tmp_path / "warehouse.duckdb")),
+                 "secrets": GovernanceSecrets(), "secure_store": SecureStore(database=str(tmp_path / "secure.duckdb"))}
+    instance = dg.DagsterInstance.ephemeral()
+
+    def land(day):
+        assert dg.materialize([ingest_ai_events], partition_key=day.isoformat(), instance=instance, resources=resources).success
+
+    def look():
+        context = dg.build_sensor_context(instance=instance, resources={k: resources[k] for k in ("lake", "warehouse")})
+        return late_objects_sensor(context)
+
+    for day in (before, late):
+        lake.put(f"raw/ai_events/dt={day}/part-0.jsonl.gz", gz(ai_call()))
+        land(day)
+    lake.put(f"raw/ai_events/dt={never}/part-0.jsonl.gz", gz(ai_call()))
+    assert isinstance(look(), dg.SkipReason)
+
+    lake.put(f"raw/ai_events/dt={late}/1789380000.retried.jsonl.gz", gz(ai_call()))
+    runs = look()
+    assert [(r.partition_key, r.tags["dagster/priority"]) for r in runs] == [(late.isoformat(), "10"), (before.isoformat(), "0")]
+    assert [r.run_key for r in look()] == [r.run_key for r in runs]
+
+    land(late)
+    assert "no raw object arrived after its day landed (2 landed days looked at)" in look().skip_message
+
+
+def test_a_raw_object_gone_from_the_lake_does_not_land_its_day_again(tmp_path, lake, warehouse):
+    day = datetime.now(timezone.utc).date() - timedelta(days=2)
+    ensure_audit_tables(warehouse)
+    warehouse.execute("INSERT INTO audit.ingest_files (dt, source_key) VALUES (?, ?)", [day, f"raw/ai_events/dt={day}/gone.jsonl"])
+    assert objects_arrived_since_landing(lake, warehouse, [day]) == {}
+    lake.put(f"raw/ai_events/dt={day}/new.jsonl", b"{}\n")
+    assert objects_arrived_since_landing(lake, warehouse, [day]) == {day: [f"raw/ai_events/dt={day}/new.jsonl"]}

@@ -1,5 +1,6 @@
-"""When things run on their own: the daily schedules, alert delivery, and run failures. (Freshness of
-the raw partitions is a `FreshnessPolicy` on `audit/ingest_files`, the ledger of each day's raw objects.)
+"""When things run on their own: the daily schedules, late raw objects, alert delivery, and run
+failures. (Freshness of the raw partitions is a `FreshnessPolicy` on `audit/ingest_files`, the ledger
+of each day's raw objects.)
 
 Each morning the schedule runs `daily_pipeline` for yesterday and again for the day before: the
 day before's turns and conversations read yesterday's events and outcomes (answers and tickets after
@@ -7,16 +8,19 @@ midnight), so it is recomputed once yesterday has landed. Yesterday's run carrie
 priority, and the instance queues one run at a time (`config/dagster.yaml`), so it lands first.
 """
 
-from datetime import datetime, timedelta, timezone
+import hashlib
+from datetime import date, datetime, timedelta, timezone
 
 import dagster as dg
 import duckdb
 
 from resources.alert_sinks import AlertRouter
+from resources.object_store import ObjectStore
 from resources.warehouse import Warehouse
 from telemetry_assets import settings
 from telemetry_assets.analytics.alerts import AlertLedger, deliver
 from telemetry_assets.defs.jobs import checks_only, daily_pipeline
+from telemetry_assets.ingest.reconcile import objects_arrived_since_landing
 
 SCHEDULE_HOUR_UTC = 2
 
@@ -45,6 +49,40 @@ def checks_only_schedule(context: dg.ScheduleEvaluationContext):
     for offset in range(1, RECHECK_DAYS + 1):
         day = (today - timedelta(days=offset)).isoformat()
         yield dg.RunRequest(run_key=f"checks {day}@{today}", tags={"dagster/partition": day})
+
+
+LATE_OBJECT_DAYS = 7
+LANDED = dg.AssetKey(["audit", "ingest_files"])
+
+
+@dg.sensor(job=daily_pipeline, minimum_interval_seconds=15 * 60, default_status=dg.DefaultSensorStatus.STOPPED)
+def late_objects_sensor(context: dg.SensorEvaluationContext, lake: ObjectStore, warehouse: Warehouse):
+    """Lands a day of the last week again when raw objects arrived after it landed (a delivery
+    retried after an outage, a dump exported again), and the day before it, as the daily schedule
+    does. Without it they waited, unread, for someone to notice. A day never landed is left to
+    the schedule or a backfill. The run keys name the objects that arrived, so one arrival is run
+    once, however often the sensor looks."""
+    today = datetime.now(timezone.utc).date()
+    landed = sorted(day for day in map(date.fromisoformat, context.instance.get_materialized_partitions(LANDED))
+                    if today - timedelta(days=LATE_OBJECT_DAYS) <= day < today)
+    try:
+        con = duckdb.connect(warehouse.database, read_only=True)
+    except duckdb.Error as busy:
+        return dg.SkipReason(f"warehouse busy: {busy}")
+    with con:
+        arrived = objects_arrived_since_landing(lake, con, landed)
+    if not arrived:
+        return dg.SkipReason(f"no raw object arrived after its day landed ({len(landed)} landed days looked at)")
+    context.log.info("; ".join(f"{day}: {len(keys)} new object(s), e.g. {keys[0]}" for day, keys in arrived.items()))
+    digest = hashlib.sha256("\n".join(key for keys in arrived.values() for key in keys).encode()).hexdigest()[:16]
+    priorities: dict[date, int] = {}
+    for day in arrived:
+        priorities[day] = 10
+        if day - timedelta(days=1) in landed:
+            priorities.setdefault(day - timedelta(days=1), 0)
+    return [dg.RunRequest(run_key=f"late objects {day} {digest}", partition_key=day.isoformat(),
+                          tags={"dagster/priority": str(priority)})
+            for day, priority in sorted(priorities.items(), reverse=True)]
 
 
 ALERT_LOOKBACK_DAYS = 14

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
+from telemetry_assets.ingest.layouts import partition_objects
 from telemetry_assets.ingest.tables import EVENTS_ORIGIN
 
 LANDED_TABLES = (
@@ -51,3 +52,20 @@ def quarantined_by_type(con, start: date, end: date, origin: str = EVENTS_ORIGIN
             [start, end, origin],
         ).fetchall()
     )
+
+
+def objects_arrived_since_landing(store, con, landed_days: list[date]) -> dict[date, list[str]]:
+    """Per landed day, the raw objects the lake holds now that its last landing did not read
+    (`audit.ingest_files` is the ledger of the objects each landing read; a day that landed with
+    none has no rows there). An object gone from the lake is no reason to land a day again:
+    that would drop rows that were read."""
+    if not landed_days:
+        return {}
+    read = dict(con.execute("SELECT dt, list(source_key) FROM audit.ingest_files WHERE dt BETWEEN ? AND ? GROUP BY dt",
+                            [min(landed_days), max(landed_days)]).fetchall())
+    arrived = {}
+    for day in landed_days:
+        new = sorted({obj.key for obj in partition_objects(store, day)} - set(read.get(day, [])))
+        if new:
+            arrived[day] = new
+    return arrived
