@@ -166,13 +166,19 @@ def run_partitions(start: date, end: date) -> int:
             with warehouse.get_connection() as con:
                 (row,) = line_reconciliation(con, day, day) or [None]
             print(_progress_line(day, row))
+    landed = [day for day in days if day not in failed]
     for stage, done in (("join_day", "joined to outcomes"), ("measure_day", "metrics computed")):
         for day in days:
             if day not in failed and _run_day(defs, stage, day, instance, failed):
                 print(f"{day}  {done}")
-    _deliver_alerts(start, end)
-    with warehouse.get_connection() as con:
-        _print_summary(line_reconciliation(con, start, end), quarantined_by_type(con, start, end), safety_over(con, start, end))
+    if len(failed) < len(days):  # a day was measured, so the alerts table exists
+        _deliver_alerts(start, end)
+    if landed:
+        with warehouse.get_connection() as con:
+            _print_summary(line_reconciliation(con, start, end), quarantined_by_type(con, start, end),
+                           safety_over(con, start, end))
+    if failed:
+        print(f"{len(failed)} of {len(days)} days failed: {', '.join(map(str, failed))}", file=sys.stderr)
     return 1 if failed else 0
 
 
@@ -236,8 +242,19 @@ def _run_day(defs, job_name: str, day: date, instance, failed: list) -> bool:
     )
     if not result.success:
         failed.append(day)
-        print(f"{day}  {job_name} FAILED (run {result.run_id}; see `telemetry ui` for the logs)")
+        print(f"{day}  {job_name} FAILED {_first_failure(result)} (run {result.run_id}; `telemetry ui` has the logs)")
     return result.success
+
+
+def _first_failure(result) -> str:
+    """The step that failed first and the error at the root of it, in one line."""
+    for event in result.all_events:
+        if event.is_step_failure:
+            error = event.step_failure_data.error
+            while error.cause:  # Dagster wraps what the step raised
+                error = error.cause
+            return f"in {event.step_key}: {error.message.strip().splitlines()[0]}"
+    return "before any step ran"
 
 
 def _dagster_instance():
