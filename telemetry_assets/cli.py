@@ -254,7 +254,7 @@ def _first_failure(result) -> str:
             while error.cause:  # Dagster wraps what the step raised
                 error = error.cause
             return f"in {event.step_key}: {error.message.strip().splitlines()[0]}"
-    return "before any step ran"
+    return "with no failed step (the run's own logs say why)"
 
 
 def _dagster_instance():
