@@ -6,10 +6,12 @@ from datetime import datetime, timedelta, timezone
 
 import dagster as dg
 
+from checks.sources import load_sources
 from resources.object_store import LocalObjectStore
 from resources.secrets import GovernanceSecrets
 from resources.secure_store import SecureStore
 from resources.warehouse import Warehouse
+from telemetry_assets import settings
 from telemetry_assets.defs.ingest.assets import ingest_ai_events
 from telemetry_assets.defs.schedules import (
     RECHECK_DAYS,
@@ -18,7 +20,7 @@ from telemetry_assets.defs.schedules import (
     late_objects_sensor,
 )
 from telemetry_assets.ingest.reconcile import objects_arrived_since_landing
-from telemetry_assets.ingest.tables import ensure_audit_tables
+from telemetry_assets.sources.load import load_source
 from tests.builders import ai_call, gz
 
 MORNING = datetime(2026, 9, 10, 2, tzinfo=timezone.utc)
@@ -42,10 +44,11 @@ def test_the_check_only_schedule_rechecks_the_last_week_by_partition_tag():
     assert all(r.partition_key is None for r in runs)
 
 
-def test_raw_objects_that_arrive_after_their_day_landed_land_it_again_with_the_day_before(tmp_path):
+def test_objects_that_arrive_after_their_day_landed_land_it_again_with_the_day_before(tmp_path):
     """A day of the last week that landed gets a late object: that day runs again first, then the
     day before (its turns read the day's events). Looking again asks for nothing new; once the day
-    has landed again, there is nothing to ask for. An object for a day never landed is not ours."""
+    has landed again, there is nothing to ask for, until a late source file comes. An object for a
+    day never landed is not ours."""
     today = datetime.now(timezone.utc).date()
     before, late, never = (today - timedelta(days=n) for n in (3, 2, 1))
     lake = LocalObjectStore(root=str(tmp_path / "lake"))
@@ -72,13 +75,22 @@ def test_raw_objects_that_arrive_after_their_day_landed_land_it_again_with_the_d
     assert [r.run_key for r in look()] == [r.run_key for r in runs]
 
     land(late)
-    assert "no raw object arrived after its day landed (2 landed days looked at)" in look().skip_message
+    assert "no object arrived after its day landed (2 landed days looked at)" in look().skip_message
+    lake.put(f"sources/support_tickets/dt={late}/helpdesk-late.csv", b"ticket_id\n")  # a business source too
+    assert [r.partition_key for r in look()] == [late.isoformat(), before.isoformat()]
 
 
-def test_a_raw_object_gone_from_the_lake_does_not_land_its_day_again(tmp_path, lake, warehouse):
+def test_objects_the_ledgers_say_were_read_have_not_arrived_and_one_gone_from_the_lake_is_no_reason(lake, warehouse):
     day = datetime.now(timezone.utc).date() - timedelta(days=2)
-    ensure_audit_tables(warehouse)
+    conversions = load_sources(settings.sources_path())["conversions"]
+    header = "conversion_id,user_id,conversation_id,occurred_at,type,revenue"
+    lake.put(f"sources/conversions/dt={day}/a.csv", f"{header}\ncv1,u,,{day}T12:00:00Z,purchase,9\n".encode())
+    load_source(lake, warehouse, conversions, day)
     warehouse.execute("INSERT INTO audit.ingest_files (dt, source_key) VALUES (?, ?)", [day, f"raw/ai_events/dt={day}/gone.jsonl"])
-    assert objects_arrived_since_landing(lake, warehouse, [day]) == {}
+    assert objects_arrived_since_landing(lake, warehouse, [day], [conversions]) == {}
+
+    lake.put(f"sources/conversions/dt={day}/late.csv", f"{header}\n".encode())
     lake.put(f"raw/ai_events/dt={day}/new.jsonl", b"{}\n")
-    assert objects_arrived_since_landing(lake, warehouse, [day]) == {day: [f"raw/ai_events/dt={day}/new.jsonl"]}
+    assert objects_arrived_since_landing(lake, warehouse, [day], [conversions]) == {
+        day: [f"raw/ai_events/dt={day}/new.jsonl", f"sources/conversions/dt={day}/late.csv"]}
+    assert objects_arrived_since_landing(lake, warehouse, [day], []) == {day: [f"raw/ai_events/dt={day}/new.jsonl"]}

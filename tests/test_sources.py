@@ -254,6 +254,18 @@ def test_a_helpdesk_export_is_used_by_mapping_columns_in_config(tmp_path, lake, 
         ("42", "usr_9", "conv_7", "2026-09-14 09:30:00", "web", "open", "Billing")]
 
 
+def test_the_ledger_names_every_file_a_load_read_with_its_rows_and_a_rerun_replaces_it(lake, warehouse):
+    lake.put("sources/support_tickets/dt=2026-09-14/a.csv", csv_bytes(
+        TICKETS_HEADER, "T-1,usr_1,,2026-09-14T10:00:00Z,email,open,billing", "T-2,usr_2,2026-09-14T11:00:00Z"))
+    lake.put("sources/support_tickets/dt=2026-09-14/header-only.csv", csv_bytes(TICKETS_HEADER))
+    lake.put("sources/support_tickets/dt=2026-09-15/other-day.csv", csv_bytes(TICKETS_HEADER))
+    ledger = "SELECT dt::VARCHAR, source, source_key, rows_read FROM audit.source_files ORDER BY ALL"
+    for _ in range(2):
+        load_source(lake, warehouse, SPECS["support_tickets"], DAY)
+        assert warehouse.execute(ledger).fetchall() == [
+            ("2026-09-14", "sources.support_tickets", "sources/support_tickets/dt=2026-09-14/a.csv", 2),
+            ("2026-09-14", "sources.support_tickets", "sources/support_tickets/dt=2026-09-14/header-only.csv", 0)]
+
 def test_profiles_are_a_snapshot_where_the_latest_file_wins(lake, warehouse):
     header = "user_id,plan,country,signup_at"
     lake.put("sources/user_profiles/dt=2026-09-01/p.csv", csv_bytes(header, "usr_1,free,GB,2026-01-01", "usr_2,pro,US,2026-02-01"))

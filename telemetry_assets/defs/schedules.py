@@ -14,6 +14,7 @@ from datetime import date, datetime, timedelta, timezone
 import dagster as dg
 import duckdb
 
+from checks.sources import load_sources
 from resources.alert_sinks import AlertRouter
 from resources.object_store import ObjectStore
 from resources.warehouse import Warehouse
@@ -57,11 +58,12 @@ LANDED = dg.AssetKey(["audit", "ingest_files"])
 
 @dg.sensor(job=daily_pipeline, minimum_interval_seconds=15 * 60, default_status=dg.DefaultSensorStatus.STOPPED)
 def late_objects_sensor(context: dg.SensorEvaluationContext, lake: ObjectStore, warehouse: Warehouse):
-    """Lands a day of the last week again when raw objects arrived after it landed (a delivery
-    retried after an outage, a dump exported again), and the day before it, as the daily schedule
-    does. Without it they waited, unread, for someone to notice. A day never landed is left to
-    the schedule or a backfill. The run keys name the objects that arrived, so one arrival is run
-    once, however often the sensor looks."""
+    """Lands a day of the last week again when raw objects or business source files arrived after
+    it landed (a delivery retried after an outage, a helpdesk export run late), and the day before
+    it, as the daily schedule does: its conversations are matched to the day's events, tickets and
+    conversions. Without it they waited, unread, for someone to notice. A day never landed is left
+    to the schedule or a backfill. The run keys name the objects that arrived, so one arrival is
+    run once, however often the sensor looks."""
     today = datetime.now(timezone.utc).date()
     landed = sorted(day for day in map(date.fromisoformat, context.instance.get_materialized_partitions(LANDED))
                     if today - timedelta(days=LATE_OBJECT_DAYS) <= day < today)
@@ -70,9 +72,9 @@ def late_objects_sensor(context: dg.SensorEvaluationContext, lake: ObjectStore, 
     except duckdb.Error as busy:
         return dg.SkipReason(f"warehouse busy: {busy}")
     with con:
-        arrived = objects_arrived_since_landing(lake, con, landed)
+        arrived = objects_arrived_since_landing(lake, con, landed, list(load_sources(settings.sources_path()).values()))
     if not arrived:
-        return dg.SkipReason(f"no raw object arrived after its day landed ({len(landed)} landed days looked at)")
+        return dg.SkipReason(f"no object arrived after its day landed ({len(landed)} landed days looked at)")
     context.log.info("; ".join(f"{day}: {len(keys)} new object(s), e.g. {keys[0]}" for day, keys in arrived.items()))
     digest = hashlib.sha256("\n".join(key for keys in arrived.values() for key in keys).encode()).hexdigest()[:16]
     priorities: dict[date, int] = {}

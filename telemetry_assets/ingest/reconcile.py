@@ -6,6 +6,7 @@ from datetime import date
 
 from telemetry_assets.ingest.layouts import partition_objects
 from telemetry_assets.ingest.tables import EVENTS_ORIGIN
+from telemetry_assets.sources.load import SOURCE_FILES, source_keys
 
 LANDED_TABLES = (
     "governed.ai_user_prompt_created",
@@ -54,18 +55,26 @@ def quarantined_by_type(con, start: date, end: date, origin: str = EVENTS_ORIGIN
     )
 
 
-def objects_arrived_since_landing(store, con, landed_days: list[date]) -> dict[date, list[str]]:
-    """Per landed day, the raw objects the lake holds now that its last landing did not read
-    (`audit.ingest_files` is the ledger of the objects each landing read; a day that landed with
-    none has no rows there). An object gone from the lake is no reason to land a day again:
-    that would drop rows that were read."""
+def objects_arrived_since_landing(store, con, landed_days: list[date], sources: list) -> dict[date, list[str]]:
+    """Per landed day, the objects the lake holds now that its last landing did not read: raw
+    objects (the ledger of what each landing read is `audit.ingest_files`) and the files of the
+    dated business `sources` (`audit.source_files`). A day that landed with none has no rows
+    there, and a ledger a warehouse does not have yet has read nothing. An object gone from the
+    lake is no reason to land a day again: that would drop rows that were read."""
     if not landed_days:
         return {}
-    read = dict(con.execute("SELECT dt, list(source_key) FROM audit.ingest_files WHERE dt BETWEEN ? AND ? GROUP BY dt",
-                            [min(landed_days), max(landed_days)]).fetchall())
+    present = {f"{schema}.{table}" for schema, table in con.execute("SELECT schema_name, table_name FROM duckdb_tables()").fetchall()}
+    ledgers = [table for table in ("audit.ingest_files", SOURCE_FILES) if table in present]
+    read = {}
+    if ledgers:
+        union = " UNION ALL ".join(f"SELECT dt, source_key FROM {table}" for table in ledgers)
+        read = dict(con.execute(f"SELECT dt, list(source_key) FROM ({union}) WHERE dt BETWEEN ? AND ? GROUP BY dt",
+                                [min(landed_days), max(landed_days)]).fetchall())
     arrived = {}
     for day in landed_days:
-        new = sorted({obj.key for obj in partition_objects(store, day)} - set(read.get(day, [])))
+        in_lake = {obj.key for obj in partition_objects(store, day)}
+        in_lake.update(key for spec in sources if spec.dated for key in source_keys(store, spec, day))
+        new = sorted(in_lake - set(read.get(day, [])))
         if new:
             arrived[day] = new
     return arrived

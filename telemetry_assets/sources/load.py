@@ -14,6 +14,9 @@ Dated sources read `sources/<name>/dt=<day>/`. A snapshot source (`dated: false`
 under `sources/<name>/` whose `dt=` folder (if any) is not after the day, and keeps, per key, the
 row of the latest file: the table's `dt` is the day the snapshot describes.
 Reconciliation per day: rows read = valid + quarantined + duplicates (+ blank and header lines).
+`audit.source_files` is the ledger of the files each load read, as `audit.ingest_files` is for raw
+events: a file that arrives after its day was loaded is found by comparing the two (see
+`late_files_sensor`).
 
 A CSV header is the file's schema. A header without a required mapped column, or naming a mapped
 column twice, quarantines every row of its file with that reason (instead of each row failing for a
@@ -28,6 +31,7 @@ import contextlib
 import csv
 import json
 import re
+from collections import Counter
 from dataclasses import dataclass
 from datetime import date
 
@@ -40,6 +44,7 @@ from telemetry_assets.ingest.tables import VIOLATIONS_TYPE, create_or_extend, en
 from telemetry_assets.record_batches import frame_batches
 
 BATCH_ROWS = 50_000
+SOURCE_FILES = "audit.source_files"
 
 SOURCE_SUFFIXES = (".csv", ".csv.gz", ".jsonl", ".jsonl.gz", ".json", ".json.gz")
 _DT_FOLDER = re.compile(r"/dt=(\d{4}-\d{2}-\d{2})/")
@@ -81,8 +86,10 @@ def load_source(store, con, spec: SourceSpec, day: date) -> SourceReport:
     rows, bad, not_in_header = _stage_rows(con, store, spec, keys)
     with replacing_day(con, day, [spec.table]):
         con.execute("DELETE FROM audit.quarantine WHERE dt = ? AND origin = ?", [day, spec.table])
+        con.execute(f"DELETE FROM {SOURCE_FILES} WHERE dt = ? AND source = ?", [day, spec.table])
         valid, failing, duplicates = _validate_and_land(con, spec, day)
         _quarantine(con, spec, day, bad + failing)
+        _record_files(con, spec, day, keys, bad)
     report = SourceReport(spec.table, day, len(keys), rows + len(bad), valid, len(bad) + len(failing), duplicates,
                           tuple(not_in_header))
     if report.unaccounted:
@@ -284,8 +291,20 @@ def _quarantine(con, spec: SourceSpec, day: date, rows: list) -> None:
     )
 
 
+def _record_files(con, spec: SourceSpec, day: date, keys: list[str], bad: list) -> None:
+    """One ledger row per file the load read, with its rows (blank and header lines aside), a file
+    without any row included."""
+    rows = Counter(key for key, _, _ in bad)
+    rows.update(dict(con.execute("SELECT source_key, count(*) FROM source_rows GROUP BY 1").fetchall()))
+    con.register("files_read", pd.DataFrame({"source_key": keys, "rows_read": [rows[key] for key in keys]},
+                                            columns=["source_key", "rows_read"]).astype({"source_key": "str", "rows_read": "int64"}))
+    con.execute(f"INSERT INTO {SOURCE_FILES} BY NAME SELECT ? AS dt, ? AS source, * FROM files_read", [day, spec.table])
+
+
 def _ensure_tables(con, spec: SourceSpec) -> None:
     ensure_audit_tables(con)
+    create_or_extend(con, SOURCE_FILES, "One row per file a source load of dt read.",
+                     {"dt": "DATE", "source": "VARCHAR", "source_key": "VARCHAR", "rows_read": "BIGINT"})
     columns = {"dt": "DATE", **{c.column: FIELD_TYPES[c.type][1] for c in spec.columns},
                "source_key": "VARCHAR", "line_number": "BIGINT"}
     grain = f"One row per {spec.key} received on dt." if spec.dated else f"One row per {spec.key} as of dt (latest file wins)."
