@@ -15,8 +15,8 @@ under `sources/<name>/` whose `dt=` folder (if any) is not after the day, and ke
 row of the latest file: the table's `dt` is the day the snapshot describes.
 Reconciliation per day: rows read = valid + quarantined + duplicates (+ blank and header lines).
 `audit.source_files` is the ledger of the files each load read, as `audit.ingest_files` is for raw
-events: a file that arrives after its day was loaded is found by comparing the two (see
-`late_files_sensor`).
+events: a file that arrives after its day was loaded is found by comparing the lake with it (see
+`late_objects_sensor`).
 
 A CSV header is the file's schema. A header without a required mapped column, or naming a mapped
 column twice, quarantines every row of its file with that reason (instead of each row failing for a
@@ -296,8 +296,9 @@ def _record_files(con, spec: SourceSpec, day: date, keys: list[str], bad: list) 
     without any row included."""
     rows = Counter(key for key, _, _ in bad)
     rows.update(dict(con.execute("SELECT source_key, count(*) FROM source_rows GROUP BY 1").fetchall()))
-    con.register("files_read", pd.DataFrame({"source_key": keys, "rows_read": [rows[key] for key in keys]},
-                                            columns=["source_key", "rows_read"]).astype({"source_key": "str", "rows_read": "int64"}))
+    files = pd.DataFrame({"source_key": pd.Series(keys, dtype="str"),
+                          "rows_read": pd.Series([rows[key] for key in keys], dtype="int64")})
+    con.register("files_read", files)
     con.execute(f"INSERT INTO {SOURCE_FILES} BY NAME SELECT ? AS dt, ? AS source, * FROM files_read", [day, spec.table])
 
 
