@@ -187,6 +187,18 @@ def test_an_s3_read_whose_connection_drops_resumes_where_it_stopped(s3_env, monk
     assert client.ranges == [None, f"bytes={third}-", f"bytes={2 * third}-"]
 
 
+
+def test_a_day_read_over_connections_that_keep_dropping_lands_what_a_folder_lands(s3_env, monkeypatch, tmp_path, plan, policy):
+    local = LocalObjectStore(root=str(tmp_path / "lake"))
+    s3, client = dropping_store(monkeypatch, "lake-dropping", [100] * 1_000)  # every body drops after 100 bytes
+    for key, data in FIXTURES.items():
+        local.put(key, data)
+        s3.put(key, data)
+    local_report, local_tables = tables_after_ingest(local, tmp_path, "local", plan, policy)
+    s3_report, s3_tables = tables_after_ingest(s3, tmp_path, "s3", plan, policy)
+    assert sum(r is not None for r in client.ranges) > len(FIXTURES)  # it did resume, more than once an object
+    assert (s3_report, s3_tables) == (local_report, local_tables)
+
 def test_an_s3_object_replaced_while_it_is_read_is_a_clear_error_not_spliced(s3_env, monkeypatch):
     store, _ = dropping_store(monkeypatch, "lake-replaced", [10],
                               on_drop=lambda: store.put("raw/x.jsonl", b"replaced meanwhile\n" * 10))
