@@ -265,10 +265,12 @@ def _dagster_instance():
 
 
 def _progress_line(day: date, row: dict | None) -> str:
+    from telemetry_assets.ingest.reconcile import unaccounted_lines
+
     if row is None:
         return f"{day}  no raw objects"
-    accounted = row["valid_events"] + row["quarantined"] + row["duplicates"] + row["non_ai_events"] + row["blank_lines"]
-    verdict = "reconciled" if accounted == row["lines_read"] else f"GAP {row['lines_read'] - accounted:+d}"
+    gap = unaccounted_lines(row)
+    verdict = f"GAP {gap:+d}" if gap else "reconciled"
     return (f"{day}  {row['objects']} objects  {row['lines_read']:>9,} lines = {row['valid_events']:,} valid"
             f" + {row['quarantined']:,} quarantined + {row['duplicates']:,} duplicates"
             f" + {row['non_ai_events']:,} non-AI + {row['blank_lines']:,} blank  [{verdict}]")

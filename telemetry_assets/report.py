@@ -1,12 +1,17 @@
-"""`telemetry report --date D`: the day's performance, business, safety and version comparison.
+"""`telemetry report --date D`: the day's ingest, performance, business, safety and version comparison.
 
-Every number is read from the metric tables; arrows compare it with the same group's mean over the
-previous 7 days (blank when the group is new), so a change reads at a glance.
+Ingest comes first, read from the audit tables: how the day's lines were accounted for, and what was
+quarantined, is what every metric below was computed from. The other numbers are read from the
+metric tables; arrows compare each with the same group's mean over the previous 7 days (blank when
+the group is new), so a change reads at a glance.
 """
 
 from __future__ import annotations
 
 from datetime import date, timedelta
+
+from telemetry_assets.ingest.reconcile import line_reconciliation, quarantined_by_type, unaccounted_lines
+from telemetry_assets.ingest.tables import EVENTS_ORIGIN
 
 PERFORMANCE_COLUMNS = [
     ("requests", "requests", "{:,.0f}"), ("success_rate", "success", "{:.1%}"), ("p95_latency_ms", "p95 ms", "{:,.0f}"),
@@ -39,6 +44,7 @@ def not_measured(con, day: date) -> str | None:
 
 def render_report(con, day: date) -> str:
     sections = [f"AI telemetry report for {day}  (arrows: against the same group's mean over the previous 7 days)"]
+    sections.append(_ingest(con, day))
     sections.append(_section(con, "Performance", "metrics.performance_daily", day, KEY, PERFORMANCE_COLUMNS, ""))
     sections.append(_section(con, "Business (all users, and by plan; conversion, D1 and deflection are over the "
                                   "signed-in conversations)", "metrics.business_daily", day,
@@ -47,6 +53,23 @@ def render_report(con, day: date) -> str:
     sections.append(_comparison(con, day))
     sections.append(_alerts(con, day))
     return "\n\n".join(sections)
+
+
+def _ingest(con, day: date) -> str:
+    (row,) = line_reconciliation(con, day, day) or [None]
+    if row is None:
+        return "Ingest\n  (no raw objects)"
+    gap = unaccounted_lines(row)
+    counts = [row[c] for c in ("objects", "lines_read", "valid_events", "quarantined", "duplicates", "non_ai_events", "blank_lines")]
+    lines = [_table(["objects", "lines read", "valid", "quarantined", "duplicates", "non-AI", "blank", "reconciled"],
+                    [[f"{n:,}" for n in counts] + [f"no, {gap:+,} lines" if gap else "yes"]], title="Ingest")]
+    if by_type := quarantined_by_type(con, day, day):
+        lines.append("  quarantined events by type: " + ", ".join(f"{kind} {n:,}" for kind, n in by_type.items()))
+    sources = con.execute("SELECT origin, count(*) FROM audit.quarantine WHERE dt = ? AND origin <> ? GROUP BY 1 ORDER BY 1",
+                          [day, EVENTS_ORIGIN]).fetchall()
+    if sources:
+        lines.append("  quarantined source rows: " + ", ".join(f"{origin} {n:,}" for origin, n in sources))
+    return "\n".join(lines)
 
 
 def _alerts(con, day: date) -> str:

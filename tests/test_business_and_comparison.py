@@ -7,7 +7,7 @@ import pytest
 
 from telemetry_assets.analytics.stats import rate_difference
 from telemetry_assets.generate.traffic import GeneratorConfig
-from telemetry_assets.report import render_report
+from telemetry_assets.report import REPORTED_TABLES, render_report
 from tests.pipeline_runs import run_generated
 
 
@@ -86,6 +86,29 @@ def test_the_report_shows_each_table_and_the_regressions(week):
     assert counts["regression"] and counts["not enough data"]
     assert f"Version comparison ({sum(counts.values())} tests: " in text
     assert f"{counts['regression']} regression" in text.split("Version comparison")[1].splitlines()[0]
+
+
+def test_the_report_opens_with_the_days_line_reconciliation_and_quarantine(week, tmp_path):
+    con, manifest = week
+    day = date(2026, 9, 7)
+    sums = con.execute("""SELECT count(*), sum(lines_read), sum(valid_events), sum(quarantined), sum(duplicates),
+                                 sum(non_ai_events), sum(blank_lines) FROM audit.ingest_files WHERE dt = ?""", [day]).fetchone()
+    ingest = render_report(con, day).split("\n\n")[1].splitlines()
+    assert ingest[0] == "Ingest" and ingest[3].split() == [f"{n:,}" for n in sums] + ["yes"]
+    planted = manifest["per_day"]["2026-09-07"]
+    assert sums[2] == planted["ai_events"] and sums[3] > 0
+    assert ingest[4].startswith("  quarantined events by type: ") and "Malformed-Line" in ingest[4]
+
+    edited = duckdb.connect(str(tmp_path / "edited.duckdb"))  # a ledger edited by hand no longer reconciles
+    [(week_file,)] = con.execute("SELECT path FROM duckdb_databases() WHERE database_name = current_database()").fetchall()
+    edited.execute(f"ATTACH '{week_file}' AS week (READ_ONLY)")
+    for schema in ("audit", "metrics"):
+        edited.execute(f"CREATE SCHEMA {schema}")
+    for table in ("audit.ingest_files", "audit.quarantine", *REPORTED_TABLES):
+        edited.execute(f"CREATE TABLE {table} AS FROM week.{table}")
+    edited.execute("UPDATE audit.ingest_files SET lines_read = lines_read + 2 WHERE dt = ? AND rowid = "
+                   "(SELECT min(rowid) FROM audit.ingest_files WHERE dt = ?)", [day, day])
+    assert render_report(edited, day).split("\n\n")[1].splitlines()[3].endswith("no, +2 lines")
 
 
 def test_the_table_compares_exactly_the_metrics_and_dimensions_alert_rules_are_checked_against(week):

@@ -166,6 +166,7 @@ def test_a_day_without_events_is_measured_as_empty_and_reported(tmp_path):
     assert "2026-09-01  no raw objects" in run.stdout and "2026-09-01  metrics computed" in run.stdout
     report = cli("report", "--date", "2026-09-01")
     assert report.returncode == 0 and "Performance\n  (no rows)" in report.stdout and "Alerts (0)" in report.stdout
+    assert "Ingest\n  (no raw objects)" in report.stdout
     unmeasured = cli("report", "--date", "2026-09-02")
     assert unmeasured.returncode == 2 and "2026-09-02 has not been measured" in unmeasured.stderr
 

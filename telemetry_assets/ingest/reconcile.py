@@ -42,6 +42,12 @@ def line_reconciliation(con, start: date, end: date) -> list[dict]:
     return [dict(zip(names, row)) for row in rows.fetchall()]
 
 
+def unaccounted_lines(row: dict) -> int:
+    """Lines of a `line_reconciliation` row that went nowhere (0 when the day reconciles)."""
+    lines_read, *parts = RECONCILED_COLUMNS
+    return row[lines_read] - sum(row[part] for part in parts)
+
+
 def quarantined_by_type(con, start: date, end: date, origin: str = EVENTS_ORIGIN) -> dict[str, int]:
     """Quarantined lines of one origin per violation type (a line with two types counts under each)."""
     return dict(
