@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import sys
+from collections import Counter
 from datetime import date, timedelta
 
 from telemetry_assets import settings
@@ -173,10 +174,11 @@ def run_partitions(start: date, end: date) -> int:
                 print(f"{day}  {done}")
     if len(failed) < len(days):  # a day was measured, so the alerts table exists
         _deliver_alerts(start, end)
-    if landed:
+    if landed:  # over the days this run landed: a failed day's rows, if any, are an earlier run's
         with warehouse.get_connection() as con:
-            _print_summary(line_reconciliation(con, start, end), quarantined_by_type(con, start, end),
-                           safety_over(con, start, end))
+            by_type = sum((Counter(quarantined_by_type(con, day, day)) for day in landed), Counter())
+            _print_summary([row for day in landed for row in line_reconciliation(con, day, day)],
+                           dict(sorted(by_type.items())), safety_over(con, landed))
     if failed:
         print(f"{len(failed)} of {len(days)} days failed: {', '.join(map(str, failed))}", file=sys.stderr)
     return 1 if failed else 0

@@ -186,6 +186,41 @@ def test_a_run_whose_days_all_fail_says_where_and_why_and_exits_1_without_a_trac
     assert done.stderr.rstrip().endswith("1 of 1 days failed: 2026-09-01")
     assert "Traceback" not in done.stderr
 
+
+def test_a_run_where_one_day_fails_sums_up_only_the_days_it_landed(tmp_path):
+    """The failed day landed in an earlier run; its old rows are not this run's to report. The
+    second run lands through a wrapper that makes the second day's ingest fail."""
+    env = {**os.environ, "TELEMETRY_HOME": str(tmp_path / "home")}
+    env.pop("DAGSTER_HOME", None)
+    manifest = generate(LocalObjectStore(root=str(tmp_path / "home" / "lake")),
+                        GeneratorConfig(days=2, users=20, events_per_day=60, seed=2, start=START))
+    days = ["run", "--start", "2026-09-01", "--end", "2026-09-02"]
+    first = subprocess.run([sys.executable, "-m", "telemetry_assets.cli", *days], env=env, capture_output=True, text=True,
+                           timeout=300)
+    assert first.returncode == 0, first.stderr
+    failing_second_day = """
+import sys
+from datetime import date
+from telemetry_assets.defs.ingest import assets
+landing = assets.ingest_partition
+def fails_on_the_second_day(store, con, day, *args, **kwargs):
+    if day == date(2026, 9, 2):
+        raise OSError("the lake went away")
+    return landing(store, con, day, *args, **kwargs)
+assets.ingest_partition = fails_on_the_second_day
+from telemetry_assets.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+    second = subprocess.run([sys.executable, "-c", failing_second_day, *days], env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert second.returncode == 1
+    assert "2026-09-02  land_day FAILED in ingest_ai_events: OSError: the lake went away" in second.stdout
+    day = manifest["per_day"]["2026-09-01"]
+    lines = sum(day[k] for k in ("ai_events", "non_ai_events", "resent", "blank_lines")) + sum(day["bad_lines"].values())
+    assert re.search(r"^events read +([\d,]+) +lines over 1 partitions$", second.stdout, re.M)[1] == f"{lines:,}"
+    assert second.stderr.rstrip().endswith("1 of 2 days failed: 2026-09-02")
+
+
 @pytest.mark.parametrize("value", ["yesterday", "20260901"])
 def test_cli_names_a_partitions_start_it_cannot_use(tmp_path, value):
     env = {**os.environ, "TELEMETRY_HOME": str(tmp_path / "home"), "TELEMETRY_PARTITIONS_START": value}

@@ -143,15 +143,15 @@ def _collect_arrived(con, store, secure_con, day, policy: Policy, event_tables: 
                             [destination])
 
 
-def safety_over(con, start: date, end: date) -> dict:
-    """The safety metrics over a range of days, rates recomputed from the summed counts."""
+def safety_over(con, days: list[date]) -> dict:
+    """The safety metrics over some days, rates recomputed from the summed counts."""
     (processed, logged, with_text, redacted, blocked, decisions, agreements) = con.execute(
         f"""SELECT sum(events_processed), sum(events_logged), sum(prompts_with_text), sum(prompts_redacted),
                    sum(sensitive_destinations_blocked), sum(routing_decisions), sum(routing_agreements)
-            FROM {SAFETY_TABLE} WHERE dt BETWEEN ? AND ?""", [start, end]).fetchone()
+            FROM {SAFETY_TABLE} WHERE list_contains(?, dt)""", [days]).fetchone()
     (in_warehouse,) = con.execute(
-        "SELECT count(*) FROM audit.governance_log WHERE dt BETWEEN ? AND ? AND list_contains(delivered, 'warehouse')",
-        [start, end]).fetchone()
+        "SELECT count(*) FROM audit.governance_log WHERE list_contains(?, dt) AND list_contains(delivered, 'warehouse')",
+        [days]).fetchone()
     ratio = lambda part, whole: part / whole if whole else None
     return {
         "in_warehouse": in_warehouse,
