@@ -108,7 +108,10 @@ def test_the_report_opens_with_the_days_line_reconciliation_and_quarantine(week,
         edited.execute(f"CREATE TABLE {table} AS FROM week.{table}")
     edited.execute("UPDATE audit.ingest_files SET lines_read = lines_read + 2 WHERE dt = ? AND rowid = "
                    "(SELECT min(rowid) FROM audit.ingest_files WHERE dt = ?)", [day, day])
-    assert render_report(edited, day).split("\n\n")[1].splitlines()[3].endswith("no, +2 lines")
+    edited.execute("INSERT INTO audit.quarantine (dt, origin, source_key, line_number) VALUES "
+                   "(?, 'sources.conversions', 'sources/conversions/x.csv', 2)", [day])
+    ingest = render_report(edited, day).split("\n\n")[1].splitlines()
+    assert ingest[3].endswith("no, +2 lines") and ingest[-1] == "  quarantined source rows: sources.conversions 1"
 
 
 def test_the_table_compares_exactly_the_metrics_and_dimensions_alert_rules_are_checked_against(week):
