@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 from telemetry_assets.ingest.reconcile import line_reconciliation, quarantined_by_type, unaccounted_lines
-from telemetry_assets.ingest.tables import EVENTS_ORIGIN
+from telemetry_assets.ingest.tables import EVENTS_ORIGIN, existing_tables
 
 PERFORMANCE_COLUMNS = [
     ("requests", "requests", "{:,.0f}"), ("success_rate", "success", "{:.1%}"), ("p95_latency_ms", "p95 ms", "{:,.0f}"),
@@ -33,8 +33,7 @@ def not_measured(con, day: date) -> str | None:
     """Why `day` has no report, or None when it has one: the metric tables are not built yet, or the
     day was never measured (every measured day has its `metrics.safety_daily` row, even one without
     events)."""
-    tables = con.execute("SELECT schema_name, table_name FROM duckdb_tables()").fetchall()
-    present = {f"{schema}.{table}" for schema, table in tables}
+    present = existing_tables(con)
     if missing := [table for table in REPORTED_TABLES if table not in present]:
         return f"no metric tables yet ({', '.join(missing)} missing)"
     if not con.execute("SELECT count(*) FROM metrics.safety_daily WHERE dt = ?", [day]).fetchone()[0]:

@@ -26,7 +26,7 @@ from pathlib import Path
 import pandas as pd
 
 from telemetry_assets.analytics.alert_rules import AlertRules, Rule
-from telemetry_assets.ingest.tables import create_or_extend, replacing_day
+from telemetry_assets.ingest.tables import create_or_extend, existing_tables, replacing_day
 
 ALERTS_TABLE = "metrics.alerts"
 ALERTS = {
@@ -154,7 +154,10 @@ class AlertLedger:
 
 
 def deliver(con, sinks: list, ledger: AlertLedger, start: date, end: date) -> list[dict]:
-    """Send each alert of the range whose dedupe key was never delivered; returns what was sent."""
+    """Send each alert of the range whose dedupe key was never delivered; returns what was sent
+    (nothing where no day was ever measured, so the alerts table does not exist yet)."""
+    if ALERTS_TABLE not in existing_tables(con):
+        return []
     rows = con.execute(f"SELECT * FROM {ALERTS_TABLE} WHERE dt BETWEEN ? AND ? ORDER BY dt, rule, group_key",
                        [start, end]).df()
     already = ledger.sent()

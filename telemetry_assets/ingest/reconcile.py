@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 
 from telemetry_assets.ingest.layouts import partition_objects
-from telemetry_assets.ingest.tables import EVENTS_ORIGIN
+from telemetry_assets.ingest.tables import EVENTS_ORIGIN, existing_tables
 from telemetry_assets.sources.load import SOURCE_FILES, source_keys
 
 LANDED_TABLES = (
@@ -69,7 +69,7 @@ def objects_arrived_since_landing(store, con, landed_days: list[date], sources: 
     lake is no reason to land a day again: that would drop rows that were read."""
     if not landed_days:
         return {}
-    present = {f"{schema}.{table}" for schema, table in con.execute("SELECT schema_name, table_name FROM duckdb_tables()").fetchall()}
+    present = existing_tables(con)
     ledgers = [table for table in ("audit.ingest_files", SOURCE_FILES) if table in present]
     read = {}
     if ledgers:

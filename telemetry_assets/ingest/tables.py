@@ -100,6 +100,11 @@ def ensure_audit_tables(con) -> None:
         create_or_extend(con, table, grain, columns)
 
 
+def existing_tables(con) -> set[str]:
+    """The warehouse's tables as `schema.table`."""
+    return {f"{schema}.{table}" for schema, table in con.execute("SELECT schema_name, table_name FROM duckdb_tables()").fetchall()}
+
+
 def create_or_extend(con, table: str, grain: str, columns: dict[str, str]) -> None:
     """Create the table, or add the columns it lacks; its comment states its grain."""
     con.execute(f"CREATE SCHEMA IF NOT EXISTS {table.split('.')[0]}")

@@ -216,7 +216,7 @@ class _CsvFeed:
             self.last_line = line.line_number
             yield line.text + "\n"
 
-    def end_row(self) -> list[tuple[int, None, str]]:
+    def end_row(self) -> list[tuple[int, None, dict]]:
         """The next line read starts a row; returns the unreadable lines set aside meanwhile."""
         taken, self._unreadable, self._row_done = self._unreadable, [], True
         return taken
