@@ -12,6 +12,7 @@ import shutil
 import tempfile
 from abc import abstractmethod
 from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
@@ -22,12 +23,25 @@ from botocore.exceptions import ClientError, IncompleteReadError, ReadTimeoutErr
 from pydantic import Field
 
 
+@dataclass(frozen=True)
+class ListedObject:
+    """An object as a listing saw it. `version` changes whenever the object is written again: its
+    ETag on S3, its size and modification time in a local folder."""
+
+    key: str
+    version: str
+
+
 class ObjectStore(dg.ConfigurableResource):
     """Read, list and write objects by key under one root."""
 
     @abstractmethod
+    def list_objects(self, prefix: str) -> Iterator[ListedObject]:
+        """Every object under `prefix`, in lexicographic order of key."""
+
     def list_keys(self, prefix: str) -> Iterator[str]:
         """Every key under `prefix`, in lexicographic order."""
+        return (listed.key for listed in self.list_objects(prefix))
 
     @abstractmethod
     def list_folders(self, prefix: str) -> list[str]:
@@ -63,14 +77,16 @@ class LocalObjectStore(ObjectStore):
     def _path(self, key: str) -> Path:
         return Path(self.root) / key
 
-    def list_keys(self, prefix: str) -> Iterator[str]:
+    def list_objects(self, prefix: str) -> Iterator[ListedObject]:
         root = Path(self.root)
         base = self._path(prefix)
         folder = base if prefix.endswith("/") or base.is_dir() else base.parent
         if not folder.is_dir():
             return
-        keys = (p.relative_to(root).as_posix() for p in folder.rglob("*") if p.is_file())
-        yield from sorted(k for k in keys if k.startswith(prefix))
+        paths = {p.relative_to(root).as_posix(): p for p in folder.rglob("*") if p.is_file()}
+        for key in sorted(k for k in paths if k.startswith(prefix)):
+            stat = paths[key].stat()
+            yield ListedObject(key, f"{stat.st_size}-{stat.st_mtime_ns}")
 
     def list_folders(self, prefix: str) -> list[str]:
         folder = self._path(prefix)
@@ -131,13 +147,13 @@ class S3ObjectStore(ObjectStore):
         root = self.prefix.strip("/")
         return full_key[len(root) + 1 :] if root else full_key
 
-    def list_keys(self, prefix: str) -> Iterator[str]:
+    def list_objects(self, prefix: str) -> Iterator[ListedObject]:
         pages = self._client().get_paginator("list_objects_v2").paginate(
             Bucket=self.bucket, Prefix=self._full(prefix)
         )
         for page in pages:
             for item in page.get("Contents", []):
-                yield self._relative(item["Key"])
+                yield ListedObject(self._relative(item["Key"]), item["ETag"].strip('"'))
 
     def list_folders(self, prefix: str) -> list[str]:
         pages = self._client().get_paginator("list_objects_v2").paginate(

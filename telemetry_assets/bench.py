@@ -47,7 +47,7 @@ from telemetry_assets.govern.safety import compute_safety, write_safety
 from telemetry_assets.ingest.layouts import partition_objects
 from telemetry_assets.ingest.partition import PartitionReport, ingest_partition
 from telemetry_assets.ingest.tables import governed_table
-from telemetry_assets.sources.load import load_source, source_keys
+from telemetry_assets.sources.load import load_source, source_objects
 from telemetry_assets.stage_clock import StageClock, peak_rss_mb
 
 BENCH_DAY = date(2026, 9, 1)
@@ -127,7 +127,7 @@ def _copy_day(lake_url: str, root: str, day: date) -> tuple[int, float]:
     if not keys:
         raise NoRawObjects(f"{source.describe()} holds no raw event objects for {day} "
                            "(looked under raw/ai_events/, rudder-logs/ and segment-logs/)")
-    keys += [key for spec in load_sources(settings.sources_path()).values() for key in source_keys(source, spec, day)]
+    keys += [o.key for spec in load_sources(settings.sources_path()).values() for o in source_objects(source, spec, day)]
     for key in keys:
         path = Path(root) / key
         path.parent.mkdir(parents=True, exist_ok=True)

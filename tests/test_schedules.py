@@ -1,10 +1,11 @@
 """The schedules ask for the right days: yesterday first, then the day before for its late events;
 every check again over the last week, on a job that writes nothing; and a landed day again when
-raw objects arrive after it landed."""
+raw objects arrive, or are written again, after it landed."""
 
 from datetime import datetime, timedelta, timezone
 
 import dagster as dg
+import duckdb
 
 from checks.sources import load_sources
 from resources.object_store import LocalObjectStore
@@ -19,7 +20,7 @@ from telemetry_assets.defs.schedules import (
     daily_pipeline_schedule,
     late_objects_sensor,
 )
-from telemetry_assets.ingest.reconcile import objects_arrived_since_landing
+from telemetry_assets.ingest.reconcile import objects_changed_since_landing
 from telemetry_assets.sources.load import load_source
 from tests.builders import ai_call, gz
 
@@ -75,9 +76,40 @@ def test_objects_that_arrive_after_their_day_landed_land_it_again_with_the_day_b
     assert [r.run_key for r in look()] == [r.run_key for r in runs]
 
     land(late)
-    assert "no object arrived after its day landed (2 landed days looked at)" in look().skip_message
+    assert "no object arrived or changed after its day landed (2 landed days looked at)" in look().skip_message
     lake.put(f"sources/support_tickets/dt={late}/helpdesk-late.csv", b"ticket_id\n")  # a business source too
     assert [r.partition_key for r in look()] == [late.isoformat(), before.isoformat()]
+
+
+def test_an_object_written_again_after_its_day_landed_lands_the_day_again_once_per_version(tmp_path):
+    """An upstream job re-run over its output rewrites a key the day already read: the key is not
+    new, but what it holds is, so the day runs again. Each new version is one run key."""
+    today = datetime.now(timezone.utc).date()
+    day = today - timedelta(days=2)
+    lake = LocalObjectStore(root=str(tmp_path / "lake"))
+    resources = {"lake": lake, "warehouse": Warehouse(database=str(tmp_path / "warehouse.duckdb")),
+                 "secrets": GovernanceSecrets(), "secure_store": SecureStore(database=str(tmp_path / "secure.duckdb"))}
+    instance = dg.DagsterInstance.ephemeral()
+    key = f"raw/ai_events/dt={day}/part-0.jsonl.gz"
+    lake.put(key, gz(ai_call()))
+    assert dg.materialize([ingest_ai_events], partition_key=day.isoformat(), instance=instance, resources=resources).success
+
+    def look():
+        context = dg.build_sensor_context(instance=instance, resources={k: resources[k] for k in ("lake", "warehouse")})
+        return late_objects_sensor(context)
+
+    assert isinstance(look(), dg.SkipReason)
+    lake.put(key, gz(ai_call(), ai_call(message_id="m-rerun")))
+    first = look()
+    assert [r.partition_key for r in first] == [day.isoformat()]
+    lake.put(key, gz(ai_call(message_id="m-third")))
+    second = look()
+    assert [r.partition_key for r in second] == [day.isoformat()]
+    assert second[0].run_key != first[0].run_key
+
+
+def changed_keys(lake, con, days, sources) -> dict:
+    return {day: [obj.key for obj in objects] for day, objects in objects_changed_since_landing(lake, con, days, sources).items()}
 
 
 def test_objects_the_ledgers_say_were_read_have_not_arrived_and_one_gone_from_the_lake_is_no_reason(lake, warehouse):
@@ -87,10 +119,33 @@ def test_objects_the_ledgers_say_were_read_have_not_arrived_and_one_gone_from_th
     lake.put(f"sources/conversions/dt={day}/a.csv", f"{header}\ncv1,u,,{day}T12:00:00Z,purchase,9\n".encode())
     load_source(lake, warehouse, conversions, day)
     warehouse.execute("INSERT INTO audit.ingest_files (dt, source_key) VALUES (?, ?)", [day, f"raw/ai_events/dt={day}/gone.jsonl"])
-    assert objects_arrived_since_landing(lake, warehouse, [day], [conversions]) == {}
+    assert changed_keys(lake, warehouse, [day], [conversions]) == {}
 
     lake.put(f"sources/conversions/dt={day}/late.csv", f"{header}\n".encode())
     lake.put(f"raw/ai_events/dt={day}/new.jsonl", b"{}\n")
-    assert objects_arrived_since_landing(lake, warehouse, [day], [conversions]) == {
+    assert changed_keys(lake, warehouse, [day], [conversions]) == {
         day: [f"raw/ai_events/dt={day}/new.jsonl", f"sources/conversions/dt={day}/late.csv"]}
-    assert objects_arrived_since_landing(lake, warehouse, [day], []) == {day: [f"raw/ai_events/dt={day}/new.jsonl"]}
+    assert changed_keys(lake, warehouse, [day], []) == {day: [f"raw/ai_events/dt={day}/new.jsonl"]}
+
+
+def test_a_source_file_written_again_is_changed_and_a_ledger_without_versions_is_taken_as_read(lake, tmp_path):
+    """The helpdesk export of a day re-run with corrections keeps its name; its new version is a
+    change. Ledger rows from before versions were recorded (NULL, or no such column in a warehouse
+    the sensor can only read) are not: upgrading must not land a week again."""
+    day = datetime.now(timezone.utc).date() - timedelta(days=2)
+    conversions = load_sources(settings.sources_path())["conversions"]
+    header = "conversion_id,user_id,conversation_id,occurred_at,type,revenue"
+    key = f"sources/conversions/dt={day}/a.csv"
+    lake.put(key, f"{header}\ncv1,u,,{day}T12:00:00Z,purchase,9\n".encode())
+    database = str(tmp_path / "w.duckdb")
+    with duckdb.connect(database) as con:
+        load_source(lake, con, conversions, day)
+        [(version,)] = con.execute("SELECT object_version FROM audit.source_files").fetchall()
+        assert version == next(lake.list_objects(key)).version
+        lake.put(key, f"{header}\ncv1,u,,{day}T12:00:00Z,purchase,19\n".encode())
+        assert changed_keys(lake, con, [day], [conversions]) == {day: [key]}
+        con.execute("UPDATE audit.source_files SET object_version = NULL")
+        assert changed_keys(lake, con, [day], [conversions]) == {}
+        con.execute("ALTER TABLE audit.source_files DROP COLUMN object_version")
+    with duckdb.connect(database, read_only=True) as old_ledger:
+        assert changed_keys(lake, old_ledger, [day], [conversions]) == {}

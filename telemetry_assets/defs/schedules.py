@@ -21,7 +21,7 @@ from resources.warehouse import Warehouse
 from telemetry_assets import settings
 from telemetry_assets.analytics.alerts import AlertLedger, deliver
 from telemetry_assets.defs.jobs import checks_only, daily_pipeline
-from telemetry_assets.ingest.reconcile import objects_arrived_since_landing
+from telemetry_assets.ingest.reconcile import objects_changed_since_landing
 
 SCHEDULE_HOUR_UTC = 2
 
@@ -59,11 +59,12 @@ LANDED = dg.AssetKey(["audit", "ingest_files"])
 @dg.sensor(job=daily_pipeline, minimum_interval_seconds=15 * 60, default_status=dg.DefaultSensorStatus.STOPPED)
 def late_objects_sensor(context: dg.SensorEvaluationContext, lake: ObjectStore, warehouse: Warehouse):
     """Lands a day of the last week again when raw objects or business source files arrived after
-    it landed (a delivery retried after an outage, a helpdesk export run late), and the day before
-    it, as the daily schedule does: its conversations are matched to the day's events, tickets and
-    conversions. Without it they waited, unread, for someone to notice. A day never landed is left
-    to the schedule or a backfill. The run keys name the objects that arrived, so one arrival is
-    run once, however often the sensor looks."""
+    it landed (a delivery retried after an outage, a helpdesk export run late) or were written
+    again since (an upstream job re-run over its output), and the day before it, as the daily
+    schedule does: its conversations are matched to the day's events, tickets and conversions.
+    Without it they waited, unread, for someone to notice. A day never landed is left to the
+    schedule or a backfill. The run keys name the objects and their versions, so one arrival or
+    rewrite is run once, however often the sensor looks."""
     today = datetime.now(timezone.utc).date()
     landed = sorted(day for day in map(date.fromisoformat, context.instance.get_materialized_partitions(LANDED))
                     if today - timedelta(days=LATE_OBJECT_DAYS) <= day < today)
@@ -72,13 +73,15 @@ def late_objects_sensor(context: dg.SensorEvaluationContext, lake: ObjectStore, 
     except duckdb.Error as busy:
         return dg.SkipReason(f"warehouse busy: {busy}")
     with con:
-        arrived = objects_arrived_since_landing(lake, con, landed, list(load_sources(settings.sources_path()).values()))
-    if not arrived:
-        return dg.SkipReason(f"no object arrived after its day landed ({len(landed)} landed days looked at)")
-    context.log.info("; ".join(f"{day}: {len(keys)} new object(s), e.g. {keys[0]}" for day, keys in arrived.items()))
-    digest = hashlib.sha256("\n".join(key for keys in arrived.values() for key in keys).encode()).hexdigest()[:16]
+        changed = objects_changed_since_landing(lake, con, landed, list(load_sources(settings.sources_path()).values()))
+    if not changed:
+        return dg.SkipReason(f"no object arrived or changed after its day landed ({len(landed)} landed days looked at)")
+    context.log.info("; ".join(f"{day}: {len(objects)} object(s) new or written again, e.g. {objects[0].key}"
+                               for day, objects in changed.items()))
+    listed = "\n".join(f"{obj.key} {obj.version}" for objects in changed.values() for obj in objects)
+    digest = hashlib.sha256(listed.encode()).hexdigest()[:16]
     priorities: dict[date, int] = {}
-    for day in arrived:
+    for day in changed:
         priorities[day] = 10
         if day - timedelta(days=1) in landed:
             priorities.setdefault(day - timedelta(days=1), 0)

@@ -33,24 +33,25 @@ class RawObject:
     layout: str  # hive | rudderstack | segment
     source_id: str | None
     day: date
+    version: str = ""  # as the listing saw it (`ListedObject.version`): a rewrite of the key changes it
 
 
 class Lister(Protocol):
-    def list_keys(self, prefix: str): ...
+    def list_objects(self, prefix: str): ...
     def list_folders(self, prefix: str) -> list[str]: ...
 
 
-def detect(key: str) -> RawObject | None:
+def detect(key: str, version: str = "") -> RawObject | None:
     """The layout, source and day of a key, or None when the key is not a raw event object."""
     if not key.endswith(RAW_SUFFIXES):
         return None
     if match := _HIVE.match(key):
-        return RawObject(key, "hive", None, date.fromisoformat(match["day"]))
+        return RawObject(key, "hive", None, date.fromisoformat(match["day"]), version)
     if match := _RUDDER.match(key):
-        return RawObject(key, "rudderstack", match["source"], _rudder_day(match["day"]))
+        return RawObject(key, "rudderstack", match["source"], _rudder_day(match["day"]), version)
     if match := _SEGMENT.match(key):
         epoch_day = datetime.fromtimestamp(int(match["epoch_ms"]) / 1000, tz=timezone.utc).date()
-        return RawObject(key, "segment", match["source"], epoch_day)
+        return RawObject(key, "segment", match["source"], epoch_day, version)
     return None
 
 
@@ -69,13 +70,14 @@ def segment_folder_name(day: date) -> str:
 
 def partition_objects(store: Lister, day: date) -> list[RawObject]:
     """Every raw object of one day, in key order (the order dedupe treats as arrival order)."""
-    keys = list(store.list_keys(f"{HIVE_ROOT}dt={day.isoformat()}/"))
+    listed = list(store.list_objects(f"{HIVE_ROOT}dt={day.isoformat()}/"))
     for dump_root in _dump_roots(store):
         day_folders = _day_folder_names(dump_root, day)
         for source_folder in store.list_folders(dump_root):
             for day_folder in day_folders:
-                keys.extend(store.list_keys(f"{source_folder}{day_folder}/"))
-    objects = (detect(key) for key in sorted(set(keys)))
+                listed.extend(store.list_objects(f"{source_folder}{day_folder}/"))
+    versions = {entry.key: entry.version for entry in listed}
+    objects = (detect(key, versions[key]) for key in sorted(versions))
     return [obj for obj in objects if obj is not None and obj.day == day]
 
 

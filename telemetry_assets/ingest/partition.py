@@ -79,6 +79,7 @@ class FileReport:
     source_key: str
     layout: str
     source_id: str | None
+    object_version: str
     lines_read: int
     blank_lines: int
     valid_events: int
@@ -499,6 +500,7 @@ def _reconcile(con, stamps: _Stamps, tallies: dict[str, _Tally]) -> PartitionRep
             source_key=key,
             layout=t.obj.layout,
             source_id=t.obj.source_id,
+            object_version=t.obj.version,
             lines_read=t.lines_read,
             blank_lines=t.blank_lines,
             valid_events=landed[key][0],

@@ -6,7 +6,7 @@ from datetime import date
 
 from telemetry_assets.ingest.layouts import partition_objects
 from telemetry_assets.ingest.tables import EVENTS_ORIGIN, existing_tables
-from telemetry_assets.sources.load import SOURCE_FILES, source_keys
+from telemetry_assets.sources.load import SOURCE_FILES, source_objects
 
 LANDED_TABLES = (
     "governed.ai_user_prompt_created",
@@ -61,26 +61,41 @@ def quarantined_by_type(con, start: date, end: date, origin: str = EVENTS_ORIGIN
     )
 
 
-def objects_arrived_since_landing(store, con, landed_days: list[date], sources: list) -> dict[date, list[str]]:
-    """Per landed day, the objects the lake holds now that its last landing did not read: raw
-    objects (the ledger of what each landing read is `audit.ingest_files`) and the files of the
-    dated business `sources` (`audit.source_files`). A day that landed with none has no rows
-    there, and a ledger a warehouse does not have yet has read nothing. An object gone from the
-    lake is no reason to land a day again: that would drop rows that were read."""
+def objects_changed_since_landing(store, con, landed_days: list[date], sources: list) -> dict[date, list]:
+    """Per landed day, the objects (each with its `key` and `version`, in key order) the lake holds
+    now that its last landing did not read as they are: objects it never read, and objects written
+    again since (their listed version differs).
+    What each landing read is in its ledgers: `audit.ingest_files` for raw objects, and
+    `audit.source_files` for the files of the dated business `sources`. A day that landed with none
+    has no rows there, and a ledger a warehouse does not have yet has read nothing. A ledger row
+    without a version (written before versions were recorded) is taken as read as it is. An object
+    gone from the lake is no reason to land a day again: that would drop rows that were read."""
     if not landed_days:
         return {}
-    present = existing_tables(con)
-    ledgers = [table for table in ("audit.ingest_files", SOURCE_FILES) if table in present]
-    read = {}
-    if ledgers:
-        union = " UNION ALL ".join(f"SELECT dt, source_key FROM {table}" for table in ledgers)
-        read = dict(con.execute(f"SELECT dt, list(source_key) FROM ({union}) WHERE dt BETWEEN ? AND ? GROUP BY dt",
-                                [min(landed_days), max(landed_days)]).fetchall())
-    arrived = {}
+    read = _versions_read(con, min(landed_days), max(landed_days))
+    changed = {}
     for day in landed_days:
-        in_lake = {obj.key for obj in partition_objects(store, day)}
-        in_lake.update(key for spec in sources if spec.dated for key in source_keys(store, spec, day))
-        new = sorted(in_lake - set(read.get(day, [])))
-        if new:
-            arrived[day] = new
-    return arrived
+        in_lake = [*partition_objects(store, day)]
+        in_lake += [listed for spec in sources if spec.dated for listed in source_objects(store, spec, day)]
+        versions = read.get(day, {})
+        unread = [obj for obj in in_lake if obj.key not in versions or versions[obj.key] not in (None, obj.version)]
+        if unread:
+            changed[day] = sorted(unread, key=lambda obj: obj.key)
+    return changed
+
+
+def _versions_read(con, start: date, end: date) -> dict[date, dict[str, str | None]]:
+    """Per day, each object its ledgers say was read, with the version read (None when unrecorded:
+    a ledger from before versions were, which a read-only connection cannot extend)."""
+    ledgers = [table for table in ("audit.ingest_files", SOURCE_FILES) if table in existing_tables(con)]
+    if not ledgers:
+        return {}
+    versioned = {f"{schema}.{table}" for schema, table in con.execute(
+        "SELECT schema_name, table_name FROM duckdb_columns() WHERE column_name = 'object_version'").fetchall()}
+    union = " UNION ALL ".join(
+        f"SELECT dt, source_key, {'object_version' if table in versioned else 'NULL'} AS object_version FROM {table}"
+        for table in ledgers)
+    read: dict[date, dict[str, str | None]] = {}
+    for day, key, version in con.execute(f"SELECT * FROM ({union}) WHERE dt BETWEEN ? AND ?", [start, end]).fetchall():
+        read.setdefault(day, {})[key] = version
+    return read

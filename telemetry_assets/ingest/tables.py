@@ -54,6 +54,7 @@ AUDIT_TABLES = {
             "source_key": "VARCHAR",
             "layout": "VARCHAR",
             "source_id": "VARCHAR",
+            "object_version": "VARCHAR",  # as listed when read: a later rewrite of the key is a new version
             "lines_read": "BIGINT",
             "blank_lines": "BIGINT",
             "valid_events": "BIGINT",

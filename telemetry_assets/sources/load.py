@@ -34,6 +34,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 from datetime import date
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -42,6 +43,9 @@ from checks.tracking_plan import FIELD_TYPES, finite_number_sql, violations_by_r
 from telemetry_assets.ingest.lines import DEFAULT_MAX_LINE_BYTES, read_lines
 from telemetry_assets.ingest.tables import VIOLATIONS_TYPE, create_or_extend, ensure_audit_tables, replacing_day
 from telemetry_assets.record_batches import frame_batches
+
+if TYPE_CHECKING:
+    from resources.object_store import ListedObject
 
 BATCH_ROWS = 50_000
 SOURCE_FILES = "audit.source_files"
@@ -71,17 +75,19 @@ class SourceReport:
         return self.rows_read - self.valid - self.quarantined - self.duplicates
 
 
-def source_keys(store, spec: SourceSpec, day: date) -> list[str]:
+def source_objects(store, spec: SourceSpec, day: date) -> list[ListedObject]:
+    """The files a load of `day` reads, in key order."""
     if spec.dated:
-        keys = store.list_keys(f"sources/{spec.name}/dt={day.isoformat()}/")
-        return sorted(k for k in keys if k.endswith(SOURCE_SUFFIXES))
-    keys = [k for k in store.list_keys(f"sources/{spec.name}/") if k.endswith(SOURCE_SUFFIXES)]
-    return sorted(k for k in keys if not (m := _DT_FOLDER.search(k)) or date.fromisoformat(m[1]) <= day)
+        listed = store.list_objects(f"sources/{spec.name}/dt={day.isoformat()}/")
+        return [o for o in listed if o.key.endswith(SOURCE_SUFFIXES)]
+    listed = [o for o in store.list_objects(f"sources/{spec.name}/") if o.key.endswith(SOURCE_SUFFIXES)]
+    return [o for o in listed if not (m := _DT_FOLDER.search(o.key)) or date.fromisoformat(m[1]) <= day]
 
 
 def load_source(store, con, spec: SourceSpec, day: date) -> SourceReport:
     """Replace the day's rows of `sources.<name>` (and its quarantine rows) with what the files say."""
-    keys = source_keys(store, spec, day)
+    files = source_objects(store, spec, day)
+    keys = [f.key for f in files]
     _ensure_tables(con, spec)
     rows, bad, not_in_header = _stage_rows(con, store, spec, keys)
     with replacing_day(con, day, [spec.table]):
@@ -89,7 +95,7 @@ def load_source(store, con, spec: SourceSpec, day: date) -> SourceReport:
         con.execute(f"DELETE FROM {SOURCE_FILES} WHERE dt = ? AND source = ?", [day, spec.table])
         valid, failing, duplicates = _validate_and_land(con, spec, day)
         _quarantine(con, spec, day, bad + failing)
-        _record_files(con, spec, day, keys, bad)
+        _record_files(con, spec, day, files, bad)
     report = SourceReport(spec.table, day, len(keys), rows + len(bad), valid, len(bad) + len(failing), duplicates,
                           tuple(not_in_header))
     if report.unaccounted:
@@ -291,21 +297,23 @@ def _quarantine(con, spec: SourceSpec, day: date, rows: list) -> None:
     )
 
 
-def _record_files(con, spec: SourceSpec, day: date, keys: list[str], bad: list) -> None:
-    """One ledger row per file the load read, with its rows (blank and header lines aside), a file
-    without any row included."""
+def _record_files(con, spec: SourceSpec, day: date, files: list[ListedObject], bad: list) -> None:
+    """One ledger row per file the load read, with its version as listed and its rows (blank and
+    header lines aside), a file without any row included."""
     rows = Counter(key for key, _, _ in bad)
     rows.update(dict(con.execute("SELECT source_key, count(*) FROM source_rows GROUP BY 1").fetchall()))
-    files = pd.DataFrame({"source_key": pd.Series(keys, dtype="str"),
-                          "rows_read": pd.Series([rows[key] for key in keys], dtype="int64")})
-    con.register("files_read", files)
+    read = pd.DataFrame({"source_key": pd.Series([f.key for f in files], dtype="str"),
+                         "object_version": pd.Series([f.version for f in files], dtype="str"),
+                         "rows_read": pd.Series([rows[f.key] for f in files], dtype="int64")})
+    con.register("files_read", read)
     con.execute(f"INSERT INTO {SOURCE_FILES} BY NAME SELECT ? AS dt, ? AS source, * FROM files_read", [day, spec.table])
 
 
 def _ensure_tables(con, spec: SourceSpec) -> None:
     ensure_audit_tables(con)
     create_or_extend(con, SOURCE_FILES, "One row per file a source load of dt read.",
-                     {"dt": "DATE", "source": "VARCHAR", "source_key": "VARCHAR", "rows_read": "BIGINT"})
+                     {"dt": "DATE", "source": "VARCHAR", "source_key": "VARCHAR", "object_version": "VARCHAR",
+                      "rows_read": "BIGINT"})
     columns = {"dt": "DATE", **{c.column: FIELD_TYPES[c.type][1] for c in spec.columns},
                "source_key": "VARCHAR", "line_number": "BIGINT"}
     grain = f"One row per {spec.key} received on dt." if spec.dated else f"One row per {spec.key} as of dt (latest file wins)."
