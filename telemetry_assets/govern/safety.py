@@ -13,7 +13,9 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from datetime import date
+from typing import Iterator
 
 import pandas as pd
 
@@ -99,48 +101,48 @@ def _blocked(con, day: date) -> dict:
 
 
 def _consent_enforcement(con, store, secure_con, day, policy: Policy, event_tables: list[str]) -> dict:
-    """The log grouped by what the re-evaluation reads (consent state, strategy, whether the event
-    had text) and by where each event actually arrived, in one pass; the re-evaluation then runs
-    once per group, weighted by its events. Grouping first keeps pandas off the day's rows: at 1M
-    events, four passes over the log (one per destination) took 2.1 s, the grouped pass 0.75 s."""
-    state = [f"consent['{c}'] AS \"consent__{c}\"" for c in categories(policy)]
-    arrived = [f"coalesce(message_id IN (SELECT message_id FROM arrived WHERE destination = '{name}'), false) "
-               f'AS "arrived__{name}"' for name in policy.destinations]
-    _collect_arrived(con, store, secure_con, day, policy, event_tables)
-    groups = con.execute(
-        f"""SELECT {", ".join(["consent_strategy", *state, *arrived])},
-                   coalesce(texts_present, 0) > 0 AS has_text, count(*) AS events
-            FROM audit.governance_log WHERE dt = ? AND outcome <> 'quarantined' GROUP BY ALL""", [day]).df()
-    con.execute("DROP TABLE arrived")
+    """Per destination, the log grouped by what the re-evaluation reads (consent state, strategy,
+    whether the event had text) and by whether each event actually arrived there; the
+    re-evaluation then runs once per group, weighted by its events. Grouping first keeps pandas off
+    the day's rows. One destination at a time keeps one destination's ids in memory, not all four:
+    matched against all of them at once, the day's 16M ids spilled, and 5M events took 19.6 s
+    against 2.7 s for 1M."""
+    state = ", ".join(f"consent['{c}'] AS \"consent__{c}\"" for c in categories(policy))
     decisions = agreements = 0
     for destination in policy.destinations:
+        with _arrived(con, store, secure_con, day, destination, event_tables) as arrived:
+            groups = con.execute(
+                f"""SELECT consent_strategy, {state}, coalesce(texts_present, 0) > 0 AS has_text,
+                           coalesce(message_id IN (SELECT message_id FROM {arrived}), false) AS arrived, count(*) AS events
+                    FROM audit.governance_log WHERE dt = ? AND outcome <> 'quarantined' GROUP BY ALL""", [day]).df()
         expected = recompute_decision(groups, policy, destination)
         counted = groups["has_text"] if destination == SECURE_DESTINATION else pd.Series(True, index=groups.index)
         decisions += int(groups["events"][counted].sum())
-        agreements += int(groups["events"][(groups[f"arrived__{destination}"] == expected) & counted].sum())
+        agreements += int(groups["events"][(groups["arrived"] == expected) & counted].sum())
     return {"routing_decisions": decisions, "routing_agreements": agreements,
             "consent_enforcement_rate": agreements / decisions if decisions else None}
 
 
-def _collect_arrived(con, store, secure_con, day, policy: Policy, event_tables: list[str]) -> None:
-    """A temp table `arrived` (destination, message_id) of the message ids that actually reached
-    each destination, read from the destination itself. DuckDB spills it to disk when it must."""
-    con.execute("CREATE OR REPLACE TEMP TABLE arrived (destination VARCHAR, message_id VARCHAR)")
-    for destination in policy.destinations:
-        if destination == WAREHOUSE:
-            for event_table in event_tables:
-                con.execute(f"INSERT INTO arrived SELECT ?, message_id FROM {event_table} WHERE dt = ?", [destination, day])
-        elif destination == SECURE_DESTINATION:
-            # another database: its ids cross over a record batch at a time
-            for batch in record_batches(secure_con, "SELECT DISTINCT message_id FROM raw_text WHERE dt = ?", [day]):
-                con.register("arrived_batch", batch)
-                con.execute("INSERT INTO arrived SELECT ?, message_id FROM arrived_batch WHERE message_id IS NOT NULL",
-                            [destination])
-            con.unregister("arrived_batch")
-        else:
-            with export_rows(store, destination, day, ["message_id"]) as rows:
-                con.execute(f"INSERT INTO arrived SELECT ?, message_id FROM {rows} WHERE message_id IS NOT NULL",
-                            [destination])
+@contextmanager
+def _arrived(con, store, secure_con, day, destination: str, event_tables: list[str]) -> Iterator[str]:
+    """A table expression (what follows FROM) of the message ids that actually reached
+    `destination`, read from the destination itself; valid inside the `with` block."""
+    if destination == WAREHOUSE:
+        yield "(" + " UNION ALL ".join(f"SELECT message_id FROM {table} WHERE dt = '{day}'" for table in event_tables) + ")"
+    elif destination == SECURE_DESTINATION:
+        # another database: its ids cross over a record batch at a time
+        con.execute("CREATE OR REPLACE TEMP TABLE archived_ids (message_id VARCHAR)")
+        for batch in record_batches(secure_con, "SELECT DISTINCT message_id FROM raw_text WHERE dt = ?", [day]):
+            con.register("archived_batch", batch)
+            con.execute("INSERT INTO archived_ids SELECT message_id FROM archived_batch")
+        con.unregister("archived_batch")
+        try:
+            yield "archived_ids"
+        finally:
+            con.execute("DROP TABLE archived_ids")
+    else:
+        with export_rows(store, destination, day, ["message_id"]) as rows:
+            yield rows
 
 
 def safety_over(con, days: list[date]) -> dict:
