@@ -75,8 +75,8 @@ def objects_changed_since_landing(store, con, landed_days: list[date], sources: 
     read = _versions_read(con, min(landed_days), max(landed_days))
     changed = {}
     for day in landed_days:
-        in_lake = [*partition_objects(store, day)]
-        in_lake += [listed for spec in sources if spec.dated for listed in source_objects(store, spec, day)]
+        in_lake = partition_objects(store, day) + [
+            listed for spec in sources if spec.dated for listed in source_objects(store, spec, day)]
         versions = read.get(day, {})
         unread = [obj for obj in in_lake if obj.key not in versions or versions[obj.key] not in (None, obj.version)]
         if unread:

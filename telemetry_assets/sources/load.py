@@ -14,9 +14,9 @@ Dated sources read `sources/<name>/dt=<day>/`. A snapshot source (`dated: false`
 under `sources/<name>/` whose `dt=` folder (if any) is not after the day, and keeps, per key, the
 row of the latest file: the table's `dt` is the day the snapshot describes.
 Reconciliation per day: rows read = valid + quarantined + duplicates (+ blank and header lines).
-`audit.source_files` is the ledger of the files each load read, as `audit.ingest_files` is for raw
-events: a file that arrives after its day was loaded is found by comparing the lake with it (see
-`late_objects_sensor`).
+`audit.source_files` is the ledger of the files each load read, with the version it listed, as
+`audit.ingest_files` is for raw events: a file that arrives after its day was loaded, or is written
+again, is found by comparing the lake with it (see `late_objects_sensor`).
 
 A CSV header is the file's schema. A header without a required mapped column, or naming a mapped
 column twice, quarantines every row of its file with that reason (instead of each row failing for a
