@@ -165,8 +165,10 @@ class S3ObjectStore(ObjectStore):
 
     def open(self, key: str) -> BinaryIO:
         client, full_key = self._client(), self._full(key)
-        return _ResumingBody(lambda **condition: client.get_object(Bucket=self.bucket, Key=full_key, **condition),
-                             f"s3://{self.bucket}/{full_key}", self.max_attempts)
+        location = f"s3://{self.bucket}/{full_key}"
+        with _missing_as_file_not_found(location):
+            return _ResumingBody(lambda **condition: client.get_object(Bucket=self.bucket, Key=full_key, **condition),
+                                 location, self.max_attempts)
 
     @contextmanager
     def local_files(self, keys: list[str]) -> Iterator[list[str]]:
@@ -176,7 +178,8 @@ class S3ObjectStore(ObjectStore):
         with tempfile.TemporaryDirectory(prefix="lake-") as folder:
             paths = [str(Path(folder) / f"{number:05d}-{Path(key).name}") for number, key in enumerate(keys)]
             for key, path in zip(keys, paths):
-                client.download_file(self.bucket, self._full(key), path)
+                with _missing_as_file_not_found(f"s3://{self.bucket}/{self._full(key)}"):
+                    client.download_file(self.bucket, self._full(key), path)
             yield paths
 
     def put(self, key: str, data: bytes) -> None:
@@ -191,6 +194,19 @@ class S3ObjectStore(ObjectStore):
 
     def describe(self) -> str:
         return f"s3://{self.bucket}/{self.prefix.strip('/')}"
+
+
+@contextmanager
+def _missing_as_file_not_found(location: str) -> Iterator[None]:
+    """An object gone between listing and reading is a FileNotFoundError naming it, as a local
+    folder's would be; botocore's own error names neither the bucket nor the key."""
+    try:
+        yield
+    except ClientError as error:
+        if error.response["Error"]["Code"] not in ("NoSuchKey", "404"):
+            raise
+        raise FileNotFoundError(f"{location}: no such object (removed or renamed after it was listed?); "
+                                "run the day again") from error
 
 
 class ObjectChangedError(RuntimeError):

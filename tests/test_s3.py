@@ -3,6 +3,7 @@
 import contextlib
 import gzip
 import hashlib
+import re
 import socket
 from dataclasses import replace
 from pathlib import Path
@@ -14,7 +15,13 @@ from botocore.exceptions import ResponseStreamingError
 from moto.server import ThreadedMotoServer
 
 from checks.pii_leak import scan_exports
-from resources.object_store import LocalObjectStore, ObjectChangedError, S3ObjectStore, object_store_from_url
+from resources.object_store import (
+    ListedObject,
+    LocalObjectStore,
+    ObjectChangedError,
+    S3ObjectStore,
+    object_store_from_url,
+)
 from resources.secure_store import SecureStore
 from telemetry_assets.bench import run_bench_on_lake
 from telemetry_assets.ingest.lines import read_lines
@@ -250,3 +257,28 @@ def test_exports_read_back_from_s3_are_scanned_like_a_folder_and_their_copies_re
 def test_bad_retry_mode_is_a_clear_error():
     with pytest.raises(ValueError, match="retry_mode must be 'standard' or 'adaptive'"):
         list(S3ObjectStore(bucket="b", retry_mode="legacy").list_keys(""))
+
+
+@pytest.mark.parametrize("kind", ["s3", "local"])
+def test_an_object_removed_after_it_was_listed_fails_the_day_naming_it_and_lands_nothing(kind, s3_env, monkeypatch,
+                                                                                        tmp_path, plan, policy):
+    if kind == "s3":
+        make_bucket("lake-gone")
+        store = object_store_from_url("s3://lake-gone/prod")
+    else:
+        store = LocalObjectStore(root=str(tmp_path / "lake"))
+    for key, data in FIXTURES.items():
+        store.put(key, data)
+    gone = "raw/ai_events/dt=2026-09-14/part-9.jsonl.gz"
+    listed = type(store).list_objects
+    monkeypatch.setattr(type(store), "list_objects",
+                        lambda self, prefix: [*listed(self, prefix), *([ListedObject(gone, "v")] if gone.startswith(prefix) else [])])
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    with pytest.raises(FileNotFoundError, match=re.escape(gone)):
+        ingest_partition(store, con, DAY, plan, policy, SecureStore(database=str(tmp_path / "secure.duckdb")))
+    assert con.execute("SELECT count(*) FROM audit.governance_log").fetchone() == (0,)
+    assert con.execute("SELECT count(*) FROM audit.ingest_files").fetchone() == (0,)
+    if kind == "s3":
+        with pytest.raises(FileNotFoundError, match=r"s3://lake-gone/prod/" + re.escape(gone) + ": no such object"):
+            with store.local_files([gone]):
+                pass
