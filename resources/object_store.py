@@ -19,7 +19,7 @@ from typing import BinaryIO, Iterator
 import boto3
 import dagster as dg
 from botocore.config import Config
-from botocore.exceptions import ClientError, IncompleteReadError, ReadTimeoutError, ResponseStreamingError
+from botocore.exceptions import BotoCoreError, ClientError, IncompleteReadError, ReadTimeoutError, ResponseStreamingError
 from pydantic import Field
 
 
@@ -32,8 +32,17 @@ class ListedObject:
     version: str
 
 
+class LakeUnreadableError(ValueError):
+    """The store cannot be listed at all; the message says where and why."""
+
+
 class ObjectStore(dg.ConfigurableResource):
     """Read, list and write objects by key under one root."""
+
+    @abstractmethod
+    def check_readable(self) -> None:
+        """Raise LakeUnreadableError when the store cannot be listed at all (checked once before a
+        range of days runs, rather than by every day's first step)."""
 
     @abstractmethod
     def list_objects(self, prefix: str) -> Iterator[ListedObject]:
@@ -87,6 +96,13 @@ class LocalObjectStore(ObjectStore):
         for key in sorted(k for k in paths if k.startswith(prefix)):
             stat = paths[key].stat()
             yield ListedObject(key, f"{stat.st_size}-{stat.st_mtime_ns}")
+
+    def check_readable(self) -> None:
+        """A folder not made yet is an empty lake (each day lands as "no raw objects"); a path that
+        is a file, or a folder this user cannot read, is a mistake."""
+        root = Path(self.root)
+        if root.exists() and not (root.is_dir() and os.access(root, os.R_OK | os.X_OK)):
+            raise LakeUnreadableError(f"{self.describe()}: not a folder this user can read")
 
     def list_folders(self, prefix: str) -> list[str]:
         folder = self._path(prefix)
@@ -154,6 +170,14 @@ class S3ObjectStore(ObjectStore):
         for page in pages:
             for item in page.get("Contents", []):
                 yield ListedObject(self._relative(item["Key"]), item["ETag"].strip('"'))
+
+    def check_readable(self) -> None:
+        """Lists one page: enough to meet a missing bucket, missing or refused credentials, or an
+        endpoint that does not answer."""
+        try:
+            next(iter(self.list_objects("")), None)
+        except (BotoCoreError, ClientError) as error:
+            raise LakeUnreadableError(f"{self.describe()} cannot be listed: {error}") from None
 
     def list_folders(self, prefix: str) -> list[str]:
         pages = self._client().get_paginator("list_objects_v2").paginate(

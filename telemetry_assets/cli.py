@@ -184,13 +184,14 @@ def run_partitions(start: date, end: date) -> int:
 
 
 def _check_configuration() -> None:
-    """Load every configuration file the runs read before the first run starts: a mistake then
-    stops the command at once (SettingsError, exit 2), not the step that first reads it after every
-    day of the range has landed."""
+    """Load every configuration file the runs read, and list the lake, before the first run starts:
+    a mistake then stops the command at once (SettingsError, exit 2), not the step that first reads
+    it after every day of the range has landed, or every day in turn."""
     import duckdb
 
     from checks.sources import load_sources
     from checks.tracking_plan import load_tracking_plan
+    from resources.object_store import object_store_from_url
     from telemetry_assets.analytics.alert_rules import load_alert_rules
     from telemetry_assets.analytics.joins import load_model_prices
     from telemetry_assets.govern.policy import check_against_plan, load_policy
@@ -203,6 +204,7 @@ def _check_configuration() -> None:
             "TELEMETRY_SOURCES": lambda: load_sources(settings.sources_path()),
             "TELEMETRY_ALERT_RULES": lambda: load_alert_rules(settings.alert_rules_path()),
             "TELEMETRY_MODEL_PRICES": lambda: load_model_prices(scratch),
+            "TELEMETRY_LAKE_URL": lambda: object_store_from_url(settings.lake_url()).check_readable(),
         }
         for variable, load in loads.items():
             try:

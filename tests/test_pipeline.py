@@ -290,3 +290,15 @@ def test_run_checks_every_config_file_before_the_first_day_lands(tmp_path, monke
     assert main(["run", "--start", "2026-09-01", "--end", "2026-09-30"]) == 2
     assert named in capsys.readouterr().err
     assert not (tmp_path / "home").exists()  # no run started, no day landed
+
+
+def test_run_on_a_lake_path_that_is_not_a_folder_stops_before_any_day(tmp_path, monkeypatch, capsys):
+    """A lake URL pointing at a file (a raw object, say) would otherwise land every day of the range
+    empty; a folder not made yet is an empty lake (see the test of a day without events)."""
+    not_a_folder = tmp_path / "part-00000.jsonl.gz"
+    not_a_folder.write_bytes(b"")
+    monkeypatch.setenv("TELEMETRY_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("TELEMETRY_LAKE_URL", str(not_a_folder))
+    assert main(["run", "--start", "2026-09-01", "--end", "2026-09-30"]) == 2
+    assert f"TELEMETRY_LAKE_URL: {not_a_folder}: not a folder this user can read" in capsys.readouterr().err
+    assert not (tmp_path / "home").exists()

@@ -24,6 +24,7 @@ from resources.object_store import (
 )
 from resources.secure_store import SecureStore
 from telemetry_assets.bench import run_bench_on_lake
+from telemetry_assets.cli import main
 from telemetry_assets.ingest.lines import read_lines
 from telemetry_assets.ingest.partition import ingest_partition
 from tests.builders import ai_call, gz, ndjson, page_call
@@ -282,3 +283,12 @@ def test_an_object_removed_after_it_was_listed_fails_the_day_naming_it_and_lands
         with pytest.raises(FileNotFoundError, match=r"s3://lake-gone/prod/" + re.escape(gone) + ": no such object"):
             with store.local_files([gone]):
                 pass
+
+
+def test_run_on_an_s3_lake_that_cannot_be_listed_stops_before_any_day_naming_it(s3_env, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("TELEMETRY_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("TELEMETRY_LAKE_URL", "s3://no-such-lake/prod")
+    assert main(["run", "--start", "2026-09-01", "--end", "2026-09-30"]) == 2
+    err = capsys.readouterr().err
+    assert "TELEMETRY_LAKE_URL: s3://no-such-lake/prod cannot be listed" in err and "NoSuchBucket" in err
+    assert not (tmp_path / "home").exists()
