@@ -1,4 +1,5 @@
-"""The same fixtures in a local folder and in S3 (moto's server on 127.0.0.1) give the same tables."""
+"""S3 as the lake (moto's server on 127.0.0.1): the same fixtures give the same tables as a local folder,
+reads survive dropped connections, and a bucket or object that is not there fails saying which."""
 
 import contextlib
 import gzip
@@ -9,6 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import boto3
+import dagster as dg
 import duckdb
 import pytest
 from botocore.exceptions import ResponseStreamingError
@@ -22,9 +24,12 @@ from resources.object_store import (
     S3ObjectStore,
     object_store_from_url,
 )
+from resources.secrets import GovernanceSecrets
 from resources.secure_store import SecureStore
+from resources.warehouse import Warehouse
 from telemetry_assets.bench import run_bench_on_lake
 from telemetry_assets.cli import main
+from telemetry_assets.defs.ingest.assets import ingest_ai_events
 from telemetry_assets.ingest.lines import read_lines
 from telemetry_assets.ingest.partition import ingest_partition
 from tests.builders import ai_call, gz, ndjson, page_call
@@ -292,3 +297,14 @@ def test_run_on_an_s3_lake_that_cannot_be_listed_stops_before_any_day_naming_it(
     err = capsys.readouterr().err
     assert "TELEMETRY_LAKE_URL: s3://no-such-lake/prod cannot be listed" in err and "NoSuchBucket" in err
     assert not (tmp_path / "home").exists()
+
+
+def test_a_dagster_run_on_an_s3_lake_that_cannot_be_listed_fails_naming_the_lake(s3_env, tmp_path):
+    resources = {"lake": S3ObjectStore(bucket="no-such-lake", prefix="prod"),
+                 "warehouse": Warehouse(database=str(tmp_path / "warehouse.duckdb")),
+                 "secrets": GovernanceSecrets(), "secure_store": SecureStore(database=str(tmp_path / "secure.duckdb"))}
+    result = dg.materialize([ingest_ai_events], partition_key="2026-09-14", resources=resources, raise_on_error=False)
+    assert not result.success
+    cause = result.failure_data_for_node("ingest_ai_events").error.cause
+    assert cause.cls_name == "LakeUnreadableError"
+    assert "s3://no-such-lake/prod cannot be listed" in cause.message and "NoSuchBucket" in cause.message

@@ -68,8 +68,10 @@ def ingest_ai_events(
     secure_store: SecureStore,
     secrets: GovernanceSecrets,
 ):
-    """Stream the day's raw objects (any layout), validate, dedupe, govern and land them in one transaction."""
+    """Stream the day's raw objects (any layout), validate, dedupe, govern and land them in one transaction.
+    A lake that cannot be listed fails the step saying which lake and why."""
     day = date.fromisoformat(context.partition_key)
+    lake.check_readable()
     plan = load_tracking_plan(settings.tracking_plan_path())
     policy = load_policy(settings.policy_path())
     clock = StageClock()
