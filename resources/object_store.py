@@ -41,8 +41,9 @@ class ObjectStore(dg.ConfigurableResource):
 
     @abstractmethod
     def check_readable(self) -> None:
-        """Raise LakeUnreadableError when the store cannot be listed at all (checked once before a
-        range of days runs, rather than by every day's first step)."""
+        """Raise LakeUnreadableError when the store cannot be listed at all. `telemetry run` checks
+        before its first day, and each ingest step before it lists the day, so a lake that is not
+        there fails saying which and why."""
 
     @abstractmethod
     def list_objects(self, prefix: str) -> Iterator[ListedObject]:
