@@ -235,7 +235,8 @@ def _missing_as_file_not_found(location: str) -> Iterator[None]:
 
 
 class ObjectChangedError(RuntimeError):
-    """An object was replaced while it was being read: its first part and the rest do not belong together."""
+    """An object was replaced or removed while it was being read: what was read of it is not the
+    whole of any one version."""
 
 
 class _ResumingBody:
@@ -272,9 +273,10 @@ class _ResumingBody:
         try:
             self._body = self._get(Range=f"bytes={self._returned}-", IfMatch=self._etag)["Body"]
         except ClientError as error:
-            if error.response["Error"]["Code"] != "PreconditionFailed":
+            happened = {"PreconditionFailed": "replaced", "NoSuchKey": "removed"}.get(error.response["Error"]["Code"])
+            if happened is None:
                 raise
-            raise ObjectChangedError(f"{self._location} was replaced while it was read "
+            raise ObjectChangedError(f"{self._location} was {happened} while it was read "
                                      f"(after {self._returned:,} bytes); run the day again") from error
 
     def close(self) -> None:

@@ -233,6 +233,15 @@ def test_an_s3_object_replaced_while_it_is_read_is_a_clear_error_not_spliced(s3_
         stream.read(100)
 
 
+def test_an_s3_object_removed_while_it_is_read_is_a_clear_error(s3_env, monkeypatch):
+    store, _ = dropping_store(monkeypatch, "lake-removed", [10], on_drop=lambda: store.delete_prefix("raw/"))
+    store.put("raw/x.jsonl", b"first version\n" * 10)
+    stream = store.open("raw/x.jsonl")
+    assert stream.read(10) == b"first vers"
+    with pytest.raises(ObjectChangedError, match=r"s3://lake-removed/raw/x.jsonl was removed while it was read \(after 10 bytes\)"):
+        stream.read(100)
+
+
 def test_an_s3_read_that_keeps_dropping_fails_after_the_attempts_allowed(s3_env, monkeypatch):
     store, client = dropping_store(monkeypatch, "lake-flaky", [5, 0, 0])
     store.put("raw/x.jsonl", b"0123456789\n")
