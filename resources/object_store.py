@@ -191,7 +191,7 @@ class S3ObjectStore(ObjectStore):
     def open(self, key: str) -> BinaryIO:
         client, full_key = self._client(), self._full(key)
         location = f"s3://{self.bucket}/{full_key}"
-        with _missing_as_file_not_found(location):
+        with _as_os_error(location):
             return _ResumingBody(lambda **condition: client.get_object(Bucket=self.bucket, Key=full_key, **condition),
                                  location, self.max_attempts)
 
@@ -203,35 +203,46 @@ class S3ObjectStore(ObjectStore):
         with tempfile.TemporaryDirectory(prefix="lake-") as folder:
             paths = [str(Path(folder) / f"{number:05d}-{Path(key).name}") for number, key in enumerate(keys)]
             for key, path in zip(keys, paths):
-                with _missing_as_file_not_found(f"s3://{self.bucket}/{self._full(key)}"):
+                with _as_os_error(f"s3://{self.bucket}/{self._full(key)}"):
                     client.download_file(self.bucket, self._full(key), path)
             yield paths
 
     def put(self, key: str, data: bytes) -> None:
-        self._client().put_object(Bucket=self.bucket, Key=self._full(key), Body=data)
+        with _as_os_error(f"s3://{self.bucket}/{self._full(key)}"):
+            self._client().put_object(Bucket=self.bucket, Key=self._full(key), Body=data)
 
     def delete_prefix(self, prefix: str) -> None:
-        client = self._client()
+        """S3 answers a batch delete with the keys it did not delete rather than an error: left
+        unchecked, a re-run's exports would sit beside the stale parts of the run before."""
+        client, location = self._client(), f"s3://{self.bucket}/{self._full(prefix)}"
         keys = [self._full(k) for k in self.list_keys(prefix)]
         for start in range(0, len(keys), 1000):
             batch = [{"Key": k} for k in keys[start : start + 1000]]
-            client.delete_objects(Bucket=self.bucket, Delete={"Objects": batch})
+            with _as_os_error(location):
+                response = client.delete_objects(Bucket=self.bucket, Delete={"Objects": batch})
+            if errors := response.get("Errors"):
+                examples = "; ".join(f"{e['Key']}: {e['Code']} ({e.get('Message', '')})" for e in errors[:3])
+                raise OSError(f"{location}: {len(errors)} object(s) not deleted, e.g. {examples}")
 
     def describe(self) -> str:
         return f"s3://{self.bucket}/{self.prefix.strip('/')}"
 
 
 @contextmanager
-def _missing_as_file_not_found(location: str) -> Iterator[None]:
-    """An object gone between listing and reading is a FileNotFoundError naming it, as a local
-    folder's would be; botocore's own error names neither the bucket nor the key."""
+def _as_os_error(location: str) -> Iterator[None]:
+    """S3's refusals as the errors a local folder raises, naming the object: a key that is not there
+    (removed or renamed after it was listed) is a FileNotFoundError, a request the credentials may
+    not make a PermissionError. botocore's own errors name neither the bucket nor the key."""
     try:
         yield
     except ClientError as error:
-        if error.response["Error"]["Code"] not in ("NoSuchKey", "404"):
-            raise
-        raise FileNotFoundError(f"{location}: no such object (removed or renamed after it was listed?); "
-                                "run the day again") from error
+        code = error.response["Error"]["Code"]
+        if code in ("NoSuchKey", "404"):
+            raise FileNotFoundError(f"{location}: no such object (removed or renamed after it was listed?); "
+                                    "run the day again") from error
+        if code in ("AccessDenied", "403"):
+            raise PermissionError(f"{location}: {error}") from error
+        raise
 
 
 class ObjectChangedError(RuntimeError):

@@ -13,7 +13,7 @@ import boto3
 import dagster as dg
 import duckdb
 import pytest
-from botocore.exceptions import ResponseStreamingError
+from botocore.exceptions import ClientError, ResponseStreamingError
 from moto.server import ThreadedMotoServer
 
 from checks.pii_leak import scan_exports
@@ -317,3 +317,35 @@ def test_a_dagster_run_on_an_s3_lake_that_cannot_be_listed_fails_naming_the_lake
     cause = result.failure_data_for_node("ingest_ai_events").error.cause
     assert cause.cls_name == "LakeUnreadableError"
     assert "s3://no-such-lake/prod cannot be listed" in cause.message and "NoSuchBucket" in cause.message
+
+
+class RefusingClient:
+    """A boto3 client whose credentials may read but not write: puts are refused, and a batch
+    delete answers with every key it did not delete, as S3 does."""
+
+    def __init__(self, client):
+        self.client = client
+
+    def put_object(self, **kwargs):
+        raise ClientError({"Error": {"Code": "AccessDenied", "Message": "Access Denied"}}, "PutObject")
+
+    def delete_objects(self, Bucket, Delete):
+        return {"Errors": [{"Key": o["Key"], "Code": "AccessDenied", "Message": "Access Denied"} for o in Delete["Objects"]]}
+
+    def __getattr__(self, name):
+        return getattr(self.client, name)
+
+
+def test_s3_writes_the_credentials_may_not_make_fail_naming_the_object_and_nothing_is_taken_for_deleted(
+        s3_env, monkeypatch):
+    make_bucket("lake-read-only")
+    store = S3ObjectStore(bucket="lake-read-only", prefix="prod")
+    store.put("exports/x/dt=2026-09-14/stale-00001.jsonl.gz", b"old")
+    refusing = RefusingClient(store._client())
+    monkeypatch.setattr(S3ObjectStore, "_client", lambda self: refusing)
+    with pytest.raises(PermissionError, match=r"s3://lake-read-only/prod/exports/x/dt=2026-09-14/new\.jsonl\.gz: .*AccessDenied"):
+        store.put("exports/x/dt=2026-09-14/new.jsonl.gz", b"new")
+    with pytest.raises(OSError, match=r"s3://lake-read-only/prod/exports/x/dt=2026-09-14/: 1 object\(s\) not deleted, "
+                                      r"e\.g\. prod/exports/x/dt=2026-09-14/stale-00001\.jsonl\.gz: AccessDenied"):
+        store.delete_prefix("exports/x/dt=2026-09-14/")
+    assert list(store.list_keys("exports/")) == ["exports/x/dt=2026-09-14/stale-00001.jsonl.gz"]
