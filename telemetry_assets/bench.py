@@ -123,6 +123,7 @@ def _copy_day(lake_url: str, root: str, day: date) -> tuple[int, float]:
     object; returns how many objects, and the seconds it took."""
     started = time.perf_counter()
     source = object_store_from_url(lake_url)
+    source.check_readable()
     keys = [obj.key for obj in partition_objects(source, day)]
     if not keys:
         raise NoRawObjects(f"{source.describe()} holds no raw event objects for {day} "

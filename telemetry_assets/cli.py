@@ -95,6 +95,7 @@ def _ui_command(args) -> int:
 
 
 def _bench_command(args) -> int:
+    from resources.object_store import LakeUnreadableError
     from telemetry_assets.bench import NoRawObjects, print_table, run_bench, run_bench_on_lake
 
     if (args.lake is None) != (args.date is None):
@@ -105,7 +106,7 @@ def _bench_command(args) -> int:
             result = run_bench(args.events)
         else:
             result = run_bench_on_lake(settings.checked_lake_url(args.lake, "--lake"), args.date)
-    except NoRawObjects as error:
+    except (NoRawObjects, LakeUnreadableError) as error:
         print(f"telemetry bench: {error}", file=sys.stderr)
         return 2
     if args.json:

@@ -349,3 +349,9 @@ def test_s3_writes_the_credentials_may_not_make_fail_naming_the_object_and_nothi
                                       r"e\.g\. prod/exports/x/dt=2026-09-14/stale-00001\.jsonl\.gz: AccessDenied"):
         store.delete_prefix("exports/x/dt=2026-09-14/")
     assert list(store.list_keys("exports/")) == ["exports/x/dt=2026-09-14/stale-00001.jsonl.gz"]
+
+
+def test_bench_on_an_s3_lake_that_cannot_be_listed_says_so(s3_env, capsys):
+    assert main(["bench", "--lake", "s3://no-such-lake/prod", "--date", "2026-09-14"]) == 2
+    err = capsys.readouterr().err
+    assert "telemetry bench: s3://no-such-lake/prod cannot be listed" in err and "NoSuchBucket" in err
