@@ -160,6 +160,10 @@ class S3ObjectStore(ObjectStore):
         root = self.prefix.strip("/")
         return f"{root}/{key}" if root else key
 
+    def _url(self, key: str) -> str:
+        """Where a key (or prefix) is, in the form errors name it."""
+        return f"s3://{self.bucket}/{self._full(key)}"
+
     def _relative(self, full_key: str) -> str:
         root = self.prefix.strip("/")
         return full_key[len(root) + 1 :] if root else full_key
@@ -189,8 +193,7 @@ class S3ObjectStore(ObjectStore):
         )
 
     def open(self, key: str) -> BinaryIO:
-        client, full_key = self._client(), self._full(key)
-        location = f"s3://{self.bucket}/{full_key}"
+        client, full_key, location = self._client(), self._full(key), self._url(key)
         with _as_os_error(location):
             return _ResumingBody(lambda **condition: client.get_object(Bucket=self.bucket, Key=full_key, **condition),
                                  location, self.max_attempts)
@@ -203,18 +206,18 @@ class S3ObjectStore(ObjectStore):
         with tempfile.TemporaryDirectory(prefix="lake-") as folder:
             paths = [str(Path(folder) / f"{number:05d}-{Path(key).name}") for number, key in enumerate(keys)]
             for key, path in zip(keys, paths):
-                with _as_os_error(f"s3://{self.bucket}/{self._full(key)}"):
+                with _as_os_error(self._url(key)):
                     client.download_file(self.bucket, self._full(key), path)
             yield paths
 
     def put(self, key: str, data: bytes) -> None:
-        with _as_os_error(f"s3://{self.bucket}/{self._full(key)}"):
+        with _as_os_error(self._url(key)):
             self._client().put_object(Bucket=self.bucket, Key=self._full(key), Body=data)
 
     def delete_prefix(self, prefix: str) -> None:
         """S3 answers a batch delete with the keys it did not delete rather than an error: left
         unchecked, a re-run's exports would sit beside the stale parts of the run before."""
-        client, location = self._client(), f"s3://{self.bucket}/{self._full(prefix)}"
+        client, location = self._client(), self._url(prefix)
         keys = [self._full(k) for k in self.list_keys(prefix)]
         for start in range(0, len(keys), 1000):
             batch = [{"Key": k} for k in keys[start : start + 1000]]

@@ -45,6 +45,25 @@ def test_the_check_only_schedule_rechecks_the_last_week_by_partition_tag():
     assert all(r.partition_key is None for r in runs)
 
 
+class LandedLake:
+    """A local lake, days landed through Dagster on an ephemeral instance, and the sensor looking."""
+
+    def __init__(self, tmp_path):
+        self.lake = LocalObjectStore(root=str(tmp_path / "lake"))
+        self.resources = {"lake": self.lake, "warehouse": Warehouse(database=str(tmp_path / "warehouse.duckdb")),
+                          "secrets": GovernanceSecrets(), "secure_store": SecureStore(database=str(tmp_path / "secure.duckdb"))}
+        self.instance = dg.DagsterInstance.ephemeral()
+
+    def land(self, day):
+        assert dg.materialize([ingest_ai_events], partition_key=day.isoformat(), instance=self.instance,
+                              resources=self.resources).success
+
+    def look(self):
+        context = dg.build_sensor_context(instance=self.instance,
+                                          resources={k: self.resources[k] for k in ("lake", "warehouse")})
+        return late_objects_sensor(context)
+
+
 def test_objects_that_arrive_after_their_day_landed_land_it_again_with_the_day_before(tmp_path):
     """A day of the last week that landed gets a late object: that day runs again first, then the
     day before (its turns read the day's events). Looking again asks for nothing new; once the day
@@ -52,58 +71,39 @@ def test_objects_that_arrive_after_their_day_landed_land_it_again_with_the_day_b
     day never landed is not ours."""
     today = datetime.now(timezone.utc).date()
     before, late, never = (today - timedelta(days=n) for n in (3, 2, 1))
-    lake = LocalObjectStore(root=str(tmp_path / "lake"))
-    resources = {"lake": lake, "warehouse": Warehouse(database=str(tmp_path / "warehouse.duckdb")),
-                 "secrets": GovernanceSecrets(), "secure_store": SecureStore(database=str(tmp_path / "secure.duckdb"))}
-    instance = dg.DagsterInstance.ephemeral()
-
-    def land(day):
-        assert dg.materialize([ingest_ai_events], partition_key=day.isoformat(), instance=instance, resources=resources).success
-
-    def look():
-        context = dg.build_sensor_context(instance=instance, resources={k: resources[k] for k in ("lake", "warehouse")})
-        return late_objects_sensor(context)
-
+    world = LandedLake(tmp_path)
     for day in (before, late):
-        lake.put(f"raw/ai_events/dt={day}/part-0.jsonl.gz", gz(ai_call()))
-        land(day)
-    lake.put(f"raw/ai_events/dt={never}/part-0.jsonl.gz", gz(ai_call()))
-    assert isinstance(look(), dg.SkipReason)
+        world.lake.put(f"raw/ai_events/dt={day}/part-0.jsonl.gz", gz(ai_call()))
+        world.land(day)
+    world.lake.put(f"raw/ai_events/dt={never}/part-0.jsonl.gz", gz(ai_call()))
+    assert isinstance(world.look(), dg.SkipReason)
 
-    lake.put(f"raw/ai_events/dt={late}/1789380000.retried.jsonl.gz", gz(ai_call()))
-    runs = look()
+    world.lake.put(f"raw/ai_events/dt={late}/1789380000.retried.jsonl.gz", gz(ai_call()))
+    runs = world.look()
     assert [(r.partition_key, r.tags["dagster/priority"]) for r in runs] == [(late.isoformat(), "10"), (before.isoformat(), "0")]
-    assert [r.run_key for r in look()] == [r.run_key for r in runs]
+    assert [r.run_key for r in world.look()] == [r.run_key for r in runs]
 
-    land(late)
-    assert "no object arrived or changed after its day landed (2 landed days looked at)" in look().skip_message
-    lake.put(f"sources/support_tickets/dt={late}/helpdesk-late.csv", b"ticket_id\n")  # a business source too
-    assert [r.partition_key for r in look()] == [late.isoformat(), before.isoformat()]
+    world.land(late)
+    assert "no object arrived or changed after its day landed (2 landed days looked at)" in world.look().skip_message
+    world.lake.put(f"sources/support_tickets/dt={late}/helpdesk-late.csv", b"ticket_id\n")  # a business source too
+    assert [r.partition_key for r in world.look()] == [late.isoformat(), before.isoformat()]
 
 
 def test_an_object_written_again_after_its_day_landed_lands_the_day_again_once_per_version(tmp_path):
     """An upstream job re-run over its output rewrites a key the day already read: the key is not
     new, but what it holds is, so the day runs again. Each new version is one run key."""
-    today = datetime.now(timezone.utc).date()
-    day = today - timedelta(days=2)
-    lake = LocalObjectStore(root=str(tmp_path / "lake"))
-    resources = {"lake": lake, "warehouse": Warehouse(database=str(tmp_path / "warehouse.duckdb")),
-                 "secrets": GovernanceSecrets(), "secure_store": SecureStore(database=str(tmp_path / "secure.duckdb"))}
-    instance = dg.DagsterInstance.ephemeral()
+    day = datetime.now(timezone.utc).date() - timedelta(days=2)
+    world = LandedLake(tmp_path)
     key = f"raw/ai_events/dt={day}/part-0.jsonl.gz"
-    lake.put(key, gz(ai_call()))
-    assert dg.materialize([ingest_ai_events], partition_key=day.isoformat(), instance=instance, resources=resources).success
+    world.lake.put(key, gz(ai_call()))
+    world.land(day)
+    assert isinstance(world.look(), dg.SkipReason)
 
-    def look():
-        context = dg.build_sensor_context(instance=instance, resources={k: resources[k] for k in ("lake", "warehouse")})
-        return late_objects_sensor(context)
-
-    assert isinstance(look(), dg.SkipReason)
-    lake.put(key, gz(ai_call(), ai_call(message_id="m-rerun")))
-    first = look()
+    world.lake.put(key, gz(ai_call(), ai_call(message_id="m-rerun")))
+    first = world.look()
     assert [r.partition_key for r in first] == [day.isoformat()]
-    lake.put(key, gz(ai_call(message_id="m-third")))
-    second = look()
+    world.lake.put(key, gz(ai_call(message_id="m-third")))
+    second = world.look()
     assert [r.partition_key for r in second] == [day.isoformat()]
     assert second[0].run_key != first[0].run_key
 
