@@ -13,9 +13,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
-import duckdb
-from pydantic import field_validator
+from pydantic import Field, field_validator
 
+from resources.duckdb_files import connect
 from resources.warehouse import duckdb_memory_size
 
 SECURE_TABLE = "raw_text"
@@ -23,10 +23,12 @@ SECURE_TABLE = "raw_text"
 
 class SecureStore(dg.ConfigurableResource):
     """`memory_limit` caps the store's own DuckDB buffer: it only stages and counts, and uncapped
-    it kept a growing share of a large day's archived text in memory (80% of RAM is the default)."""
+    it kept a growing share of a large day's archived text in memory (80% of RAM is the default).
+    `lock_wait_seconds` is how long a connection waits while another process holds the file."""
 
     database: str
     memory_limit: str = "256MB"
+    lock_wait_seconds: float = Field(default=60.0, ge=0)
 
     _memory_size = field_validator("memory_limit", mode="before")(duckdb_memory_size)
 
@@ -35,18 +37,20 @@ class SecureStore(dg.ConfigurableResource):
         path = Path(self.database)
         path.parent.mkdir(parents=True, exist_ok=True)
         previous = os.umask(0o077)
-        con = duckdb.connect(str(path))
         try:
-            os.chmod(path, 0o600)
-            con.execute(f"SET memory_limit = '{self.memory_limit}'")
-            con.execute(
-                f"""CREATE TABLE IF NOT EXISTS {SECURE_TABLE} (
-                    dt DATE, message_id VARCHAR, event VARCHAR, user_id VARCHAR, field VARCHAR, text VARCHAR)"""
-            )
-            con.execute(f"COMMENT ON TABLE {SECURE_TABLE} IS 'One row per raw free-text field of an archived event.'")
-            yield con
-            con.execute("CHECKPOINT")
+            con = connect(str(path), self.lock_wait_seconds)
+            try:
+                os.chmod(path, 0o600)
+                con.execute(f"SET memory_limit = '{self.memory_limit}'")
+                con.execute(
+                    f"""CREATE TABLE IF NOT EXISTS {SECURE_TABLE} (
+                        dt DATE, message_id VARCHAR, event VARCHAR, user_id VARCHAR, field VARCHAR, text VARCHAR)"""
+                )
+                con.execute(f"COMMENT ON TABLE {SECURE_TABLE} IS 'One row per raw free-text field of an archived event.'")
+                yield con
+                con.execute("CHECKPOINT")
+            finally:
+                con.close()
+                os.chmod(path, 0o600)
         finally:
-            con.close()
             os.umask(previous)
-            os.chmod(path, 0o600)

@@ -8,7 +8,9 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 from dagster_duckdb import DuckDBResource
-from pydantic import field_validator
+from pydantic import Field, field_validator
+
+from resources.duckdb_files import connect
 
 
 def duckdb_memory_size(value: str) -> str:
@@ -29,6 +31,8 @@ def duckdb_memory_size(value: str) -> str:
 
 class Warehouse(DuckDBResource):
     """DuckDB has one writer: runs that write it are serialised by the `warehouse` pool (limit 1).
+A connection waits up to `lock_wait_seconds` while another process holds the file (a sensor's
+tick, a `duckdb` shell), then fails naming it (`duckdb_files.py`).
 
     Connections are set to UTC so timestamps in the raw calls land as UTC whatever the host says.
     `memory_limit` caps DuckDB's buffer memory (it spills to disk beyond it), so a partition of any
@@ -42,6 +46,7 @@ class Warehouse(DuckDBResource):
 
     memory_limit: str = "1GB"
     ingest_memory_limit: str = "512MB"
+    lock_wait_seconds: float = Field(default=60.0, ge=0)
 
     _memory_sizes = field_validator("memory_limit", "ingest_memory_limit", mode="before")(duckdb_memory_size)
 
@@ -49,7 +54,11 @@ class Warehouse(DuckDBResource):
     def get_connection(self, memory_limit: str | None = None):
         """`memory_limit` overrides the resource's for this connection (ingest passes `ingest_memory_limit`)."""
         Path(self.database).parent.mkdir(parents=True, exist_ok=True)
-        with super().get_connection() as con:
+        con = connect(self.database, self.lock_wait_seconds,
+                      config={"custom_user_agent": "dagster", **self.connection_config})
+        try:
             con.execute("SET TimeZone = 'UTC'")
             con.execute(f"SET memory_limit = '{memory_limit or self.memory_limit}'")
             yield con
+        finally:
+            con.close()

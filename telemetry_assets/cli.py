@@ -10,6 +10,7 @@ import sys
 from collections import Counter
 from datetime import date, timedelta
 
+from resources.duckdb_files import DatabaseLockedError
 from telemetry_assets import settings
 
 QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -19,7 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return args.handler(args)
-    except settings.SettingsError as error:
+    except (settings.SettingsError, DatabaseLockedError) as error:
         print(f"telemetry {args.command}: {error}", file=sys.stderr)
         return 2
 
@@ -70,14 +71,13 @@ def _demo_command(args) -> int:
 
 
 def _report_command(args) -> int:
-    from resources.warehouse import Warehouse
     from telemetry_assets.report import not_measured, render_report
 
     path = settings.warehouse_path()
     if not path.exists():
         reason = f"no warehouse at {path} yet"
     else:
-        with Warehouse(database=str(path)).get_connection() as con:
+        with _warehouse().get_connection() as con:
             reason = not_measured(con, args.date)
             if reason is None:
                 print(render_report(con, args.date))
@@ -155,12 +155,11 @@ def run_partitions(start: date, end: date) -> int:
         return 2
     _check_configuration()
     instance = _dagster_instance()
-    from resources.warehouse import Warehouse
     from telemetry_assets.definitions import defs
     from telemetry_assets.govern.safety import safety_over
     from telemetry_assets.ingest.reconcile import line_reconciliation, quarantined_by_type
 
-    warehouse = Warehouse(database=str(settings.warehouse_path()))
+    warehouse = _warehouse()
     days = [start + timedelta(days=offset) for offset in range((end - start).days + 1)]
     failed = []
     for day in days:
@@ -185,9 +184,11 @@ def run_partitions(start: date, end: date) -> int:
 
 
 def _check_configuration() -> None:
-    """Load every configuration file the runs read, and list the lake, before the first run starts:
-    a mistake then stops the command at once (SettingsError, exit 2), not the step that first reads
-    it after every day of the range has landed, or every day in turn."""
+    """Load every configuration file the runs read, list the lake, and open the warehouse and the
+    secure store, before the first run starts: a mistake then stops the command at once
+    (SettingsError, exit 2), not the step that first reads it after every day of the range has
+    landed, or every day in turn. A database another process holds stops it too, naming that
+    process (DatabaseLockedError, exit 2)."""
     import duckdb
 
     from checks.sources import load_sources
@@ -206,6 +207,8 @@ def _check_configuration() -> None:
             "TELEMETRY_ALERT_RULES": lambda: load_alert_rules(settings.alert_rules_path()),
             "TELEMETRY_MODEL_PRICES": lambda: load_model_prices(scratch),
             "TELEMETRY_LAKE_URL": lambda: object_store_from_url(settings.lake_url()).check_readable(),
+            "TELEMETRY_LOCK_WAIT_SECONDS": settings.lock_wait_seconds,
+            "TELEMETRY_HOME": _open_databases,
         }
         for variable, load in loads.items():
             try:
@@ -215,6 +218,22 @@ def _check_configuration() -> None:
             except (ValueError, duckdb.Error) as error:
                 raise settings.SettingsError(f"{variable}: {error}") from None
     settings.dedupe_lookback_days()
+
+
+def _warehouse():
+    """The warehouse, opened as the runs' resource opens it."""
+    from resources.warehouse import Warehouse
+
+    return Warehouse(database=str(settings.warehouse_path()), lock_wait_seconds=settings.lock_wait_seconds())
+
+
+def _open_databases() -> None:
+    from resources.secure_store import SecureStore
+
+    with _warehouse().get_connection():
+        pass
+    with SecureStore(database=str(settings.secure_store_path()), lock_wait_seconds=settings.lock_wait_seconds()).get_connection():
+        pass
 
 
 def _prepare_dagster_home() -> None:
@@ -229,11 +248,10 @@ def _prepare_dagster_home() -> None:
 def _deliver_alerts(start: date, end: date) -> None:
     """The same delivery the alert sensor does, so a `run` outside the daemon still alerts (once)."""
     from resources.alert_sinks import alert_router_from_env
-    from resources.warehouse import Warehouse
     from telemetry_assets.analytics.alerts import AlertLedger, deliver
 
     sinks = alert_router_from_env().process_config_and_initialize().sinks()
-    with Warehouse(database=str(settings.warehouse_path())).get_connection() as con:
+    with _warehouse().get_connection() as con:
         sent = deliver(con, sinks, AlertLedger(settings.alert_ledger_path()), start, end)
     print(f"alerts        {len(sent)} new" + (f", sent to {len(sinks)} sink(s)" if sinks else " (no sink configured)"))
     for alert in sent:

@@ -46,8 +46,9 @@ defs = dg.Definitions(
     executor=dg.in_process_executor,
     resources={
         "lake": object_store_from_url(settings.lake_url()),
-        "warehouse": Warehouse(database=str(settings.warehouse_path())),
-        "secure_store": SecureStore(database=str(settings.secure_store_path())),
+        "warehouse": Warehouse(database=str(settings.warehouse_path()), lock_wait_seconds=settings.lock_wait_seconds()),
+        "secure_store": SecureStore(database=str(settings.secure_store_path()),
+                                    lock_wait_seconds=settings.lock_wait_seconds()),
         "secrets": governance_secrets(),
         "alert_router": alert_router_from_env(),
     },

@@ -65,6 +65,19 @@ def dedupe_lookback_days() -> int:
     return int(value)
 
 
+def lock_wait_seconds() -> float:
+    """How long a step waits while another process holds the warehouse or the secure store (a
+    `duckdb` shell, a notebook) before it fails naming that process."""
+    value = os.environ.get("TELEMETRY_LOCK_WAIT_SECONDS", "60")
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not seconds >= 0:  # also refuses nan
+        raise SettingsError(f"TELEMETRY_LOCK_WAIT_SECONDS={value!r} is not a number of seconds (0 or more)")
+    return seconds
+
+
 def secure_store_path() -> Path:
     return telemetry_home() / "secure.duckdb"
 

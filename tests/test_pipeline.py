@@ -171,18 +171,40 @@ def test_a_day_without_events_is_measured_as_empty_and_reported(tmp_path):
     assert unmeasured.returncode == 2 and "2026-09-02 has not been measured" in unmeasured.stderr
 
 
-def test_a_run_whose_days_all_fail_says_where_and_why_and_exits_1_without_a_traceback(tmp_path):
-    """A fresh home where nothing lands: the alerts and the summary have no tables to read."""
+def test_a_secure_store_that_cannot_be_opened_stops_the_run_before_any_day(tmp_path):
     home = tmp_path / "home"
-    (home / "secure.duckdb").mkdir(parents=True)  # the secure store cannot be opened
-    generate(LocalObjectStore(root=str(home / "lake")), GeneratorConfig(days=1, users=20, events_per_day=50, seed=1, start=START))
+    (home / "secure.duckdb").mkdir(parents=True)
     env = {**os.environ, "TELEMETRY_HOME": str(home)}
     env.pop("DAGSTER_HOME", None)
     done = subprocess.run([sys.executable, "-m", "telemetry_assets.cli", "run", "--start", "2026-09-01", "--end", "2026-09-01"],
                           env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2
+    assert done.stderr.startswith("telemetry run: TELEMETRY_HOME: IO Error: ")
+    assert f'{home / "secure.duckdb"}": Is a directory' in done.stderr
+    assert done.stdout == "" and not (home / "dagster").exists()  # no day was run
+
+
+EVERY_DAY_FAILS = """
+import sys
+from telemetry_assets.defs.ingest import assets
+def fails(*args, **kwargs):
+    raise OSError("the lake went away")
+assets.ingest_partition = fails
+from telemetry_assets.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_run_whose_days_all_fail_says_where_and_why_and_exits_1_without_a_traceback(tmp_path):
+    """A fresh home where nothing lands: the alerts and the summary have no tables to read."""
+    home = tmp_path / "home"
+    generate(LocalObjectStore(root=str(home / "lake")), GeneratorConfig(days=1, users=20, events_per_day=50, seed=1, start=START))
+    env = {**os.environ, "TELEMETRY_HOME": str(home)}
+    env.pop("DAGSTER_HOME", None)
+    done = subprocess.run([sys.executable, "-c", EVERY_DAY_FAILS, "run", "--start", "2026-09-01", "--end", "2026-09-01"],
+                          env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 1
-    assert done.stdout.startswith("2026-09-01  land_day FAILED in ingest_ai_events: _duckdb.IOException: ")
-    assert f'{home / "secure.duckdb"}": Is a directory (run ' in done.stdout
+    assert done.stdout.startswith("2026-09-01  land_day FAILED in ingest_ai_events: OSError: the lake went away (run ")
     assert done.stderr.rstrip().endswith("1 of 1 days failed: 2026-09-01")
     assert "Traceback" not in done.stderr
 

@@ -1,0 +1,51 @@
+"""Opening a DuckDB file that another process may hold.
+
+DuckDB lets one process at a time open a database file to write, and none other to read while it
+does. Runs take the warehouse one at a time (the `warehouse` pool), but other processes open it
+too: the sensors for a moment each tick, a `duckdb` shell or a notebook for as long as someone
+works in it. So a connection waits a while for such a lock, then fails naming the process that
+holds it. dagster-duckdb's own retry waited 102 s per step without a word, then failed with
+DuckDB's message deep in a stack trace, and it retried every other error the same way (a file that
+is not a database was tried ten times).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+import duckdb
+
+LOCK_CONFLICT = "Could not set lock on file"
+_HOLDER = re.compile(r"Conflicting lock is held in (?P<program>.+?) \(PID (?P<pid>\d+)\)")
+_LONGEST_PAUSE = 1.0  # seconds between attempts, at most: a released lock is taken within a second
+
+
+class DatabaseLockedError(TimeoutError):
+    """Another process held a DuckDB file for longer than the connection would wait."""
+
+
+def connect(database: str, lock_wait_seconds: float, **options) -> duckdb.DuckDBPyConnection:
+    """`duckdb.connect(database, **options)`, waiting up to `lock_wait_seconds` while another
+    process holds the file; any other error is raised at once."""
+    deadline = time.monotonic() + lock_wait_seconds
+    pause = 0.05
+    while True:
+        try:
+            return duckdb.connect(database, **options)
+        except duckdb.IOException as error:
+            if LOCK_CONFLICT not in str(error):
+                raise
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise DatabaseLockedError(_held(database, str(error), lock_wait_seconds)) from None
+            time.sleep(min(pause, left))
+            pause = min(pause * 2, _LONGEST_PAUSE)
+
+
+def _held(database: str, message: str, waited: float) -> str:
+    holder = _HOLDER.search(message)
+    who = f"PID {holder['pid']} ({holder['program']})" if holder else f"another process ({message})"
+    return (f"{database} is held by {who}, and DuckDB lets one process at a time open a database file "
+            f"to write: close that process or let it finish, then run again (waited {waited:g} s; "
+            "TELEMETRY_LOCK_WAIT_SECONDS sets how long)")
