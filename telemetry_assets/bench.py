@@ -18,6 +18,8 @@ than the whole, which is wall time.
 from __future__ import annotations
 
 import contextlib
+import os
+import platform
 import shutil
 import sys
 import tempfile
@@ -28,6 +30,7 @@ from datetime import date
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 
 from checks.sources import load_sources
 from checks.tracking_plan import load_tracking_plan
@@ -104,11 +107,27 @@ def _measure(child, lake: LocalObjectStore, home: Path, day: date, events: int |
                      "events_per_second": round(events / clock.seconds[name]) if clock.seconds[name] else None,
                      "peak_rss_mb": clock.peak_rss_mb[name]} for name in STAGES}
     return {
-        "events": events, "lines": lines, "day": day.isoformat(), "seconds": round(seconds, 3),
+        "machine": machine(), "events": events, "lines": lines, "day": day.isoformat(), "seconds": round(seconds, 3),
         "events_per_second": round(events / seconds), "peak_rss_mb": max(peak_rss_mb(), *clock.peak_rss_mb.values()),
         "floor_seconds": round(floor, 3),
         "ratio_to_floor": round(seconds / floor, 2), "ingest_seconds": round(ingest_seconds, 3), "stages": stages,
     }
+
+
+def machine() -> dict:
+    """What the figures were measured on: seconds compare only on the same kind of machine."""
+    cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else range(os.cpu_count() or 1)
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") if hasattr(os, "sysconf") else 0
+    return {"cpu": _cpu_model(), "cpus": len(cpus), "memory_gib": round(memory / 2**30, 1),
+            "python": platform.python_version(), "duckdb": duckdb.__version__, "dagster": dg.__version__}
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            return next(line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine() or "unknown"
 
 
 def _generate(root: str, events: int, seed: int) -> float:
@@ -195,8 +214,11 @@ def print_table(result: dict) -> None:
         prepared = f"copied from {result['copied_from']} ({result['copied_objects']} objects) in {result['copy_seconds']} s"
     else:
         prepared = f"generated in {result['generate_seconds']} s"
+    box = result["machine"]
     print(f"{result['events']:,} events ({result['lines']:,} lines), one partition ({result['day']}), "
           f"{prepared} (not counted)")
+    print(f"on {box['cpu']}, {box['cpus']} CPUs, {box['memory_gib']} GiB; Python {box['python']}, "
+          f"DuckDB {box['duckdb']}, Dagster {box['dagster']}")
     print(f"{'stage':16} {'seconds':>9} {'events/s':>11} {'peak RSS MB':>12}")
     for name, stage in result["stages"].items():
         print(f"{name:16} {stage['seconds']:>9.2f} {stage['events_per_second'] or 0:>11,} {stage['peak_rss_mb']:>12,}")

@@ -8,9 +8,12 @@ import sys
 from datetime import date
 from pathlib import Path
 
+import dagster as dg
+import duckdb
 import pytest
 
 from resources.object_store import LocalObjectStore
+from telemetry_assets.bench import print_table
 from telemetry_assets.cli import main
 from telemetry_assets.generate.traffic import GeneratorConfig, generate
 from telemetry_assets.ingest.layouts import partition_objects
@@ -27,7 +30,7 @@ def bench_json(home, *arguments):
     return json.loads(done.stdout.splitlines()[-1])
 
 
-def test_bench_reports_every_stage_and_the_floor_as_json(tmp_path):
+def test_bench_reports_every_stage_and_the_floor_as_json(tmp_path, capsys):
     result = bench_json(tmp_path, "--events", "20000")
     assert {"events", "seconds", "events_per_second", "peak_rss_mb", "floor_seconds", "ratio_to_floor",
             "ingest_seconds", "stages"} <= set(result)
@@ -39,6 +42,14 @@ def test_bench_reports_every_stage_and_the_floor_as_json(tmp_path):
     after_ingest = sum(result["stages"][name]["seconds"] for name in ("sources", "joins", "metrics", "checks"))
     assert 0 < result["ingest_seconds"] and result["ingest_seconds"] + after_ingest <= result["seconds"]
     assert result["ratio_to_floor"] == pytest.approx(result["seconds"] / result["floor_seconds"], rel=0.02)
+    machine = result["machine"]
+    assert machine["cpu"] and machine["cpus"] >= 1 and machine["memory_gib"] > 0
+    assert machine["duckdb"] == duckdb.__version__ and machine["dagster"] == dg.__version__
+    print_table(result)  # the table `bench` prints without --json
+    table = capsys.readouterr().out.splitlines()
+    assert table[1].startswith(f"on {machine['cpu']}, {machine['cpus']} CPUs, {machine['memory_gib']} GiB; Python ")
+    assert [line.split()[0] for line in table[3:3 + len(STAGES)]] == list(result["stages"])
+    assert f"whole / floor = {result['ratio_to_floor']}" in table
 
 
 def lake_files(root):
