@@ -112,6 +112,7 @@ ANALYTICS_MODELS = {
         ("conversation_id", "prompt_number")),
     "analytics.ai_conversations": TableModel("analytics.ai_conversations", pa.DataFrameSchema({
         "conversation_id": pa.Column(nullable=False),
+        "user_id_source": pa.Column(checks=pa.Check.isin(["sent", "stitched"]), nullable=True),
         "turns": pa.Column(checks=pa.Check.ge(1)),
         "successful_outcomes": pa.Column(checks=pa.Check.ge(0)),
     }, checks=[

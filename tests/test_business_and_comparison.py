@@ -55,6 +55,22 @@ def test_the_bigger_model_shows_as_a_latency_and_cost_regression(week):
     assert verdicts["p95_latency_ms"] == "regression" and verdicts["cost_per_successful_outcome"] == "regression"
 
 
+def test_conversations_held_before_sign_in_are_stitched_to_their_visitor(week):
+    """The generator holds 5% of conversations signed out (an anonymousId, no userId). Their
+    visitors sign in on other conversations of the same days, so nearly all are stitched, each to
+    the user the generator gave that anonymousId."""
+    con, manifest = week
+    owners = manifest["anonymous_ids"]
+    sources = dict(con.execute("SELECT user_id_source, count(*) FROM analytics.ai_conversations GROUP BY 1").fetchall())
+    signed_out = sources.get("stitched", 0) + sources.get(None, 0)
+    assert 0.03 < signed_out / sum(sources.values()) < 0.07
+    assert sources["stitched"] >= 0.9 * signed_out
+    stitched = con.execute("SELECT anonymous_id, user_id FROM analytics.ai_conversations WHERE user_id_source = 'stitched'").fetchall()
+    assert all(user == owners[anonymous] for anonymous, user in stitched)
+    sent = con.execute("SELECT anonymous_id, user_id FROM analytics.ai_conversations WHERE user_id_source = 'sent'").fetchall()
+    assert all(user == owners[anonymous] for anonymous, user in sent)
+
+
 def test_retention_is_null_until_the_day_it_looks_at_has_landed(week):
     con, _ = week
     rows = dict(con.execute(

@@ -159,3 +159,47 @@ def test_an_anonymous_conversation_is_no_user_and_no_outcome_of_a_user(lake, war
            WHERE dt = ? AND candidate = 'variant_b' AND cohort = 'all'""", [DAY]).fetchall())
     assert {m: counted[m] for m in ("conversion_rate", "support_deflection_rate", "completion_rate")} == {
         "conversion_rate": [1, 0], "support_deflection_rate": [1, 0], "completion_rate": [1, 1]}
+
+
+def signed_in_later(calls, anonymous_id="anon_9"):
+    """The same visitor's calls once signed in: SDKs send the userId and keep the anonymousId."""
+    return [{**call, "anonymousId": anonymous_id} for call in calls]
+
+
+def test_an_anonymous_conversation_takes_the_user_its_visitor_signed_in_as(lake, warehouse, ingest, policy):
+    """A visitor asks the assistant before signing in, signs in, and buys within the window: the
+    conversion and the ticket are theirs, and so is the conversation."""
+    land(lake, warehouse, ingest, policy, {
+        DAY: [*anonymous(turn("c-before", 1, "09:00:00")), *signed_in_later(turn("c-after", 1, "11:00:00"))],
+        NEXT: turn("c-next", 1, "10:00:00", day=NEXT),  # the day the conversions and tickets are filed under
+    }, conversions=[{"conversion_id": "cv1", "user_id": "usr_1", "occurred_at": f"{DAY}T12:00:00Z", "type": "purchase"}],
+       tickets=[{"ticket_id": "t1", "user_id": "usr_1", "created_at": f"{DAY}T13:00:00Z"}])
+    rows = warehouse.execute("""SELECT conversation_id, user_id, user_id_source, anonymous_id, converted, deflected, plan
+                                FROM analytics.ai_conversations WHERE dt = ? ORDER BY 1""", [DAY]).fetchall()
+    assert rows == [("c-after", "usr_1", "sent", "anon_9", True, False, "free"),
+                    ("c-before", "usr_1", "stitched", "anon_9", True, False, "free")]
+    business = warehouse.execute(
+        """SELECT feature_flag_state, conversations, identified_conversations, users, conversions
+           FROM metrics.business_daily WHERE dt = ? AND cohort_dimension = 'all' ORDER BY 1""", [DAY]).fetchall()
+    assert business == [("control", 1, 1, 1, 1), ("variant_b", 1, 1, 1, 1)]
+
+
+def test_a_device_seen_with_two_users_or_with_none_stays_anonymous(lake, warehouse, ingest, policy):
+    shared = [*anonymous(turn("c-shared", 1, "09:00:00")), *signed_in_later(turn("c-usr1", 1, "10:00:00")),
+              *[{**call, "userId": "usr_2"} for call in signed_in_later(turn("c-usr2", 1, "11:00:00"))]]
+    stranger = [{**call, "anonymousId": "anon_stranger"} for call in anonymous(turn("c-stranger", 1, "12:00:00"))]
+    land(lake, warehouse, ingest, policy, {DAY: shared + stranger, NEXT: turn("c-next", 1, "10:00:00", day=NEXT)},
+         conversions=[{"conversion_id": "cv1", "user_id": "usr_1", "occurred_at": f"{DAY}T12:30:00Z", "type": "purchase"}])
+    rows = warehouse.execute("""SELECT conversation_id, user_id, user_id_source, converted FROM analytics.ai_conversations
+                                WHERE conversation_id IN ('c-shared', 'c-stranger') ORDER BY 1""").fetchall()
+    assert rows == [("c-shared", None, None, False), ("c-stranger", None, None, False)]
+
+
+def test_a_sign_in_the_next_day_still_identifies_the_conversation(lake, warehouse, ingest, policy):
+    """Links are looked for in the days the conversation's outcomes are (up to two days on)."""
+    land(lake, warehouse, ingest, policy, {
+        DAY: anonymous(turn("c-anon", 1, "22:00:00")),
+        NEXT: signed_in_later(turn("c-signed-in", 1, "08:00:00", day=NEXT)),
+    })
+    rows = warehouse.execute("SELECT dt, conversation_id, user_id, user_id_source FROM analytics.ai_conversations ORDER BY 1, 2").fetchall()
+    assert rows == [(DAY, "c-anon", "usr_1", "stitched"), (NEXT, "c-signed-in", "usr_1", "sent")]

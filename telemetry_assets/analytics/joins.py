@@ -9,6 +9,13 @@ every turn of the window; conversions and tickets are looked up from that day to
 assets declare these as partition mappings, so when the next day lands the earlier partition shows
 as stale and is recomputed; `telemetry run` ingests the whole range before it joins.
 
+Identity: a visitor chatting before signing in sends an anonymousId and no userId. Their
+conversation takes the userId their anonymousId was seen with on governed events from the day
+before to two days after (once signed in, the SDKs send both ids), when it was seen with exactly
+one: a shared device seen with two users is left unidentified. `user_id_source` says `sent` or
+`stitched`. Only governed events are read, so a link comes from events the user consented to have
+analysed.
+
 Cost: where a response reported none, it is priced from the dated price table (the row valid on the
 response's day for its model version). Cached input tokens are part of `input_tokens` and are priced
 at the cached rate instead of the input rate, never both. `cost_source` says which.
@@ -41,7 +48,7 @@ RESPONSES = {
     "cost_usd": "DOUBLE", "cost_source": "VARCHAR", "event_ts": "TIMESTAMP",
 }
 TURNS = {
-    "dt": "DATE", "conversation_id": "VARCHAR", "prompt_number": "BIGINT", "user_id": "VARCHAR",
+    "dt": "DATE", "conversation_id": "VARCHAR", "prompt_number": "BIGINT", "user_id": "VARCHAR", "anonymous_id": "VARCHAR",
     "model_used": "VARCHAR", "model_version": "VARCHAR", "prompt_version": "VARCHAR", "feature_flag_state": "VARCHAR",
     "prompt_message_id": "VARCHAR", "prompt_ts": "TIMESTAMP", "intent_label": "VARCHAR", "intent_source": "VARCHAR",
     "responses": "BIGINT", "response_ts": "TIMESTAMP", "response_status": "VARCHAR", "error_type": "VARCHAR",
@@ -51,7 +58,7 @@ TURNS = {
     "rating": "BIGINT",
 }
 CONVERSATIONS = {
-    "dt": "DATE", "conversation_id": "VARCHAR", "user_id": "VARCHAR",
+    "dt": "DATE", "conversation_id": "VARCHAR", "user_id": "VARCHAR", "user_id_source": "VARCHAR", "anonymous_id": "VARCHAR",
     "model_version": "VARCHAR", "prompt_version": "VARCHAR", "feature_flag_state": "VARCHAR",
     "plan": "VARCHAR", "country": "VARCHAR", "signup_month": "VARCHAR",
     "started_at": "TIMESTAMP", "ended_at": "TIMESTAMP", "turns": "BIGINT", "multi_turn": "BOOLEAN",
@@ -75,11 +82,12 @@ def build_joins(con, day: date, policy: Policy) -> dict[str, int]:
     con.execute(_window_turns(policy), params)
     with replacing_day(con, day, list(GRAINS)):
         con.execute(f"""INSERT INTO {RESPONSES_TABLE} BY NAME
-            SELECT t.dt, r.* EXCLUDE (dt, user_id, model_used)
+            SELECT t.dt, r.* EXCLUDE (dt, user_id, anonymous_id, model_used)
             FROM priced_responses r JOIN window_turns t USING (conversation_id, prompt_number)
             WHERE t.dt = $day""", {"day": day})
         con.execute(f"INSERT INTO {TURNS_TABLE} BY NAME SELECT * FROM window_turns WHERE dt = $day", {"day": day})
-        con.execute(_conversations(policy), {"day": day, "last_source_day": day + timedelta(days=2)})
+        con.execute(_conversations(policy), {"day": day, "first_link_day": params["before"],
+                                             "last_source_day": day + timedelta(days=2)})
     return {t: con.execute(f"SELECT count(*) FROM {t} WHERE dt = ?", [day]).fetchall()[0][0] for t in GRAINS}
 
 
@@ -116,7 +124,7 @@ def load_model_prices(con) -> None:
 
 _PRICED_RESPONSES = """
 CREATE OR REPLACE TEMP TABLE priced_responses AS
-SELECT r.dt, r.message_id, r.conversation_id, r.prompt_number, r.user_id, r.model_used, r.model_version,
+SELECT r.dt, r.message_id, r.conversation_id, r.prompt_number, r.user_id, r.anonymous_id, r.model_used, r.model_version,
     r.prompt_version, r.feature_flag_state, r.response_status, r.error_type, r.latency_ms, r.input_tokens,
     r.cached_input_tokens, r.output_tokens, r.event_ts,
     coalesce(r.cost, ((r.input_tokens - coalesce(r.cached_input_tokens, 0)) * p.input_usd_per_mtok
@@ -137,7 +145,8 @@ def _window_turns(policy: Policy) -> str:
 CREATE OR REPLACE TEMP TABLE window_turns AS
 WITH prompts AS (
     SELECT conversation_id, prompt_number, min(dt) OVER turn AS prompt_dt, event_ts AS prompt_ts,
-        message_id AS prompt_message_id, user_id AS prompt_user, intent_label, intent_source,
+        message_id AS prompt_message_id, user_id AS prompt_user, anonymous_id AS prompt_anonymous,
+        intent_label, intent_source,
         model_used AS prompt_model_used, model_version AS prompt_model_version,
         prompt_version AS prompt_prompt_version, feature_flag_state AS prompt_flag
     FROM governed.ai_user_prompt_created WHERE dt BETWEEN $before AND $after
@@ -149,7 +158,8 @@ WITH prompts AS (
         response_status, error_type, latency_ms, sum(cost_usd) OVER turn AS cost_usd,
         CASE WHEN bool_and(cost_source = 'reported') OVER turn THEN 'reported'
              WHEN bool_and(cost_source IS NOT NULL) OVER turn THEN 'price_table' END AS cost_source,
-        user_id AS response_user, model_used AS response_model_used, model_version AS response_model_version,
+        user_id AS response_user, anonymous_id AS response_anonymous,
+        model_used AS response_model_used, model_version AS response_model_version,
         prompt_version AS response_prompt_version, feature_flag_state AS response_flag
     FROM priced_responses
     WINDOW turn AS (PARTITION BY conversation_id, prompt_number)
@@ -164,6 +174,7 @@ WITH prompts AS (
 )
 SELECT coalesce(p.prompt_dt, r.response_dt) AS dt, conversation_id, prompt_number,
     coalesce(p.prompt_user, r.response_user) AS user_id,
+    coalesce(p.prompt_anonymous, r.response_anonymous) AS anonymous_id,
     coalesce(r.response_model_used, p.prompt_model_used) AS model_used,
     coalesce(r.response_model_version, p.prompt_model_version) AS model_version,
     coalesce(r.response_prompt_version, p.prompt_prompt_version) AS prompt_version,
@@ -180,11 +191,21 @@ LEFT JOIN actions a USING (conversation_id, prompt_number)
 """
 
 
+# Each (anonymousId, userId) pair seen together on a governed event of the link window, once, for the
+# anonymousIds of the day's conversations that came without a userId.
+_SEEN_TOGETHER = " UNION ".join(
+    f"""SELECT anonymous_id, user_id FROM governed.{event}
+        WHERE dt BETWEEN $first_link_day AND $last_source_day AND user_id IS NOT NULL
+            AND anonymous_id IN (SELECT anonymous_id FROM first_turns WHERE user_id IS NULL)"""
+    for event in ("ai_user_prompt_created", "ai_llm_response_received", "ai_user_action"))
+
+
 def _conversations(policy: Policy) -> str:
     return f"""
 INSERT INTO {CONVERSATIONS_TABLE} BY NAME
-WITH conversations AS (
-    SELECT conversation_id, min(dt) OVER conversation AS dt, user_id, model_version, prompt_version, feature_flag_state,
+WITH first_turns AS (
+    SELECT conversation_id, min(dt) OVER conversation AS dt, user_id, anonymous_id,
+        model_version, prompt_version, feature_flag_state,
         min(coalesce(prompt_ts, response_ts)) OVER conversation AS started_at,
         max(last_event_ts) OVER conversation AS ended_at, count(*) OVER conversation AS turns,
         count(*) FILTER (WHERE successful_outcome) OVER conversation AS successful_outcomes,
@@ -192,6 +213,14 @@ WITH conversations AS (
     FROM window_turns
     WINDOW conversation AS (PARTITION BY conversation_id)
     QUALIFY row_number() OVER (conversation ORDER BY prompt_number) = 1 AND min(dt) OVER conversation = $day
+), links AS (
+    SELECT anonymous_id, any_value(user_id) AS user_id
+    FROM ({_SEEN_TOGETHER})
+    GROUP BY anonymous_id HAVING count(*) = 1
+), conversations AS (
+    SELECT f.* REPLACE (coalesce(f.user_id, l.user_id) AS user_id),
+        CASE WHEN f.user_id IS NOT NULL THEN 'sent' WHEN l.user_id IS NOT NULL THEN 'stitched' END AS user_id_source
+    FROM first_turns f LEFT JOIN links l ON f.user_id IS NULL AND l.anonymous_id = f.anonymous_id
 ), outcomes AS (
     SELECT c.*,
         -- two EXISTS, not one with OR: each is an equality join DuckDB can hash, where the OR made it

@@ -1,7 +1,8 @@
 """Generate a lake of realistic AI-feature traffic in the hive layout, with planted problems.
 
 What a day holds: multi-turn conversations (prompt, response, usually a user action per turn) from
-users with a plan, a feature-flag arm and a consent state (RudderStack or Segment form, or none);
+users with a plan, a feature-flag arm and a consent state (RudderStack or Segment form, or none),
+a few of them held before the user signed in (an anonymousId and no userId);
 ordinary product traffic (page, identify, `Order Completed`); a few malformed or invalid lines of
 every kind the tracking plan names; at-least-once re-sends (some crossing midnight); events of
 late-night conversations received after midnight. Beside the events: conversions, support tickets
@@ -36,6 +37,7 @@ MANIFEST_KEY = "generator/manifest.json"
 LINES_PER_MEMBER = 10_000
 LINES_PER_PART = 200_000
 NON_AI_SHARE = 0.15  # page, identify and `Order Completed` calls, per AI event
+SIGNED_OUT_SHARE = 0.05  # conversations held before signing in: the calls carry the anonymousId only
 
 BASELINE_MODEL = ("gpt-4o-mini", "gpt-4o-mini-2024-07-18")
 UPGRADE_MODEL = ("gpt-4.1-mini", "gpt-4.1-mini-2025-04-14")
@@ -121,7 +123,9 @@ def generate(store, config: GeneratorConfig) -> dict:
             writer.add(line)
         counts[day].ai_events += len(late_events)
         counts[day].resent += len(late_resends)
-        simulator = _DaySimulator(day_rng, day, users, pools, timeline, prices)
+        # Who was signed out is drawn apart, so the rest of the day is what it was before it was drawn.
+        signed_out = random.Random(f"{config.seed}-{day.isoformat()}-signed-out")
+        simulator = _DaySimulator(day_rng, day, users, pools, timeline, prices, signed_out)
         late_events = []
         for received, line in simulator.run(config.events_per_day):
             if received.date() == day:
@@ -140,6 +144,7 @@ def generate(store, config: GeneratorConfig) -> dict:
         "days": [d.isoformat() for d in days],
         "incidents": timeline.incidents(),
         "per_day": {d.isoformat(): asdict(c) for d, c in counts.items()},
+        "anonymous_ids": {user.anonymous_id: user.user_id for user in users},  # whose device each is
         "pii_values": pools.all_values(),
     }
     store.put(MANIFEST_KEY, json.dumps(manifest, indent=2).encode())
@@ -196,9 +201,9 @@ class _Timeline:
 class _DaySimulator:
     """One day's conversations, as raw lines with their received time, plus side outputs."""
 
-    def __init__(self, rng, day, users, pools, timeline, prices):
+    def __init__(self, rng, day, users, pools, timeline, prices, signed_out):
         self.rng, self.day, self.users, self.pools = rng, day, users, pools
-        self.timeline, self.prices = timeline, prices
+        self.timeline, self.prices, self.signed_out = timeline, prices, signed_out
         self.bad_lines: list[tuple[str, str]] = []
         self.resent_today: list[str] = []
         self.resent_tomorrow: list[str] = []
@@ -241,20 +246,22 @@ class _DaySimulator:
         turns = 1
         while turns < 6 and rng.random() < 0.45:
             turns += 1
+        signed_in = self.signed_out.random() >= SIGNED_OUT_SHARE
         clock = start
         for prompt_number in range(1, turns + 1):
             intent = rng.choice(list(INTENT_PROMPTS))
             text = self.pools.fill(rng, rng.choice(INTENT_PROMPTS[intent]))
-            yield self._call(user, "ai_user_prompt_created", clock, {
+            yield self._call(user, "ai_user_prompt_created", clock, signed_in, {
                 **keys, "prompt_number": prompt_number,
                 "intent_label": intent if rng.random() < 0.4 else None, "prompt_text": text,
             })
             response, latency = self._response(user, model_version, prompt_number, keys)
             clock += timedelta(milliseconds=latency)
-            yield self._call(user, "ai_llm_response_received", clock, response)
+            yield self._call(user, "ai_llm_response_received", clock, signed_in, response)
             if rng.random() < 0.8:
                 clock += timedelta(seconds=rng.uniform(3, 90))
-                yield self._call(user, "ai_user_action", clock, self._action(user, model_version, prompt_number, keys, clock))
+                yield self._call(user, "ai_user_action", clock, signed_in,
+                                 self._action(user, model_version, prompt_number, keys, clock))
             clock += timedelta(seconds=rng.uniform(20, 240))
 
     def _response(self, user, model_version, prompt_number, keys) -> tuple[dict, float]:
@@ -319,13 +326,15 @@ class _DaySimulator:
             "category": rng.choice(["billing", "bug", "account", "how_to"]),
         }
 
-    def _call(self, user: User, event: str, at: datetime, properties: dict) -> dict:
+    def _call(self, user: User, event: str, at: datetime, signed_in: bool, properties: dict) -> dict:
+        """A track call; signed out, it carries the anonymousId alone (a purchase or ticket that
+        follows is still the user's: they signed in to make it)."""
         rng = self.rng
         received = at + timedelta(milliseconds=rng.uniform(150, 2500))
         call = {
             "type": "track", "event": event,
             "messageId": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
-            "userId": user.user_id, "anonymousId": user.anonymous_id,
+            **({"userId": user.user_id} if signed_in else {}), "anonymousId": user.anonymous_id,
             "timestamp": _iso(at), "originalTimestamp": _iso(at),
             "sentAt": _iso(at + timedelta(milliseconds=100)), "receivedAt": _iso(received),
             "context": _context(user), "integrations": {"All": True},
