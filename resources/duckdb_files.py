@@ -27,12 +27,18 @@ class DatabaseLockedError(TimeoutError):
 
 def connect(database: str, lock_wait_seconds: float, **options) -> duckdb.DuckDBPyConnection:
     """`duckdb.connect(database, **options)`, waiting up to `lock_wait_seconds` while another
-    process holds the file; any other error is raised at once."""
+    process holds the file; any other error is raised at once.
+
+    The connection draws no progress bar. On a database file DuckDB draws one on stdout for any
+    query that runs over two seconds, whatever stdout is: it came before the JSON of
+    `telemetry bench --json`, and filled run logs."""
     deadline = time.monotonic() + lock_wait_seconds
     pause = 0.05
     while True:
         try:
-            return duckdb.connect(database, **options)
+            con = duckdb.connect(database, **options)
+            con.execute("SET enable_progress_bar = false")
+            return con
         except duckdb.IOException as error:
             if LOCK_CONFLICT not in str(error):
                 raise

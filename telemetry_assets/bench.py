@@ -34,6 +34,7 @@ import duckdb
 
 from checks.sources import load_sources
 from checks.tracking_plan import load_tracking_plan
+from resources.duckdb_files import connect
 from resources.object_store import LocalObjectStore, object_store_from_url
 from resources.secure_store import SecureStore
 from resources.warehouse import Warehouse
@@ -159,10 +160,8 @@ def _copy_day(lake_url: str, root: str, day: date) -> tuple[int, float]:
 def _floor(root: str, database: str, day: date) -> float:
     """A bare DuckDB scan of the day's raw objects with an explicit schema into a table: the least
     any pipeline reading these files must spend."""
-    import duckdb
-
     files = [str(Path(root) / obj.key) for obj in partition_objects(LocalObjectStore(root=root), day)]
-    with duckdb.connect(database) as con:
+    with connect(database, 0) as con:
         started = time.perf_counter()
         con.execute("CREATE TABLE raw_calls AS SELECT * FROM read_json(?, format = 'newline_delimited', "
                     "columns = ?, ignore_errors = true)", [files, FLOOR_SCHEMA])

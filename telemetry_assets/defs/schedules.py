@@ -16,6 +16,7 @@ import duckdb
 
 from checks.sources import load_sources
 from resources.alert_sinks import AlertRouter
+from resources.duckdb_files import DatabaseLockedError, connect
 from resources.object_store import ObjectStore
 from resources.warehouse import Warehouse
 from telemetry_assets import settings
@@ -69,8 +70,8 @@ def late_objects_sensor(context: dg.SensorEvaluationContext, lake: ObjectStore, 
     landed = sorted(day for day in map(date.fromisoformat, context.instance.get_materialized_partitions(LANDED))
                     if today - timedelta(days=LATE_OBJECT_DAYS) <= day < today)
     try:
-        con = duckdb.connect(warehouse.database, read_only=True)
-    except duckdb.Error as busy:
+        con = connect(warehouse.database, 0, read_only=True)
+    except (DatabaseLockedError, duckdb.Error) as busy:
         return dg.SkipReason(f"warehouse busy: {busy}")
     with con:
         changed = objects_changed_since_landing(lake, con, landed, list(load_sources(settings.sources_path()).values()))
@@ -98,8 +99,8 @@ def alert_sensor(context: dg.SensorEvaluationContext, warehouse: Warehouse, aler
     """Delivers each `metrics.alerts` row of the last two weeks whose dedupe key was never sent, to
     every sink; evaluating again sends nothing new. Skips a tick while a run holds the warehouse."""
     try:
-        con = duckdb.connect(warehouse.database, read_only=True)
-    except duckdb.Error as busy:
+        con = connect(warehouse.database, 0, read_only=True)
+    except (DatabaseLockedError, duckdb.Error) as busy:
         return dg.SkipReason(f"warehouse busy: {busy}")
     with con:
         today = datetime.now(timezone.utc).date()

@@ -1,5 +1,6 @@
-"""A warehouse or secure store that another process holds (a `duckdb` shell, a notebook): a
-connection waits a while for it, then fails naming the process; the CLI stops before any run."""
+"""Opening the warehouse and the secure store. One that another process holds (a `duckdb` shell,
+a notebook): a connection waits a while for it, then fails naming the process; the CLI stops before
+any run. And a long query draws no progress bar on stdout."""
 
 import os
 import subprocess
@@ -63,6 +64,30 @@ def test_a_lock_released_while_waiting_is_taken(tmp_path, store):
         threading.Timer(0.5, release, [holder]).start()
         with STORES[store](path, 60).get_connection() as con:
             assert con.execute("SELECT 42").fetchone() == (42,)
+
+
+PROGRESS_BAR_SETTINGS = """
+import sys, duckdb
+from resources.secure_store import SecureStore
+from resources.warehouse import Warehouse
+setting = "SELECT current_setting('enable_progress_bar')"
+with duckdb.connect(sys.argv[1]) as plain:
+    print(plain.execute(setting).fetchone()[0])
+for store in (Warehouse(database=sys.argv[2]), SecureStore(database=sys.argv[3])):
+    with store.get_connection() as con:
+        print(con.execute(setting).fetchone()[0])
+"""
+
+
+def test_connections_draw_no_progress_bar(tmp_path):
+    """Where DuckDB takes Python for interactive (`python -c`, a notebook; the bench's floor ran so),
+    it enables a progress bar on a database file, drawn on stdout for any query over two seconds:
+    it came before `bench --json`'s JSON, and in run logs. (Drawing it cannot be tested quickly:
+    setting the delay to zero enables the bar again.)"""
+    paths = [str(tmp_path / name) for name in ("plain.duckdb", "warehouse.duckdb", "secure.duckdb")]
+    done = subprocess.run([sys.executable, "-c", PROGRESS_BAR_SETTINGS, *paths], capture_output=True, text=True,
+                          timeout=120, check=True)
+    assert done.stdout.split() == ["True", "False", "False"]  # what DuckDB does, then what the stores do
 
 
 def test_other_errors_are_raised_at_once_without_waiting(tmp_path, monkeypatch):
