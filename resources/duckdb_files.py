@@ -1,4 +1,4 @@
-"""Opening a DuckDB file that another process may hold.
+"""Opening the pipeline's DuckDB files: waiting out another process's lock, drawing no progress bar.
 
 DuckDB lets one process at a time open a database file to write, and none other to read while it
 does. Runs take the warehouse one at a time (the `warehouse` pool), but other processes open it

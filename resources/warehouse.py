@@ -31,8 +31,8 @@ def duckdb_memory_size(value: str) -> str:
 
 class Warehouse(DuckDBResource):
     """DuckDB has one writer: runs that write it are serialised by the `warehouse` pool (limit 1).
-A connection waits up to `lock_wait_seconds` while another process holds the file (a sensor's
-tick, a `duckdb` shell), then fails naming it (`duckdb_files.py`).
+    A connection waits up to `lock_wait_seconds` while another process holds the file (a sensor's
+    tick, a `duckdb` shell), then fails naming it (`duckdb_files.py`).
 
     Connections are set to UTC so timestamps in the raw calls land as UTC whatever the host says.
     `memory_limit` caps DuckDB's buffer memory (it spills to disk beyond it), so a partition of any

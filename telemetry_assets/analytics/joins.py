@@ -191,16 +191,14 @@ LEFT JOIN actions a USING (conversation_id, prompt_number)
 """
 
 
-# Each (anonymousId, userId) pair seen together on a governed event of the link window, once, for the
-# anonymousIds of the day's conversations that came without a userId.
-_SEEN_TOGETHER = " UNION ".join(
-    f"""SELECT anonymous_id, user_id FROM governed.{event}
-        WHERE dt BETWEEN $first_link_day AND $last_source_day AND user_id IS NOT NULL
-            AND anonymous_id IN (SELECT anonymous_id FROM first_turns WHERE user_id IS NULL)"""
-    for event in ("ai_user_prompt_created", "ai_llm_response_received", "ai_user_action"))
-
-
 def _conversations(policy: Policy) -> str:
+    # Each (anonymousId, userId) pair seen together on a governed event of the link window, once,
+    # for the anonymousIds of the day's conversations that came without a userId.
+    seen_together = " UNION ".join(
+        f"""SELECT anonymous_id, user_id FROM governed.{event}
+            WHERE dt BETWEEN $first_link_day AND $last_source_day AND user_id IS NOT NULL
+                AND anonymous_id IN (SELECT anonymous_id FROM first_turns WHERE user_id IS NULL)"""
+        for event in ("ai_user_prompt_created", "ai_llm_response_received", "ai_user_action"))
     return f"""
 INSERT INTO {CONVERSATIONS_TABLE} BY NAME
 WITH first_turns AS (
@@ -215,7 +213,7 @@ WITH first_turns AS (
     QUALIFY row_number() OVER (conversation ORDER BY prompt_number) = 1 AND min(dt) OVER conversation = $day
 ), links AS (
     SELECT anonymous_id, any_value(user_id) AS user_id
-    FROM ({_SEEN_TOGETHER})
+    FROM ({seen_together})
     GROUP BY anonymous_id HAVING count(*) = 1
 ), conversations AS (
     SELECT f.* REPLACE (coalesce(f.user_id, l.user_id) AS user_id),
