@@ -52,6 +52,6 @@ def connect(database: str, lock_wait_seconds: float, **options) -> duckdb.DuckDB
 def _held(database: str, message: str, waited: float) -> str:
     holder = _HOLDER.search(message)
     who = f"PID {holder['pid']} ({holder['program']})" if holder else f"another process ({message})"
+    waiting = f" (waited {waited:g} s; TELEMETRY_LOCK_WAIT_SECONDS sets how long)" if waited else ""
     return (f"{database} is held by {who}, and DuckDB lets one process at a time open a database file "
-            f"to write: close that process or let it finish, then run again (waited {waited:g} s; "
-            "TELEMETRY_LOCK_WAIT_SECONDS sets how long)")
+            f"to write: close that process or let it finish, then run again{waiting}")

@@ -90,6 +90,21 @@ def test_connections_draw_no_progress_bar(tmp_path):
     assert done.stdout.split() == ["True", "False", "False"]  # what DuckDB does, then what the stores do
 
 
+def test_the_sensors_skip_a_tick_while_a_run_holds_the_warehouse_naming_it(tmp_path):
+    import dagster as dg
+
+    from resources.alert_sinks import AlertRouter
+    from telemetry_assets.defs.schedules import alert_sensor
+
+    path = tmp_path / "warehouse.duckdb"
+    resources = {"warehouse": Warehouse(database=str(path)), "alert_router": AlertRouter(file_path=str(tmp_path / "out"))}
+    with held_by_another_process(path) as holder:
+        skipped = alert_sensor(dg.build_sensor_context(resources=resources))
+    assert skipped.skip_message.startswith(f"warehouse busy: {path} is held by PID {holder.pid} ")
+    assert "waited" not in skipped.skip_message  # a sensor never waits: it looks again next tick
+    assert not (tmp_path / "out").exists()
+
+
 def test_other_errors_are_raised_at_once_without_waiting(tmp_path, monkeypatch):
     pauses = []
     monkeypatch.setattr(duckdb_files.time, "sleep", pauses.append)
