@@ -57,8 +57,8 @@ def test_the_bigger_model_shows_as_a_latency_and_cost_regression(week):
 
 def test_conversations_held_before_sign_in_are_stitched_to_their_visitor(week):
     """The generator holds 5% of conversations signed out (an anonymousId, no userId). Their
-    visitors sign in on other conversations of the same days, so nearly all are stitched, each to
-    the user the generator gave that anonymousId."""
+    visitors identify themselves and use the assistant signed in on the days around them, so nearly
+    all are stitched, each to the user the generator gave that anonymousId."""
     con, manifest = week
     owners = manifest["anonymous_ids"]
     sources = dict(con.execute("SELECT user_id_source, count(*) FROM analytics.ai_conversations GROUP BY 1").fetchall())

@@ -13,7 +13,7 @@ from telemetry_assets.analytics.joins import ModelPricesError, build_joins
 from telemetry_assets.analytics.performance import build_performance
 from telemetry_assets.settings import CONFIG_DIR
 from telemetry_assets.sources.load import load_source
-from tests.builders import PRICES_HEADER, ai_call, gz
+from tests.builders import PRICES_HEADER, ai_call, gz, rudder_consent, segment_consent
 from tests.conftest import DAY
 
 NEXT = DAY + timedelta(days=1)
@@ -203,3 +203,39 @@ def test_a_sign_in_the_next_day_still_identifies_the_conversation(lake, warehous
     })
     rows = warehouse.execute("SELECT dt, conversation_id, user_id, user_id_source FROM analytics.ai_conversations ORDER BY 1, 2").fetchall()
     assert rows == [(DAY, "c-anon", "usr_1", "stitched"), (NEXT, "c-signed-in", "usr_1", "sent")]
+
+
+def identify(anonymous_id="anon_9", user_id="usr_1", consent=None, when="10:30:00", day=DAY):
+    """An identify call, as an SDK sends it when the visitor signs in (consent as `ai_call` takes it)."""
+    stamp = f"{day.isoformat()}T{when}.000Z"
+    return {"type": "identify", "messageId": f"identify-{anonymous_id}-{user_id}-{when}", "userId": user_id,
+            "anonymousId": anonymous_id, "timestamp": stamp, "receivedAt": stamp, "traits": {"plan": "free"},
+            "context": segment_consent() if consent is None else consent}
+
+
+def test_a_visitor_who_signs_in_without_asking_again_is_found_by_the_identify_call(lake, warehouse, ingest, policy):
+    """Asks once, signs up, buys, never uses the assistant again: only the identify call links them.
+    One consented to analytics, the other did not, so only the first link is kept and used."""
+    refused = rudder_consent(denied=["analytics"])
+    calls = [*anonymous(turn("c-asked", 1, "09:00:00")), identify(when="09:30:00"),
+             *[{**call, "anonymousId": "anon_8"} for call in anonymous(turn("c-private", 1, "09:10:00"))],
+             identify(anonymous_id="anon_8", user_id="usr_1", consent=refused, when="09:40:00")]
+    land(lake, warehouse, ingest, policy, {DAY: calls, NEXT: turn("c-next", 1, "10:00:00", day=NEXT)},
+         conversions=[{"conversion_id": "cv1", "user_id": "usr_1", "occurred_at": f"{DAY}T11:00:00Z", "type": "purchase"}])
+    links = warehouse.execute("SELECT dt, anonymous_id, user_id, strftime(linked_at, '%H:%M') FROM governed.identity_links").fetchall()
+    assert links == [(DAY, "anon_9", "usr_1", "09:30")]
+    rows = warehouse.execute("""SELECT conversation_id, user_id, user_id_source, converted FROM analytics.ai_conversations
+                                WHERE dt = ? ORDER BY 1""", [DAY]).fetchall()
+    assert rows == [("c-asked", "usr_1", "stitched", True), ("c-private", None, None, False)]
+    files = warehouse.execute("SELECT non_ai_events, valid_events FROM audit.ingest_files WHERE dt = ?", [DAY]).fetchall()
+    assert files == [(2, 6)]  # identify calls are still counted as other traffic, nothing else
+
+
+def test_identity_links_are_replaced_with_their_day(lake, warehouse, ingest, policy):
+    lake.put(f"raw/ai_events/dt={DAY.isoformat()}/p.jsonl.gz", gz(identify(), identify(anonymous_id="anon_7")))
+    ingest(DAY)
+    ingest(DAY)
+    assert warehouse.execute("SELECT count(*) FROM governed.identity_links").fetchone() == (2,)
+    lake.put(f"raw/ai_events/dt={DAY.isoformat()}/p.jsonl.gz", gz(identify()))
+    ingest(DAY)
+    assert warehouse.execute("SELECT anonymous_id FROM governed.identity_links").fetchall() == [("anon_9",)]

@@ -10,11 +10,11 @@ assets declare these as partition mappings, so when the next day lands the earli
 as stale and is recomputed; `telemetry run` ingests the whole range before it joins.
 
 Identity: a visitor chatting before signing in sends an anonymousId and no userId. Their
-conversation takes the userId their anonymousId was seen with on governed events from the day
-before to two days after (once signed in, the SDKs send both ids), when it was seen with exactly
-one: a shared device seen with two users is left unidentified. `user_id_source` says `sent` or
-`stitched`. Only governed events are read, so a link comes from events the user consented to have
-analysed.
+conversation takes the userId their anonymousId was linked to from the day before to the day after
+(the days its turns are read from), when it was linked to exactly one: a shared device seen with
+two users is left unidentified. A link is an identify call (`governed.identity_links`) or an AI
+event that carried both ids (signed in, the SDKs send both); both are kept only with the warehouse
+destination's consent. `user_id_source` says `sent` or `stitched`.
 
 Cost: where a response reported none, it is priced from the dated price table (the row valid on the
 response's day for its model version). Cached input tokens are part of `input_tokens` and are priced
@@ -33,7 +33,7 @@ from datetime import date, timedelta
 
 from telemetry_assets import settings
 from telemetry_assets.govern.policy import Policy
-from telemetry_assets.ingest.tables import create_or_extend, replacing_day
+from telemetry_assets.ingest.tables import IDENTITY_LINKS, create_or_extend, replacing_day
 
 KEY = ("model_version", "prompt_version", "feature_flag_state")
 RESPONSES_TABLE = "analytics.ai_responses"
@@ -86,8 +86,7 @@ def build_joins(con, day: date, policy: Policy) -> dict[str, int]:
             FROM priced_responses r JOIN window_turns t USING (conversation_id, prompt_number)
             WHERE t.dt = $day""", {"day": day})
         con.execute(f"INSERT INTO {TURNS_TABLE} BY NAME SELECT * FROM window_turns WHERE dt = $day", {"day": day})
-        con.execute(_conversations(policy), {"day": day, "first_link_day": params["before"],
-                                             "last_source_day": day + timedelta(days=2)})
+        con.execute(_conversations(policy), {**params, "last_source_day": day + timedelta(days=2)})
     return {t: con.execute(f"SELECT count(*) FROM {t} WHERE dt = ?", [day]).fetchall()[0][0] for t in GRAINS}
 
 
@@ -192,13 +191,14 @@ LEFT JOIN actions a USING (conversation_id, prompt_number)
 
 
 def _conversations(policy: Policy) -> str:
-    # Each (anonymousId, userId) pair seen together on a governed event of the link window, once,
-    # for the anonymousIds of the day's conversations that came without a userId.
+    # Each (anonymousId, userId) pair linked in the window, once, for the anonymousIds of the day's
+    # conversations that came without a userId.
     seen_together = " UNION ".join(
-        f"""SELECT anonymous_id, user_id FROM governed.{event}
-            WHERE dt BETWEEN $first_link_day AND $last_source_day AND user_id IS NOT NULL
+        f"""SELECT anonymous_id, user_id FROM {table}
+            WHERE dt BETWEEN $before AND $after AND user_id IS NOT NULL
                 AND anonymous_id IN (SELECT anonymous_id FROM first_turns WHERE user_id IS NULL)"""
-        for event in ("ai_user_prompt_created", "ai_llm_response_received", "ai_user_action"))
+        for table in (IDENTITY_LINKS, "governed.ai_user_prompt_created", "governed.ai_llm_response_received",
+                      "governed.ai_user_action"))
     return f"""
 INSERT INTO {CONVERSATIONS_TABLE} BY NAME
 WITH first_turns AS (

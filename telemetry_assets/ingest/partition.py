@@ -12,6 +12,10 @@ chunk is read on a background thread:
 4. quarantine the failures; hand the rest to the governor (`govern/flight.py`), which decides
    consent, redacts, classifies and delivers them; one governance-log row per processed event.
 
+Identify calls are counted as non-AI events like any other call, but the anonymousId-userId link
+each one makes is kept in `governed.identity_links` when the call has the warehouse destination's
+consent: the joins use it to give a conversation held before sign-in its user.
+
 Steps 1 and 2 run chunk after chunk on the caller's connection, since each chunk's dedupe needs the
 ids of the chunks before it. Steps 3 and 4 need only their own chunk's first copies, so two chunks
 are validated and governed at once, each on its own cursor (`workers.py`).
@@ -46,8 +50,8 @@ from checks.tracking_plan import (
     type_column,
     violations_by_row,
 )
-from telemetry_assets.govern.consent import CONSENT_PATHS
-from telemetry_assets.govern.flight import LAND, Governor
+from telemetry_assets.govern.consent import CONSENT_PATHS, consent_inputs_sql, consent_state_sql, decision_sql, strategy_sql
+from telemetry_assets.govern.flight import LAND, WAREHOUSE, Governor
 from telemetry_assets.govern.intent import IntentRules
 from telemetry_assets.govern.policy import Policy, check_against_plan
 from telemetry_assets.govern.redact import Redactor
@@ -55,7 +59,14 @@ from telemetry_assets.ingest.layouts import RawObject, partition_objects
 from telemetry_assets.ingest.lines import DEFAULT_MAX_LINE_BYTES, prefetched, read_line_batches
 from telemetry_assets.ingest.reconcile import RECONCILED_COLUMNS, quarantined_by_type
 from telemetry_assets.ingest.staging import Staging
-from telemetry_assets.ingest.tables import AUDIT_TABLES, EVENTS_ORIGIN, VIOLATIONS_TYPE, ensure_tables, governed_table
+from telemetry_assets.ingest.tables import (
+    AUDIT_TABLES,
+    EVENTS_ORIGIN,
+    IDENTITY_LINKS,
+    VIOLATIONS_TYPE,
+    ensure_tables,
+    governed_table,
+)
 from telemetry_assets.ingest.workers import ChunkWorkers
 from telemetry_assets.record_batches import text_frame
 from telemetry_assets.stage_clock import StageClock
@@ -182,6 +193,7 @@ class _Stamps:
 def _delete_partition(con, day: date, tracking_plan: TrackingPlan) -> None:
     """The day's rows of every table ingest writes; in the shared quarantine, only its own rows."""
     tables = [t for t in AUDIT_TABLES if t != "audit.quarantine"] + [governed_table(n) for n in tracking_plan.events]
+    tables.append(IDENTITY_LINKS)
     for table in tables:
         con.execute(f"DELETE FROM {table} WHERE dt = ?", [day])
     con.execute("DELETE FROM audit.quarantine WHERE dt = ? AND origin = ?", [day, EVENTS_ORIGIN])
@@ -231,6 +243,7 @@ def _classify_and_dedupe(con, frame: pa.Table, stamps: _Stamps, tracking_plan: T
         _count(con, tallies, "SELECT source_key, count(*) FROM chunk WHERE kind = 'blank' GROUP BY 1", "blank_lines")
         _count(con, tallies, "SELECT source_key, count(*) FROM chunk WHERE kind = 'non_ai' GROUP BY 1", "non_ai_events")
         _quarantine_unreadable(con, stamps)
+        _stage_identity_links(con, stamps)
     with clock.stage(DEDUPE):
         _dedupe(con)
         _count(con, tallies, "SELECT source_key, count(*) FROM chunk_ai WHERE is_duplicate GROUP BY 1", "duplicates")
@@ -270,7 +283,8 @@ def _classify(con, namespace: str) -> None:
             END AS kind
             FROM envelope
         )
-        SELECT line_id, source_key, line_number, fields[2] AS event, nullif(fields[3], '') AS message_id, kind,
+        SELECT line_id, source_key, line_number, fields[1] AS call_type, fields[2] AS event,
+            nullif(fields[3], '') AS message_id, kind,
             CASE WHEN kind = 'malformed' THEN CASE
                 WHEN read_error IS NOT NULL THEN read_error
                 WHEN fields IS NULL THEN 'not valid JSON (truncated or corrupt line)'
@@ -301,6 +315,35 @@ def _quarantine_unreadable(con, stamps: _Stamps) -> None:
     )
     _log_quarantined(con, stamps, "SELECT NULL AS message_id, NULL AS event, source_key, line_number "
                      "FROM chunk WHERE kind IN ('malformed', 'untyped')")
+
+
+def _stage_identity_links(con, stamps: _Stamps) -> None:
+    """The chunk's identify calls that name both ids, kept when the call's consent lets the
+    warehouse have it (the same decision an AI event gets). Only identify lines are parsed again."""
+    if WAREHOUSE not in stamps.policy.destinations:
+        return
+    deliver, _ = decision_sql(stamps.policy, WAREHOUSE)
+    paths = ", ".join(f"'{path}'" for path in CONSENT_PATHS)
+    stamps.staging.insert(
+        con, IDENTITY_LINKS,
+        f"""SELECT $day AS dt, anonymous_id, user_id, linked_at, source_key, line_number
+        FROM (SELECT *, {consent_state_sql(stamps.policy)} AS consent, {strategy_sql(stamps.policy)} AS consent_strategy
+              FROM (SELECT *, {consent_inputs_sql(stamps.policy)}
+                    FROM (SELECT source_key, line_number, nullif(ids[1], '') AS user_id,
+                                 nullif(ids[2], '') AS anonymous_id,
+                                 timezone('UTC', TRY_CAST(ids[3] AS TIMESTAMPTZ)) AS linked_at, consent_fragments
+                          FROM (SELECT c.source_key, c.line_number,
+                                       -- each CASE names the chunk's column, so DuckDB cannot move the
+                                       -- parse below the join, onto every line (malformed ones too)
+                                       CASE WHEN c.call_type = 'identify' THEN json_extract_string(
+                                           l.line, ['$.userId', '$.anonymousId', '$.receivedAt']) END AS ids,
+                                       CASE WHEN c.call_type = 'identify' THEN json_extract(l.line, [{paths}])
+                                       END AS consent_fragments
+                                FROM chunk c JOIN chunk_lines l USING (line_id)
+                                WHERE c.kind = 'non_ai' AND c.call_type = 'identify'))))
+        WHERE user_id IS NOT NULL AND anonymous_id IS NOT NULL AND {deliver}""",
+        {"day": stamps.day},
+    )
 
 
 def _dedupe(con) -> None:

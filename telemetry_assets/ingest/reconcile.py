@@ -5,13 +5,14 @@ from __future__ import annotations
 from datetime import date
 
 from telemetry_assets.ingest.layouts import partition_objects
-from telemetry_assets.ingest.tables import EVENTS_ORIGIN, existing_tables
+from telemetry_assets.ingest.tables import EVENTS_ORIGIN, IDENTITY_LINKS, existing_tables
 from telemetry_assets.sources.load import SOURCE_FILES, source_objects
 
 LANDED_TABLES = (
     "governed.ai_user_prompt_created",
     "governed.ai_llm_response_received",
     "governed.ai_user_action",
+    IDENTITY_LINKS,
     "audit.quarantine",
     "audit.governance_log",
     "audit.ingest_files",

@@ -65,6 +65,17 @@ AUDIT_TABLES = {
     ),
 }
 
+IDENTITY_LINKS = "governed.identity_links"
+IDENTITY_LINK_COLUMNS = {
+    "dt": "DATE",
+    "anonymous_id": "VARCHAR",
+    "user_id": "VARCHAR",
+    "linked_at": "TIMESTAMP",  # the call's receivedAt, UTC
+    "source_key": "VARCHAR",
+    "line_number": "BIGINT",
+}
+
+
 def governed_table(event: str) -> str:
     return f"governed.{event}"
 
@@ -91,6 +102,8 @@ def governed_columns(plan: EventPlan) -> dict[str, str]:
 
 def ensure_tables(con, tracking_plan: TrackingPlan) -> None:
     ensure_audit_tables(con)
+    create_or_extend(con, IDENTITY_LINKS, "One row per identify call received on dt that named both an anonymousId "
+                     "and a userId and had the warehouse destination''s consent.", IDENTITY_LINK_COLUMNS)
     for name, plan in tracking_plan.events.items():
         grain = f"One row per unique message_id of {name} that passed validation and warehouse consent; text redacted."
         create_or_extend(con, governed_table(name), grain, governed_columns(plan))

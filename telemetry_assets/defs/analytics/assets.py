@@ -26,7 +26,7 @@ from telemetry_assets.govern.policy import load_policy
 EVENTS_WINDOW = dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=1)
 OUTCOMES_WINDOW = dg.TimeWindowPartitionMapping(start_offset=0, end_offset=2)
 DEPS = [
-    *(dg.AssetDep(["governed", name], partition_mapping=EVENTS_WINDOW) for name in EVENT_TABLES),
+    *(dg.AssetDep(["governed", name], partition_mapping=EVENTS_WINDOW) for name in (*EVENT_TABLES, "identity_links")),
     dg.AssetDep(["sources", "conversions"], partition_mapping=OUTCOMES_WINDOW),
     dg.AssetDep(["sources", "support_tickets"], partition_mapping=OUTCOMES_WINDOW),
     dg.AssetDep(["sources", "user_profiles"]),

@@ -45,6 +45,8 @@ INGEST_SPECS = [
         )
         for name in EVENT_TABLES
     ),
+    _spec(["governed", "identity_links"], "governed", "One row per identify call that named both an anonymousId and "
+          "a userId and had the warehouse destination's consent: how a conversation held before sign-in finds its user."),
     _spec(["audit", "quarantine"], "ingest", "One row per raw line that failed parsing or the tracking plan; "
           "typed violations, never the payload."),
     _spec(["audit", "governance_log"], "ingest", "One row per processed AI event (valid, forwarded or quarantined): "
