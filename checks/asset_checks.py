@@ -13,7 +13,14 @@ import dagster as dg
 from checks import safety_suites
 from checks.pii_leak import LeakScan, scan_exports, scan_table
 from checks.sources import load_sources
-from checks.table_models import ANALYTICS_MODELS, METRIC_MODELS, TableModel, governed_model, source_model
+from checks.table_models import (
+    ANALYTICS_MODELS,
+    IDENTITY_LINKS_MODEL,
+    METRIC_MODELS,
+    TableModel,
+    governed_model,
+    source_model,
+)
 from checks.tracking_plan import load_tracking_plan
 from resources.object_store import ObjectStore
 from resources.warehouse import Warehouse
@@ -43,6 +50,8 @@ def _table_model(table: str) -> TableModel:
     """The pandera model of a table, built from its contract where it has one (read at run time,
     so an edited tracking plan or sources.yaml is checked without reloading the code location)."""
     schema, name = table.split(".")
+    if table == IDENTITY_LINKS_MODEL.table:
+        return IDENTITY_LINKS_MODEL
     if schema == "governed":
         return governed_model(load_tracking_plan(settings.tracking_plan_path()).events[name])
     if schema == "sources":
@@ -141,7 +150,8 @@ def safety_drift(context: dg.AssetCheckExecutionContext, warehouse: Warehouse) -
 
 
 def all_asset_checks() -> list[dg.AssetChecksDefinition]:
-    tables = [*GOVERNED_TABLES, *(spec.table for spec in load_sources(settings.sources_path()).values()),
+    tables = [*GOVERNED_TABLES, IDENTITY_LINKS_MODEL.table,
+              *(spec.table for spec in load_sources(settings.sources_path()).values()),
               *ANALYTICS_MODELS, *METRIC_MODELS]
     return [
         *(valid_rows_check(table) for table in tables),

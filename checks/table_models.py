@@ -97,6 +97,11 @@ def source_model(spec: SourceSpec) -> TableModel:
     return TableModel(spec.table, pa.DataFrameSchema(columns, name=spec.table, strict=False), (spec.key,))
 
 
+IDENTITY_LINKS_MODEL = TableModel("governed.identity_links", pa.DataFrameSchema({
+    "anonymous_id": pa.Column(nullable=False),
+    "user_id": pa.Column(nullable=False),
+}, name="governed.identity_links", strict=False), ("source_key", "line_number"))
+
 ANALYTICS_MODELS = {
     "analytics.ai_responses": TableModel("analytics.ai_responses", pa.DataFrameSchema({
         "message_id": pa.Column(nullable=False),

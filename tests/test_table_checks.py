@@ -6,7 +6,7 @@ import duckdb
 import pytest
 
 from checks.sources import load_sources
-from checks.table_models import ANALYTICS_MODELS, METRIC_MODELS, governed_model, source_model
+from checks.table_models import ANALYTICS_MODELS, IDENTITY_LINKS_MODEL, METRIC_MODELS, governed_model, source_model
 from checks.tracking_plan import load_tracking_plan
 from telemetry_assets.analytics.joins import orphan_turns
 from telemetry_assets.generate.traffic import GeneratorConfig
@@ -36,7 +36,8 @@ def con(built, tmp_path):
 
 
 def models():
-    return ([governed_model(p) for p in PLAN.events.values()] + [source_model(s) for s in SPECS.values()]
+    return ([governed_model(p) for p in PLAN.events.values()] + [IDENTITY_LINKS_MODEL]
+            + [source_model(s) for s in SPECS.values()]
             + list(ANALYTICS_MODELS.values()) + list(METRIC_MODELS.values()))
 
 
@@ -52,6 +53,8 @@ PLANTED = {
                                           "latency_ms"),
     "governed.ai_user_action": ("INSERT INTO governed.ai_user_action SELECT * FROM governed.ai_user_action "
                                 "WHERE dt = $day LIMIT 1", "message_id"),
+    "governed.identity_links": ("INSERT INTO governed.identity_links SELECT * FROM governed.identity_links "
+                                "WHERE dt = $day LIMIT 1", "source_key, line_number"),
     "sources.conversions": ("UPDATE sources.conversions SET revenue = -5 WHERE dt = $day", "revenue"),
     "analytics.ai_conversations": ("UPDATE analytics.ai_conversations SET completed = true, successful_outcomes = 0 "
                                    "WHERE conversation_id = (SELECT min(conversation_id) FROM analytics.ai_conversations WHERE dt = $day)",
