@@ -232,7 +232,10 @@ def test_a_visitor_who_signs_in_without_asking_again_is_found_by_the_identify_ca
 
 
 def test_identity_links_are_replaced_with_their_day(lake, warehouse, ingest, policy):
-    lake.put(f"raw/ai_events/dt={DAY.isoformat()}/p.jsonl.gz", gz(identify(), identify(anonymous_id="anon_7")))
+    no_user = identify(anonymous_id="anon_6", user_id="")  # RudderStack's SDKs send "" before sign-in
+    no_device = {k: v for k, v in identify(anonymous_id="anon_5").items() if k != "anonymousId"}
+    lake.put(f"raw/ai_events/dt={DAY.isoformat()}/p.jsonl.gz",
+             gz(identify(), identify(anonymous_id="anon_7"), no_user, no_device))
     ingest(DAY)
     ingest(DAY)
     assert warehouse.execute("SELECT count(*) FROM governed.identity_links").fetchone() == (2,)

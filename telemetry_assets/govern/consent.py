@@ -21,7 +21,7 @@ import pandas as pd
 from telemetry_assets.govern.policy import Policy
 
 # Both consent objects are taken from the raw call with its other fields, in one parse (ingest puts
-# them in a column `consent_fragments`); `consent_inputs_sql` reads each part the rules need once.
+# them in a column `consent_fragments`); `_consent_inputs_sql` reads each part the rules need once.
 CONSENT_PATHS = ("$.context.consentManagement", "$.context.consent.categoryPreferences")
 
 
@@ -29,7 +29,7 @@ def categories(policy: Policy) -> list[str]:
     return sorted({category for d in policy.destinations.values() for category in d.requires})
 
 
-def consent_inputs_sql(policy: Policy) -> str:
+def _consent_inputs_sql(policy: Policy) -> str:
     """Columns `allowed_ids`, `denied_ids`, `preferences` (each category's JSON preference, in
     `categories` order) and `requested_strategy`, over a column `consent_fragments`."""
     management, preferences = "consent_fragments[1]", "consent_fragments[2]"
@@ -40,9 +40,9 @@ def consent_inputs_sql(policy: Policy) -> str:
         lower(json_extract_string({management}, '$.resolutionStrategy')) AS requested_strategy"""
 
 
-def consent_state_sql(policy: Policy) -> str:
+def _consent_state_sql(policy: Policy) -> str:
     """MAP(category -> granted | denied | unknown) for the categories any destination needs,
-    over the columns of `consent_inputs_sql`."""
+    over the columns of `_consent_inputs_sql`."""
     entries = []
     for position, category in enumerate(categories(policy), 1):
         preference = f"preferences[{position}]"
@@ -57,8 +57,15 @@ def consent_state_sql(policy: Policy) -> str:
     return f"map_from_entries([{', '.join(entries)}])"
 
 
-def strategy_sql(policy: Policy) -> str:
+def _strategy_sql(policy: Policy) -> str:
     return f"CASE WHEN requested_strategy IN ('and', 'or') THEN requested_strategy ELSE '{policy.strategy}' END"
+
+
+def with_consent_sql(policy: Policy, relation: str) -> str:
+    """Every column of `relation` (a query with a column `consent_fragments`), plus `consent` and
+    `consent_strategy`, over which `decision_sql` decides."""
+    return f"""SELECT *, {_consent_state_sql(policy)} AS consent, {_strategy_sql(policy)} AS consent_strategy
+        FROM (SELECT *, {_consent_inputs_sql(policy)} FROM ({relation}))"""
 
 
 def decision_sql(policy: Policy, destination: str) -> tuple[str, str]:

@@ -29,7 +29,7 @@ import pandas as pd
 from isal import isal_zlib
 
 from checks.tracking_plan import EventPlan
-from telemetry_assets.govern.consent import consent_inputs_sql, consent_state_sql, decision_sql, strategy_sql
+from telemetry_assets.govern.consent import decision_sql, with_consent_sql
 from telemetry_assets.govern.intent import IntentRules, classify, in_sample_sql
 from telemetry_assets.govern.policy import SECURE_DESTINATION, Policy
 from telemetry_assets.govern.redact import Redactor
@@ -151,9 +151,7 @@ class Governor:
         con.execute(
             f"""CREATE OR REPLACE TEMP TABLE decisions AS
             SELECT row_id, consent, consent_strategy, {", ".join(decisions)}
-            FROM (SELECT row_id, {consent_state_sql(self.policy)} AS consent,
-                         {strategy_sql(self.policy)} AS consent_strategy
-                  FROM (SELECT row_id, {consent_inputs_sql(self.policy)} FROM kept_rows))"""
+            FROM ({with_consent_sql(self.policy, "SELECT row_id, consent_fragments FROM kept_rows")})"""
         )
 
     def _text_fields(self, plan: EventPlan):

@@ -50,7 +50,7 @@ from checks.tracking_plan import (
     type_column,
     violations_by_row,
 )
-from telemetry_assets.govern.consent import CONSENT_PATHS, consent_inputs_sql, consent_state_sql, decision_sql, strategy_sql
+from telemetry_assets.govern.consent import CONSENT_PATHS, decision_sql, with_consent_sql
 from telemetry_assets.govern.flight import LAND, WAREHOUSE, Governor
 from telemetry_assets.govern.intent import IntentRules
 from telemetry_assets.govern.policy import Policy, check_against_plan
@@ -192,8 +192,8 @@ class _Stamps:
 
 def _delete_partition(con, day: date, tracking_plan: TrackingPlan) -> None:
     """The day's rows of every table ingest writes; in the shared quarantine, only its own rows."""
-    tables = [t for t in AUDIT_TABLES if t != "audit.quarantine"] + [governed_table(n) for n in tracking_plan.events]
-    tables.append(IDENTITY_LINKS)
+    tables = [*(t for t in AUDIT_TABLES if t != "audit.quarantine"), *map(governed_table, tracking_plan.events),
+              IDENTITY_LINKS]
     for table in tables:
         con.execute(f"DELETE FROM {table} WHERE dt = ?", [day])
     con.execute("DELETE FROM audit.quarantine WHERE dt = ? AND origin = ?", [day, EVENTS_ORIGIN])
@@ -319,29 +319,25 @@ def _quarantine_unreadable(con, stamps: _Stamps) -> None:
 
 def _stage_identity_links(con, stamps: _Stamps) -> None:
     """The chunk's identify calls that name both ids, kept when the call's consent lets the
-    warehouse have it (the same decision an AI event gets). Only identify lines are parsed again."""
+    warehouse have it (the same decision an AI event gets). Only identify lines are parsed again:
+    each CASE names the chunk's own column, so DuckDB cannot move the parse below the join, onto
+    every line (malformed ones too)."""
     if WAREHOUSE not in stamps.policy.destinations:
         return
     deliver, _ = decision_sql(stamps.policy, WAREHOUSE)
     paths = ", ".join(f"'{path}'" for path in CONSENT_PATHS)
+    identify_calls = f"""SELECT c.source_key, c.line_number,
+            CASE WHEN c.call_type = 'identify'
+                THEN json_extract_string(l.line, ['$.userId', '$.anonymousId', '$.receivedAt']) END AS ids,
+            CASE WHEN c.call_type = 'identify' THEN json_extract(l.line, [{paths}]) END AS consent_fragments
+        FROM chunk c JOIN chunk_lines l USING (line_id)
+        WHERE c.kind = 'non_ai' AND c.call_type = 'identify'"""
     stamps.staging.insert(
         con, IDENTITY_LINKS,
-        f"""SELECT $day AS dt, anonymous_id, user_id, linked_at, source_key, line_number
-        FROM (SELECT *, {consent_state_sql(stamps.policy)} AS consent, {strategy_sql(stamps.policy)} AS consent_strategy
-              FROM (SELECT *, {consent_inputs_sql(stamps.policy)}
-                    FROM (SELECT source_key, line_number, nullif(ids[1], '') AS user_id,
-                                 nullif(ids[2], '') AS anonymous_id,
-                                 timezone('UTC', TRY_CAST(ids[3] AS TIMESTAMPTZ)) AS linked_at, consent_fragments
-                          FROM (SELECT c.source_key, c.line_number,
-                                       -- each CASE names the chunk's column, so DuckDB cannot move the
-                                       -- parse below the join, onto every line (malformed ones too)
-                                       CASE WHEN c.call_type = 'identify' THEN json_extract_string(
-                                           l.line, ['$.userId', '$.anonymousId', '$.receivedAt']) END AS ids,
-                                       CASE WHEN c.call_type = 'identify' THEN json_extract(l.line, [{paths}])
-                                       END AS consent_fragments
-                                FROM chunk c JOIN chunk_lines l USING (line_id)
-                                WHERE c.kind = 'non_ai' AND c.call_type = 'identify'))))
-        WHERE user_id IS NOT NULL AND anonymous_id IS NOT NULL AND {deliver}""",
+        f"""SELECT $day AS dt, nullif(ids[2], '') AS anonymous_id, nullif(ids[1], '') AS user_id,
+            timezone('UTC', TRY_CAST(ids[3] AS TIMESTAMPTZ)) AS linked_at, source_key, line_number
+        FROM ({with_consent_sql(stamps.policy, identify_calls)})
+        WHERE anonymous_id IS NOT NULL AND user_id IS NOT NULL AND {deliver}""",
         {"day": stamps.day},
     )
 
