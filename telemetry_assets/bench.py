@@ -18,6 +18,7 @@ than the whole, which is wall time.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import platform
 import shutil
@@ -55,6 +56,7 @@ from telemetry_assets.sources.load import load_source, source_objects
 from telemetry_assets.stage_clock import StageClock, peak_rss_mb
 
 BENCH_DAY = date(2026, 9, 1)
+CGROUP_ROOT = Path("/sys/fs/cgroup")
 STAGES = ("list+read", "parse", "dedupe", "validate", "redact+classify", "route+exports", "land", "sources", "joins",
           "metrics", "checks")
 
@@ -115,12 +117,43 @@ def _measure(child, lake: LocalObjectStore, home: Path, day: date, events: int |
     }
 
 
-def machine() -> dict:
-    """What the figures were measured on: seconds compare only on the same kind of machine."""
-    cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else range(os.cpu_count() or 1)
+def machine(cgroup_root: Path = CGROUP_ROOT) -> dict:
+    """What the figures were measured on: seconds compare only on the same kind of machine. In a
+    container, `cpus` and `memory_gib` are what its cgroup allows (a pod limited to 2 CPUs on a
+    64-core node ran on 2), not what the host has."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") if hasattr(os, "sysconf") else 0
-    return {"cpu": _cpu_model(), "cpus": len(cpus), "memory_gib": round(memory / 2**30, 1),
+    cpu_quota, memory_limit = cgroup_limits(cgroup_root)
+    if cpu_quota is not None:
+        cpus = min(cpus, max(1, math.ceil(cpu_quota)))
+    if memory_limit is not None:
+        memory = min(memory, memory_limit) if memory else memory_limit
+    return {"cpu": _cpu_model(), "cpus": cpus, "memory_gib": round(memory / 2**30, 1),
             "python": platform.python_version(), "duckdb": duckdb.__version__, "dagster": dg.__version__}
+
+
+def cgroup_limits(root: Path) -> tuple[float | None, int | None]:
+    """(CPUs, bytes) the process's cgroup allows, None where it sets no limit: cgroup v2's `cpu.max`
+    and `memory.max`, or v1's CFS quota and `memory.limit_in_bytes` (whose "no limit" is a number
+    near 2**63). Read at the mount's root, which is the container's own group inside a container."""
+    v2_cpu, v2_memory = _read(root / "cpu.max"), _read(root / "memory.max")
+    if v2_cpu is not None or v2_memory is not None:
+        quota, _, period = (v2_cpu or "max").partition(" ")
+        cpus = int(quota) / int(period or 100_000) if quota != "max" else None
+        memory = int(v2_memory) if v2_memory not in (None, "max") else None
+        return cpus, memory
+    quota, period = _read(root / "cpu" / "cpu.cfs_quota_us"), _read(root / "cpu" / "cpu.cfs_period_us")
+    cpus = int(quota) / int(period) if quota not in (None, "-1") and period else None
+    limit = _read(root / "memory" / "memory.limit_in_bytes")
+    memory = int(limit) if limit is not None and int(limit) < 2**62 else None
+    return cpus, memory
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text().strip()
+    except OSError:
+        return None
 
 
 def _cpu_model() -> str:

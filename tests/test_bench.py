@@ -13,7 +13,7 @@ import duckdb
 import pytest
 
 from resources.object_store import LocalObjectStore
-from telemetry_assets.bench import print_table
+from telemetry_assets.bench import cgroup_limits, machine, print_table
 from telemetry_assets.cli import main
 from telemetry_assets.generate.traffic import GeneratorConfig, generate
 from telemetry_assets.ingest.layouts import partition_objects
@@ -50,6 +50,34 @@ def test_bench_reports_every_stage_and_the_floor_as_json(tmp_path, capsys):
     assert table[1].startswith(f"on {machine['cpu']}, {machine['cpus']} CPUs, {machine['memory_gib']} GiB; Python ")
     assert [line.split()[0] for line in table[3:3 + len(STAGES)]] == list(result["stages"])
     assert f"whole / floor = {result['ratio_to_floor']}" in table
+
+
+def cgroup(root: Path, files: dict[str, str]) -> Path:
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text + "\n")
+    return root
+
+
+@pytest.mark.parametrize("files, limits", [
+    ({"cpu.max": "150000 100000", "memory.max": str(3 * 2**30)}, (1.5, 3 * 2**30)),  # cgroup v2, limited
+    ({"cpu.max": "max 100000", "memory.max": "max"}, (None, None)),  # v2, no limit
+    ({"cpu/cpu.cfs_quota_us": "200000", "cpu/cpu.cfs_period_us": "100000",
+      "memory/memory.limit_in_bytes": str(2**31)}, (2.0, 2**31)),  # v1, limited
+    ({"cpu/cpu.cfs_quota_us": "-1", "cpu/cpu.cfs_period_us": "100000",
+      "memory/memory.limit_in_bytes": "9223372036854771712"}, (None, None)),  # v1, no limit
+    ({}, (None, None)),  # no cgroup file system (macOS, a bare host)
+])
+def test_cgroup_limits_read_either_cgroup_version(tmp_path, files, limits):
+    assert cgroup_limits(cgroup(tmp_path, files)) == limits
+
+
+def test_the_bench_names_the_cpus_and_memory_its_container_allows_not_the_hosts(tmp_path):
+    host = machine(tmp_path / "no-cgroup")
+    limited = machine(cgroup(tmp_path / "pod", {"cpu.max": "50000 100000", "memory.max": str(2**30)}))
+    assert limited["cpus"] == 1 and limited["memory_gib"] == min(1.0, host["memory_gib"])  # half a CPU is still one
+    generous = machine(cgroup(tmp_path / "big", {"cpu.max": "6400000 100000", "memory.max": str(2**50)}))
+    assert (generous["cpus"], generous["memory_gib"]) == (host["cpus"], host["memory_gib"])  # a limit above the host's
 
 
 def lake_files(root):
