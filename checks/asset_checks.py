@@ -31,6 +31,7 @@ from telemetry_assets.defs.partitions import daily_partitions
 from telemetry_assets.govern.flight import WAREHOUSE, text_fields
 from telemetry_assets.govern.policy import SECURE_DESTINATION, load_policy
 from telemetry_assets.ingest.reconcile import RECONCILED_COLUMNS, landed_row_counts
+from telemetry_assets.ingest.tables import IDENTITY_LINKS
 
 # Partitioned asset checks are a Dagster preview feature (the release line is pinned in
 # pyproject.toml). Every check here depends on them knowingly, so the warning that says so is not
@@ -40,6 +41,7 @@ warnings.filterwarnings("ignore", message="Specifying a partitions_def on an Ass
 # What every check shares: the day it checks, and the single warehouse writer's pool.
 CHECK = {"partitions_def": daily_partitions, "pool": "warehouse"}
 GOVERNED_TABLES = [f"governed.{name}" for name in EVENT_TABLES]
+LINK_COLUMNS = ("identity_links", "identity_links_blocked")
 
 
 def _day(context: dg.AssetCheckExecutionContext) -> date:
@@ -101,7 +103,7 @@ def no_pii_in_exports(context: dg.AssetCheckExecutionContext, lake: ObjectStore,
 
 @dg.asset_check(asset=["audit", "ingest_files"], name="lines_reconcile", blocking=True, **CHECK,
                 description="Lines read = valid + quarantined + duplicates + non-AI + blank for every object, "
-                            "and every counted row is in its table.")
+                            "and every counted row (events, quarantined lines, identity links) is in its table.")
 def lines_reconcile(context: dg.AssetCheckExecutionContext, warehouse: Warehouse) -> dg.AssetCheckResult:
     day = _day(context)
     lines_read, *parts = RECONCILED_COLUMNS
@@ -113,13 +115,19 @@ def lines_reconcile(context: dg.AssetCheckExecutionContext, warehouse: Warehouse
             f"SELECT {', '.join(f'coalesce(sum({c}), 0)::BIGINT' for c in RECONCILED_COLUMNS)} "
             "FROM audit.ingest_files WHERE dt = ?", [day]).fetchall()[0]))
         landed = landed_row_counts(con, day)
+        links = dict(zip(LINK_COLUMNS, con.execute(
+            f"SELECT {', '.join(f'sum({c})::BIGINT' for c in LINK_COLUMNS)} FROM audit.ingest_files WHERE dt = ?",
+            [day]).fetchall()[0]))
     problems = [f"{key}: {gap:+d} lines" for key, gap in gaps]
     governed = sum(landed[table] for table in GOVERNED_TABLES)
     if governed != landed["delivered_to_warehouse"]:
         problems.append(f"governed tables hold {governed} rows, the log delivered {landed['delivered_to_warehouse']}")
     if landed["audit.quarantine"] != totals["quarantined"]:
         problems.append(f"quarantine holds {landed['audit.quarantine']} rows, the objects count {totals['quarantined']}")
-    return dg.AssetCheckResult(passed=not problems, metadata={**totals, "problems": "; ".join(problems) or "none"})
+    if links["identity_links"] is not None and landed[IDENTITY_LINKS] != links["identity_links"]:  # None: landed before links were counted
+        problems.append(f"identity_links holds {landed[IDENTITY_LINKS]} rows, the objects count {links['identity_links']}")
+    return dg.AssetCheckResult(passed=not problems, metadata={**totals, **{k: v or 0 for k, v in links.items()},
+                                                              "problems": "; ".join(problems) or "none"})
 
 
 @dg.asset_check(asset=["analytics", "ai_turns"], name="turns_belong_to_conversations", **CHECK,

@@ -68,7 +68,23 @@ def _ingest(con, day: date) -> str:
                           [day, EVENTS_ORIGIN]).fetchall()
     if sources:
         lines.append("  quarantined source rows: " + ", ".join(f"{origin} {n:,}" for origin, n in sources))
+    if links := _identity_links(con, day):
+        lines.append(links)
     return "\n".join(lines)
+
+
+def _identity_links(con, day: date) -> str | None:
+    """The day's identify calls that linked an anonymousId to a user, kept and kept out by consent;
+    None for a day (or a warehouse) landed before they were counted."""
+    counted = con.execute("SELECT count(*) FROM duckdb_columns() WHERE schema_name = 'audit' "
+                          "AND table_name = 'ingest_files' AND column_name = 'identity_links'").fetchone()[0]
+    if not counted:
+        return None
+    kept, blocked = con.execute("SELECT sum(identity_links)::BIGINT, sum(identity_links_blocked)::BIGINT "
+                                "FROM audit.ingest_files WHERE dt = ?", [day]).fetchone()
+    if kept is None:
+        return None
+    return f"  identity links (sign-ins naming both ids): {kept:,} kept, {blocked:,} kept out by consent"
 
 
 def _alerts(con, day: date) -> str:

@@ -6,6 +6,11 @@ import gzip
 import itertools
 import json
 
+import yaml
+
+from telemetry_assets.govern.policy import load_policy
+from telemetry_assets.settings import CONFIG_DIR
+
 _ids = itertools.count(1)
 
 PRICES_HEADER = "model_version,valid_from,input_usd_per_mtok,cached_input_usd_per_mtok,output_usd_per_mtok\n"
@@ -75,3 +80,12 @@ def ndjson(*lines) -> bytes:
 
 def gz(*lines) -> bytes:
     return gzip.compress(ndjson(*lines))
+
+
+def custom_policy(tmp_path, change):
+    """The shipped policy with `change` applied to its YAML, loaded as `telemetry run` would."""
+    raw = yaml.safe_load((CONFIG_DIR / "policy.yaml").read_text())
+    change(raw)
+    path = tmp_path / "policy.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return load_policy(path)

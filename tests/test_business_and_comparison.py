@@ -114,6 +114,10 @@ def test_the_report_opens_with_the_days_line_reconciliation_and_quarantine(week,
     planted = manifest["per_day"]["2026-09-07"]
     assert sums[2] == planted["ai_events"] and sums[3] > 0
     assert ingest[4].startswith("  quarantined events by type: ") and "Malformed-Line" in ingest[4]
+    kept, blocked = con.execute("SELECT sum(identity_links), sum(identity_links_blocked) FROM audit.ingest_files "
+                                "WHERE dt = ?", [day]).fetchone()
+    assert kept > 0 and blocked > 0  # the generator's sign-ins, some without analytics consent
+    assert ingest[-1] == f"  identity links (sign-ins naming both ids): {kept:,} kept, {blocked:,} kept out by consent"
 
     edited = duckdb.connect(str(tmp_path / "edited.duckdb"))  # a ledger edited by hand no longer reconciles
     [(week_file,)] = con.execute("SELECT path FROM duckdb_databases() WHERE database_name = current_database()").fetchall()
@@ -126,6 +130,7 @@ def test_the_report_opens_with_the_days_line_reconciliation_and_quarantine(week,
                    "(SELECT min(rowid) FROM audit.ingest_files WHERE dt = ?)", [day, day])
     edited.execute("INSERT INTO audit.quarantine (dt, origin, source_key, line_number) VALUES "
                    "(?, 'sources.conversions', 'sources/conversions/x.csv', 2)", [day])
+    edited.execute("UPDATE audit.ingest_files SET identity_links = NULL, identity_links_blocked = NULL")  # landed before links were counted
     ingest = render_report(edited, day).split("\n\n")[1].splitlines()
     assert ingest[3].endswith("no, +2 lines") and ingest[-1] == "  quarantined source rows: sources.conversions 1"
 

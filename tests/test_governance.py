@@ -8,17 +8,14 @@ import stat
 
 import duckdb
 import pytest
-import yaml
 
 from telemetry_assets.govern.intent import in_sample_sql
-from telemetry_assets.govern.policy import PolicyError, load_policy
+from telemetry_assets.govern.policy import PolicyError
 from telemetry_assets.ingest.partition import ingest_partition
-from telemetry_assets.settings import CONFIG_DIR
-from tests.builders import ai_call, gz, rudder_consent, segment_consent
+from tests.builders import ai_call, custom_policy, gz, rudder_consent, segment_consent
 from tests.conftest import DAY
 
 KEY = "raw/ai_events/dt=2026-09-14/part-0.jsonl.gz"
-SHIPPED = yaml.safe_load((CONFIG_DIR / "policy.yaml").read_text())
 
 
 def routes(warehouse, message_id):
@@ -38,14 +35,6 @@ def exported(lake, destination):
 def archived(secure_store):
     with secure_store.get_connection() as con:
         return con.execute("SELECT message_id, field, text FROM raw_text ORDER BY ALL").fetchall()
-
-
-def custom_policy(tmp_path, change):
-    raw = yaml.safe_load(yaml.safe_dump(SHIPPED))
-    change(raw)
-    path = tmp_path / "policy.yaml"
-    path.write_text(yaml.safe_dump(raw))
-    return load_policy(path)
 
 
 @pytest.mark.parametrize("consent", [

@@ -13,7 +13,7 @@ from telemetry_assets.analytics.joins import ModelPricesError, build_joins
 from telemetry_assets.analytics.performance import build_performance
 from telemetry_assets.settings import CONFIG_DIR
 from telemetry_assets.sources.load import load_source
-from tests.builders import PRICES_HEADER, ai_call, gz, rudder_consent, segment_consent
+from tests.builders import PRICES_HEADER, ai_call, custom_policy, gz, rudder_consent, segment_consent
 from tests.conftest import DAY
 
 NEXT = DAY + timedelta(days=1)
@@ -227,8 +227,9 @@ def test_a_visitor_who_signs_in_without_asking_again_is_found_by_the_identify_ca
     rows = warehouse.execute("""SELECT conversation_id, user_id, user_id_source, converted FROM analytics.ai_conversations
                                 WHERE dt = ? ORDER BY 1""", [DAY]).fetchall()
     assert rows == [("c-asked", "usr_1", "stitched", True), ("c-private", None, None, False)]
-    files = warehouse.execute("SELECT non_ai_events, valid_events FROM audit.ingest_files WHERE dt = ?", [DAY]).fetchall()
-    assert files == [(2, 6)]  # identify calls are still counted as other traffic, nothing else
+    files = warehouse.execute("SELECT non_ai_events, valid_events, identity_links, identity_links_blocked "
+                              "FROM audit.ingest_files WHERE dt = ?", [DAY]).fetchall()
+    assert files == [(2, 6, 1, 1)]  # identify calls are still counted as other traffic; the refused link is audited
 
 
 def test_identity_links_are_replaced_with_their_day(lake, warehouse, ingest, policy):
@@ -239,6 +240,16 @@ def test_identity_links_are_replaced_with_their_day(lake, warehouse, ingest, pol
     ingest(DAY)
     ingest(DAY)
     assert warehouse.execute("SELECT count(*) FROM governed.identity_links").fetchone() == (2,)
+    counted = "SELECT non_ai_events, identity_links, identity_links_blocked FROM audit.ingest_files"
+    assert warehouse.execute(counted).fetchall() == [(4, 2, 0)]  # a call missing either id links nothing
     lake.put(f"raw/ai_events/dt={DAY.isoformat()}/p.jsonl.gz", gz(identify()))
     ingest(DAY)
     assert warehouse.execute("SELECT anonymous_id FROM governed.identity_links").fetchall() == [("anon_9",)]
+
+
+def test_without_a_warehouse_destination_no_link_is_kept_and_each_is_counted_as_blocked(lake, warehouse, ingest, tmp_path):
+    no_warehouse = custom_policy(tmp_path, lambda p: p["destinations"].pop("warehouse"))
+    lake.put(f"raw/ai_events/dt={DAY.isoformat()}/p.jsonl.gz", gz(identify(), identify(anonymous_id="anon_7")))
+    ingest(DAY, policy=no_warehouse)
+    assert warehouse.execute("SELECT count(*) FROM governed.identity_links").fetchone() == (0,)
+    assert warehouse.execute("SELECT identity_links, identity_links_blocked FROM audit.ingest_files").fetchall() == [(0, 2)]

@@ -156,6 +156,8 @@ def test_the_check_only_job_reruns_every_check_on_a_landed_day_and_rewrites_noth
 
     copy = tmp_path / "copy.duckdb"
     copy.write_bytes(built.read_bytes())
+    with duckdb.connect(str(copy)) as con:  # as a day landed before identity links were counted
+        con.execute("UPDATE audit.ingest_files SET identity_links = NULL, identity_links_blocked = NULL")
     result, evaluations = run_checks_only(built, copy)
     every_check = {(k.asset_key.to_user_string(), k.name) for k in defs.resolve_asset_graph().asset_check_keys}
     assert result.success and set(evaluations) == every_check and len(every_check) >= 20
@@ -163,12 +165,14 @@ def test_the_check_only_job_reruns_every_check_on_a_landed_day_and_rewrites_noth
     assert {c.partition for c in evaluations.values()} == {DAY.isoformat()}
     assert result.get_asset_materialization_events() == []
 
+    copy.write_bytes(built.read_bytes())
     with duckdb.connect(str(copy)) as con:
         con.execute("UPDATE audit.ingest_files SET valid_events = valid_events - 1 WHERE dt = $day", {"day": DAY})
         con.execute("UPDATE governed.ai_user_action SET feedback = 'mail me at jo@example.com' "
                     "WHERE dt = $day AND feedback IS NOT NULL", {"day": DAY})
         # a governed row and a quarantine row deleted by hand: the ledger no longer matches the tables
-        for table, where in (("governed.ai_llm_response_received", ""), ("audit.quarantine", "AND origin = 'ai_events'")):
+        for table, where in (("governed.ai_llm_response_received", ""), ("audit.quarantine", "AND origin = 'ai_events'"),
+                             ("governed.identity_links", "")):
             con.execute(f"DELETE FROM {table} WHERE rowid = (SELECT min(rowid) FROM {table} WHERE dt = $day {where})",
                         {"day": DAY})
         (log_delivered,) = con.execute("SELECT count(*) FROM audit.governance_log WHERE dt = $day "
@@ -179,10 +183,13 @@ def test_the_check_only_job_reruns_every_check_on_a_landed_day_and_rewrites_noth
     assert failed == {("audit/ingest_files", "lines_reconcile"), ("governed/ai_user_action", "no_pii_leak"),
                       ("metrics/safety_daily", "safety_invariants")}
     problems = evaluations[("audit/ingest_files", "lines_reconcile")].metadata["problems"].value.split("; ")
-    quarantined = evaluations[("audit/ingest_files", "lines_reconcile")].metadata["quarantined"].value
+    metadata = evaluations[("audit/ingest_files", "lines_reconcile")].metadata
+    quarantined, links = metadata["quarantined"].value, metadata["identity_links"].value
+    assert links > 0 and "identity_links_blocked" in metadata
     assert problems == [f"raw/ai_events/dt={DAY}/part-00000.jsonl.gz: +1 lines",
                         f"governed tables hold {log_delivered - 1} rows, the log delivered {log_delivered}",
-                        f"quarantine holds {quarantined - 1} rows, the objects count {quarantined}"]
+                        f"quarantine holds {quarantined - 1} rows, the objects count {quarantined}",
+                        f"identity_links holds {links - 1} rows, the objects count {links}"]
 
 
 def test_batches_miss_neither_a_bad_value_in_a_later_batch_nor_a_key_repeated_across_batches(con):

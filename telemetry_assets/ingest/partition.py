@@ -14,7 +14,8 @@ chunk is read on a background thread:
 
 Identify calls are counted as non-AI events like any other call, but the anonymousId-userId link
 each one makes is kept in `governed.identity_links` when the call has the warehouse destination's
-consent: the joins use it to give a conversation held before sign-in its user.
+consent: the joins use it to give a conversation held before sign-in its user. How many links each
+object gave, and how many consent kept out, is in its `audit.ingest_files` row.
 
 Steps 1 and 2 run chunk after chunk on the caller's connection, since each chunk's dedupe needs the
 ids of the chunks before it. Steps 3 and 4 need only their own chunk's first copies, so two chunks
@@ -97,6 +98,8 @@ class FileReport:
     quarantined: int
     duplicates: int
     non_ai_events: int
+    identity_links: int  # identify calls naming both ids, kept for the warehouse (also counted as non-AI events)
+    identity_links_blocked: int  # the same, that the warehouse destination's consent kept out
 
     @property
     def unaccounted(self) -> int:
@@ -126,6 +129,8 @@ class _Tally:
     blank_lines: int = 0
     duplicates: int = 0
     non_ai_events: int = 0
+    identity_links: int = 0
+    identity_links_blocked: int = 0
 
 
 def ingest_partition(
@@ -244,6 +249,8 @@ def _classify_and_dedupe(con, frame: pa.Table, stamps: _Stamps, tracking_plan: T
         _count(con, tallies, "SELECT source_key, count(*) FROM chunk WHERE kind = 'non_ai' GROUP BY 1", "non_ai_events")
         _quarantine_unreadable(con, stamps)
         _stage_identity_links(con, stamps)
+        _count(con, tallies, "SELECT source_key, count(*) FILTER (WHERE kept), count(*) FILTER (WHERE NOT kept) "
+               "FROM chunk_identity_links GROUP BY 1", "identity_links", "identity_links_blocked")
     with clock.stage(DEDUPE):
         _dedupe(con)
         _count(con, tallies, "SELECT source_key, count(*) FROM chunk_ai WHERE is_duplicate GROUP BY 1", "duplicates")
@@ -295,10 +302,12 @@ def _classify(con, namespace: str) -> None:
     )
 
 
-def _count(con, tallies, sql: str, attribute: str) -> None:
-    for key, count in con.execute(sql).fetchall():
+def _count(con, tallies, sql: str, *attributes: str) -> None:
+    """Add the counts `sql` gives per source_key (one column per attribute) to each object's tally."""
+    for key, *counts in con.execute(sql).fetchall():
         tally = tallies[key]
-        setattr(tally, attribute, getattr(tally, attribute) + count)
+        for attribute, count in zip(attributes, counts):
+            setattr(tally, attribute, getattr(tally, attribute) + count)
 
 
 def _quarantine_unreadable(con, stamps: _Stamps) -> None:
@@ -318,13 +327,13 @@ def _quarantine_unreadable(con, stamps: _Stamps) -> None:
 
 
 def _stage_identity_links(con, stamps: _Stamps) -> None:
-    """The chunk's identify calls that name both ids, kept when the call's consent lets the
-    warehouse have it (the same decision an AI event gets). Only identify lines are parsed again:
-    each CASE names the chunk's own column, so DuckDB cannot move the parse below the join, onto
-    every line (malformed ones too)."""
-    if WAREHOUSE not in stamps.policy.destinations:
-        return
-    deliver, _ = decision_sql(stamps.policy, WAREHOUSE)
+    """The chunk's identify calls that name both ids (`chunk_identity_links`), each `kept` when the
+    call's consent lets the warehouse have it (the same decision an AI event gets; none is kept
+    when the policy has no warehouse destination); the kept ones are staged. Only identify lines
+    are parsed again: each CASE names the chunk's own column, so DuckDB cannot move the parse below
+    the join, onto every line (malformed ones too)."""
+    policy = stamps.policy
+    deliver = decision_sql(policy, WAREHOUSE)[0] if WAREHOUSE in policy.destinations else "FALSE"
     paths = ", ".join(f"'{path}'" for path in CONSENT_PATHS)
     identify_calls = f"""SELECT c.source_key, c.line_number,
             CASE WHEN c.call_type = 'identify'
@@ -332,14 +341,16 @@ def _stage_identity_links(con, stamps: _Stamps) -> None:
             CASE WHEN c.call_type = 'identify' THEN json_extract(l.line, [{paths}]) END AS consent_fragments
         FROM chunk c JOIN chunk_lines l USING (line_id)
         WHERE c.kind = 'non_ai' AND c.call_type = 'identify'"""
-    stamps.staging.insert(
-        con, IDENTITY_LINKS,
-        f"""SELECT $day AS dt, nullif(ids[2], '') AS anonymous_id, nullif(ids[1], '') AS user_id,
-            timezone('UTC', TRY_CAST(ids[3] AS TIMESTAMPTZ)) AS linked_at, source_key, line_number
-        FROM ({with_consent_sql(stamps.policy, identify_calls)})
-        WHERE anonymous_id IS NOT NULL AND user_id IS NOT NULL AND {deliver}""",
-        {"day": stamps.day},
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE chunk_identity_links AS
+        SELECT nullif(ids[2], '') AS anonymous_id, nullif(ids[1], '') AS user_id,
+            timezone('UTC', TRY_CAST(ids[3] AS TIMESTAMPTZ)) AS linked_at, source_key, line_number,
+            coalesce({deliver}, false) AS kept
+        FROM ({with_consent_sql(policy, identify_calls)})
+        WHERE anonymous_id IS NOT NULL AND user_id IS NOT NULL"""
     )
+    stamps.staging.insert(con, IDENTITY_LINKS, "SELECT $day AS dt, * EXCLUDE (kept) FROM chunk_identity_links WHERE kept",
+                          {"day": stamps.day})
 
 
 def _dedupe(con) -> None:
@@ -546,6 +557,8 @@ def _reconcile(con, stamps: _Stamps, tallies: dict[str, _Tally]) -> PartitionRep
             quarantined=landed[key][1],
             duplicates=t.duplicates,
             non_ai_events=t.non_ai_events,
+            identity_links=t.identity_links,
+            identity_links_blocked=t.identity_links_blocked,
         )
         for key, t in tallies.items()
     )

@@ -48,7 +48,7 @@ AUDIT_TABLES = {
         },
     ),
     "audit.ingest_files": (
-        "One row per raw object read for the partition, with its line reconciliation.",
+        "One row per raw object read for the partition, with its line reconciliation and identity links.",
         {
             "dt": "DATE",
             "source_key": "VARCHAR",
@@ -61,6 +61,8 @@ AUDIT_TABLES = {
             "quarantined": "BIGINT",
             "duplicates": "BIGINT",
             "non_ai_events": "BIGINT",
+            "identity_links": "BIGINT",  # identify calls naming both ids, kept in governed.identity_links
+            "identity_links_blocked": "BIGINT",  # the same, kept out by the warehouse destination's consent
         },
     ),
 }
