@@ -136,10 +136,10 @@ def _at_least_one(text: str) -> int:
 
 
 def _generate(args) -> dict:
-    from resources.object_store import object_store_from_url
+    from telemetry_assets import environment
     from telemetry_assets.generate.traffic import GeneratorConfig, generate
 
-    store = object_store_from_url(settings.lake_url())
+    store = environment.lake()
     config = GeneratorConfig(days=args.days, users=args.users, events_per_day=args.events_per_day,
                              seed=args.seed, start=args.start)
     manifest = generate(store, config)
@@ -193,7 +193,7 @@ def _check_configuration() -> None:
 
     from checks.sources import load_sources
     from checks.tracking_plan import load_tracking_plan
-    from resources.object_store import object_store_from_url
+    from telemetry_assets import environment
     from telemetry_assets.analytics.alert_rules import load_alert_rules
     from telemetry_assets.analytics.joins import load_model_prices
     from telemetry_assets.govern.policy import check_against_plan, load_policy
@@ -206,7 +206,7 @@ def _check_configuration() -> None:
             "TELEMETRY_SOURCES": lambda: load_sources(settings.sources_path()),
             "TELEMETRY_ALERT_RULES": lambda: load_alert_rules(settings.alert_rules_path()),
             "TELEMETRY_MODEL_PRICES": lambda: load_model_prices(scratch),
-            "TELEMETRY_LAKE_URL": lambda: object_store_from_url(settings.lake_url()).check_readable(),
+            "TELEMETRY_LAKE_URL": lambda: environment.lake().check_readable(),
             "TELEMETRY_LOCK_WAIT_SECONDS": settings.lock_wait_seconds,
             "TELEMETRY_HOME": _open_databases,
         }
@@ -221,19 +221,18 @@ def _check_configuration() -> None:
 
 
 def _warehouse():
-    """The warehouse, opened as the runs' resource opens it."""
-    from resources.warehouse import Warehouse
+    """The warehouse the runs open (imported here: the resources load Dagster, which `--help` need not)."""
+    from telemetry_assets import environment
 
-    return Warehouse(database=str(settings.warehouse_path()), lock_wait_seconds=settings.lock_wait_seconds())
+    return environment.warehouse()
 
 
 def _open_databases() -> None:
-    from resources.secure_store import SecureStore
+    from telemetry_assets import environment
 
-    with _warehouse().get_connection():
-        pass
-    with SecureStore(database=str(settings.secure_store_path()), lock_wait_seconds=settings.lock_wait_seconds()).get_connection():
-        pass
+    for database in (environment.warehouse(), environment.secure_store()):
+        with database.get_connection():
+            pass
 
 
 def _prepare_dagster_home() -> None:

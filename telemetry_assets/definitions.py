@@ -1,8 +1,5 @@
-"""The Dagster code location: assets from each stage, and resources picked from the environment.
-
-`TELEMETRY_LAKE_URL=s3://bucket/prefix` selects the S3 object store; a path (default
-`$TELEMETRY_HOME/lake`) a local folder; any other scheme is refused. The warehouse is
-`$TELEMETRY_HOME/warehouse.duckdb`, raw text only in `$TELEMETRY_HOME/secure.duckdb` (mode 0600).
+"""The Dagster code location: assets from each stage, and resources picked from the environment
+(`environment.py`).
 
 Every job runs its steps in one process, one after another (`in_process_executor`). Dagster's
 default for launched runs (schedules, the UI) is a process per step, and each would import Dagster,
@@ -16,11 +13,8 @@ import dagster as dg
 
 from checks.asset_checks import all_asset_checks
 from resources.alert_sinks import alert_router_from_env
-from resources.object_store import object_store_from_url
 from resources.secrets import governance_secrets
-from resources.secure_store import SecureStore
-from resources.warehouse import Warehouse
-from telemetry_assets import settings
+from telemetry_assets import environment
 from telemetry_assets.defs.analytics.assets import join_outcomes
 from telemetry_assets.defs.ingest.assets import ingest_ai_events
 from telemetry_assets.defs.jobs import checks_only, daily_pipeline, join_job, land_job, measure_job
@@ -45,10 +39,9 @@ defs = dg.Definitions(
     sensors=[alert_sensor, late_objects_sensor, run_failure_alert],
     executor=dg.in_process_executor,
     resources={
-        "lake": object_store_from_url(settings.lake_url()),
-        "warehouse": Warehouse(database=str(settings.warehouse_path()), lock_wait_seconds=settings.lock_wait_seconds()),
-        "secure_store": SecureStore(database=str(settings.secure_store_path()),
-                                    lock_wait_seconds=settings.lock_wait_seconds()),
+        "lake": environment.lake(),
+        "warehouse": environment.warehouse(),
+        "secure_store": environment.secure_store(),
         "secrets": governance_secrets(),
         "alert_router": alert_router_from_env(),
     },
