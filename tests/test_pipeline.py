@@ -8,6 +8,7 @@ import subprocess
 import sys
 from collections import Counter
 from datetime import date
+from pathlib import Path
 
 import dagster as dg
 import duckdb
@@ -223,6 +224,7 @@ def test_a_run_where_one_day_fails_sums_up_only_the_days_it_landed(tmp_path):
     failing_second_day = """
 import sys
 from datetime import date
+from pathlib import Path
 from telemetry_assets.defs.ingest import assets
 landing = assets.ingest_partition
 def fails_on_the_second_day(store, con, day, *args, **kwargs):
@@ -323,4 +325,20 @@ def test_run_on_a_lake_path_that_is_not_a_folder_stops_before_any_day(tmp_path, 
     monkeypatch.setenv("TELEMETRY_LAKE_URL", str(not_a_folder))
     assert main(["run", "--start", "2026-09-01", "--end", "2026-09-30"]) == 2
     assert f"TELEMETRY_LAKE_URL: {not_a_folder}: not a folder this user can read" in capsys.readouterr().err
+    assert not (tmp_path / "home").exists()
+
+
+def test_run_on_a_lake_folder_this_user_cannot_read_stops_before_any_day(tmp_path, monkeypatch, capsys):
+    """Tests run as root, whom no mode keeps out, so the refusal is the operating system's answer."""
+    import resources.object_store
+
+    lake = tmp_path / "lake"
+    lake.mkdir()
+    real_access = os.access
+    monkeypatch.setattr(resources.object_store.os, "access",
+                        lambda path, mode: False if Path(path) == lake else real_access(path, mode))
+    monkeypatch.setenv("TELEMETRY_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("TELEMETRY_LAKE_URL", str(lake))
+    assert main(["run", "--start", "2026-09-01", "--end", "2026-09-30"]) == 2
+    assert f"TELEMETRY_LAKE_URL: {lake}: not a folder this user can read" in capsys.readouterr().err
     assert not (tmp_path / "home").exists()
