@@ -12,7 +12,8 @@ every 50 ms, see `stage_clock.py`); the whole's is the kernel's high-water mark 
 the highest sample where that is higher (the kernel's mark misses memory freed with `madvise`).
 Ingest validates and governs two chunks at once, so its stage seconds add up both threads' time in
 the stage: they can sum to more than ingest's wall time (`ingest_seconds`), and all stages to more
-than the whole, which is wall time.
+than the whole, which is wall time. `cpu_seconds` is the CPU time (user and system, every thread)
+the pipeline took: against the whole's seconds, it says how many cores were kept busy.
 """
 
 from __future__ import annotations
@@ -100,9 +101,9 @@ def _measure(child, lake: LocalObjectStore, home: Path, day: date, events: int |
     floor = child.submit(_floor, lake.root, str(home / "floor.duckdb"), day).result()
     clock = StageClock()
     with clock.sampling_rss():
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         report, ingest_seconds = _pipeline(lake, home, day, clock)
-        seconds = time.perf_counter() - started
+        seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
     lines = report.total("lines_read")
     if events is None:
         events = lines - report.total("blank_lines") - report.total("non_ai_events")
@@ -111,6 +112,7 @@ def _measure(child, lake: LocalObjectStore, home: Path, day: date, events: int |
                      "peak_rss_mb": clock.peak_rss_mb[name]} for name in STAGES}
     return {
         "machine": machine(), "events": events, "lines": lines, "day": day.isoformat(), "seconds": round(seconds, 3),
+        "cpu_seconds": round(cpu_seconds, 3),
         "events_per_second": round(events / seconds), "peak_rss_mb": max(peak_rss_mb(), *clock.peak_rss_mb.values()),
         "floor_seconds": round(floor, 3),
         "ratio_to_floor": round(seconds / floor, 2), "ingest_seconds": round(ingest_seconds, 3), "stages": stages,
@@ -255,6 +257,8 @@ def print_table(result: dict) -> None:
     for name, stage in result["stages"].items():
         print(f"{name:16} {stage['seconds']:>9.2f} {stage['events_per_second'] or 0:>11,} {stage['peak_rss_mb']:>12,}")
     print(f"{'whole':16} {result['seconds']:>9.2f} {result['events_per_second']:>11,} {result['peak_rss_mb']:>12,}")
+    print(f"{'of it, CPU':16} {result['cpu_seconds']:>9.2f}  ({result['cpu_seconds'] / result['seconds']:.2f} of "
+          f"{box['cpus']} CPUs busy on average)")
     print(f"{'of it, ingest':16} {result['ingest_seconds']:>9.2f}  (wall time of list+read to land)")
     print(f"{'floor (read_json)':16} {result['floor_seconds']:>9.2f}")
     print(f"whole / floor = {result['ratio_to_floor']}")

@@ -44,12 +44,15 @@ def test_bench_reports_every_stage_and_the_floor_as_json(tmp_path, capsys):
     assert result["ratio_to_floor"] == pytest.approx(result["seconds"] / result["floor_seconds"], rel=0.02)
     machine = result["machine"]
     assert machine["cpu"] and machine["cpus"] >= 1 and machine["memory_gib"] > 0
+    assert 0 < result["cpu_seconds"] <= result["seconds"] * machine["cpus"] * 1.05  # CPU time, not the floor's child
     assert machine["duckdb"] == duckdb.__version__ and machine["dagster"] == dg.__version__
     print_table(result)  # the table `bench` prints without --json
     table = capsys.readouterr().out.splitlines()
     assert table[1].startswith(f"on {machine['cpu']}, {machine['cpus']} CPUs, {machine['memory_gib']} GiB; Python ")
     assert [line.split()[0] for line in table[3:3 + len(STAGES)]] == list(result["stages"])
     assert f"whole / floor = {result['ratio_to_floor']}" in table
+    busy = next(line for line in table if line.startswith("of it, CPU"))
+    assert busy.split()[3] == f"{result['cpu_seconds']:.2f}" and f"of {machine['cpus']} CPUs busy" in busy
 
 
 def cgroup(root: Path, files: dict[str, str]) -> Path:
