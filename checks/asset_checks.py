@@ -111,20 +111,19 @@ def lines_reconcile(context: dg.AssetCheckExecutionContext, warehouse: Warehouse
         gaps = con.execute(
             f"SELECT source_key, {lines_read} - ({' + '.join(parts)}) AS gap FROM audit.ingest_files "
             f"WHERE dt = ? AND gap <> 0 ORDER BY source_key", [day]).fetchall()
-        totals = dict(zip(RECONCILED_COLUMNS, con.execute(
-            f"SELECT {', '.join(f'coalesce(sum({c}), 0)::BIGINT' for c in RECONCILED_COLUMNS)} "
-            "FROM audit.ingest_files WHERE dt = ?", [day]).fetchall()[0]))
+        # link counts stay NULL for a day landed before they were counted
+        sums = [f"coalesce(sum({c}), 0)::BIGINT" for c in RECONCILED_COLUMNS] + [f"sum({c})::BIGINT" for c in LINK_COLUMNS]
+        [row] = con.execute(f"SELECT {', '.join(sums)} FROM audit.ingest_files WHERE dt = ?", [day]).fetchall()
+        totals = dict(zip(RECONCILED_COLUMNS, row))
+        links = dict(zip(LINK_COLUMNS, row[len(RECONCILED_COLUMNS):]))
         landed = landed_row_counts(con, day)
-        links = dict(zip(LINK_COLUMNS, con.execute(
-            f"SELECT {', '.join(f'sum({c})::BIGINT' for c in LINK_COLUMNS)} FROM audit.ingest_files WHERE dt = ?",
-            [day]).fetchall()[0]))
     problems = [f"{key}: {gap:+d} lines" for key, gap in gaps]
     governed = sum(landed[table] for table in GOVERNED_TABLES)
     if governed != landed["delivered_to_warehouse"]:
         problems.append(f"governed tables hold {governed} rows, the log delivered {landed['delivered_to_warehouse']}")
     if landed["audit.quarantine"] != totals["quarantined"]:
         problems.append(f"quarantine holds {landed['audit.quarantine']} rows, the objects count {totals['quarantined']}")
-    if links["identity_links"] is not None and landed[IDENTITY_LINKS] != links["identity_links"]:  # None: landed before links were counted
+    if links["identity_links"] is not None and landed[IDENTITY_LINKS] != links["identity_links"]:
         problems.append(f"identity_links holds {landed[IDENTITY_LINKS]} rows, the objects count {links['identity_links']}")
     return dg.AssetCheckResult(passed=not problems, metadata={**totals, **{k: v or 0 for k, v in links.items()},
                                                               "problems": "; ".join(problems) or "none"})

@@ -16,6 +16,7 @@ import pandera.pandas as pa
 
 from checks.sources import SourceSpec
 from checks.tracking_plan import EventPlan, value_column
+from telemetry_assets.ingest.tables import IDENTITY_LINKS
 from telemetry_assets.record_batches import BATCH_ROWS, record_batches
 
 EXAMPLES = 5
@@ -97,10 +98,10 @@ def source_model(spec: SourceSpec) -> TableModel:
     return TableModel(spec.table, pa.DataFrameSchema(columns, name=spec.table, strict=False), (spec.key,))
 
 
-IDENTITY_LINKS_MODEL = TableModel("governed.identity_links", pa.DataFrameSchema({
+IDENTITY_LINKS_MODEL = TableModel(IDENTITY_LINKS, pa.DataFrameSchema({
     "anonymous_id": pa.Column(nullable=False),
     "user_id": pa.Column(nullable=False),
-}, name="governed.identity_links", strict=False), ("source_key", "line_number"))
+}, name=IDENTITY_LINKS, strict=False), ("source_key", "line_number"))
 
 ANALYTICS_MODELS = {
     "analytics.ai_responses": TableModel("analytics.ai_responses", pa.DataFrameSchema({
