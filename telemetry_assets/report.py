@@ -74,17 +74,23 @@ def _ingest(con, day: date) -> str:
 
 
 def _identity_links(con, day: date) -> str | None:
-    """The day's identify calls that linked an anonymousId to a user, kept and kept out by consent;
-    None for a day (or a warehouse) landed before they were counted."""
-    counted = con.execute("SELECT count(*) FROM duckdb_columns() WHERE schema_name = 'audit' "
-                          "AND table_name = 'ingest_files' AND column_name = 'identity_links'").fetchone()[0]
-    if not counted:
+    """The day's identify calls that linked an anonymousId to a user, kept and kept out by consent
+    (with why, when the day was landed after reasons were counted); None for a day (or a warehouse)
+    landed before links were counted."""
+    counted = {name for (name,) in con.execute(
+        "SELECT column_name FROM duckdb_columns() WHERE database_name = current_database() "
+        "AND schema_name = 'audit' AND table_name = 'ingest_files'").fetchall()}
+    if "identity_links" not in counted:
         return None
     kept, blocked = con.execute("SELECT sum(identity_links)::BIGINT, sum(identity_links_blocked)::BIGINT "
                                 "FROM audit.ingest_files WHERE dt = ?", [day]).fetchone()
     if kept is None:
         return None
-    return f"  identity links (sign-ins naming both ids): {kept:,} kept, {blocked:,} kept out by consent"
+    line = f"  identity links (sign-ins naming both ids): {kept:,} kept, {blocked:,} kept out by consent"
+    reasons = con.execute("""SELECT reason.key, sum(reason.value)::BIGINT AS n
+        FROM (SELECT unnest(map_entries(identity_links_blocked_by)) AS reason FROM audit.ingest_files WHERE dt = ?)
+        GROUP BY 1 ORDER BY n DESC, 1""", [day]).fetchall() if "identity_links_blocked_by" in counted else []
+    return line + (" (" + ", ".join(f"{reason} {n:,}" for reason, n in reasons) + ")" if reasons else "")
 
 
 def _alerts(con, day: date) -> str:

@@ -117,7 +117,11 @@ def test_the_report_opens_with_the_days_line_reconciliation_and_quarantine(week,
     kept, blocked = con.execute("SELECT sum(identity_links), sum(identity_links_blocked) FROM audit.ingest_files "
                                 "WHERE dt = ?", [day]).fetchone()
     assert kept > 0 and blocked > 0  # the generator's sign-ins, some without analytics consent
-    assert ingest[-1] == f"  identity links (sign-ins naming both ids): {kept:,} kept, {blocked:,} kept out by consent"
+    links = f"  identity links (sign-ins naming both ids): {kept:,} kept, {blocked:,} kept out by consent"
+    assert ingest[-1].startswith(links + " (") and ingest[-1].endswith(")")
+    reasons = dict(reason.rsplit(" ", 1) for reason in ingest[-1][len(links) + 2:-1].split(", "))
+    assert all(reason.startswith("consent ") for reason in reasons)
+    assert sum(int(n.replace(",", "")) for n in reasons.values()) == blocked
 
     edited = duckdb.connect(str(tmp_path / "edited.duckdb"))  # a ledger edited by hand no longer reconciles
     [(week_file,)] = con.execute("SELECT path FROM duckdb_databases() WHERE database_name = current_database()").fetchall()
@@ -130,6 +134,8 @@ def test_the_report_opens_with_the_days_line_reconciliation_and_quarantine(week,
                    "(SELECT min(rowid) FROM audit.ingest_files WHERE dt = ?)", [day, day])
     edited.execute("INSERT INTO audit.quarantine (dt, origin, source_key, line_number) VALUES "
                    "(?, 'sources.conversions', 'sources/conversions/x.csv', 2)", [day])
+    edited.execute("ALTER TABLE audit.ingest_files DROP COLUMN identity_links_blocked_by")  # landed before reasons were counted
+    assert render_report(edited, day).split("\n\n")[1].splitlines()[-1] == links
     edited.execute("UPDATE audit.ingest_files SET identity_links = NULL, identity_links_blocked = NULL")  # landed before links were counted
     ingest = render_report(edited, day).split("\n\n")[1].splitlines()
     assert ingest[3].endswith("no, +2 lines") and ingest[-1] == "  quarantined source rows: sources.conversions 1"

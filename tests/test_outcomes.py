@@ -227,9 +227,10 @@ def test_a_visitor_who_signs_in_without_asking_again_is_found_by_the_identify_ca
     rows = warehouse.execute("""SELECT conversation_id, user_id, user_id_source, converted FROM analytics.ai_conversations
                                 WHERE dt = ? ORDER BY 1""", [DAY]).fetchall()
     assert rows == [("c-asked", "usr_1", "stitched", True), ("c-private", None, None, False)]
-    files = warehouse.execute("SELECT non_ai_events, valid_events, identity_links, identity_links_blocked "
-                              "FROM audit.ingest_files WHERE dt = ?", [DAY]).fetchall()
-    assert files == [(2, 6, 1, 1)]  # identify calls are still counted as other traffic; the refused link is audited
+    files = warehouse.execute("SELECT non_ai_events, valid_events, identity_links, identity_links_blocked, "
+                              "identity_links_blocked_by FROM audit.ingest_files WHERE dt = ?", [DAY]).fetchall()
+    # identify calls are still counted as other traffic; the refused link is audited with the reason
+    assert files == [(2, 6, 1, 1, {"consent denied: analytics": 1})]
 
 
 def test_identity_links_are_replaced_with_their_day(lake, warehouse, ingest, policy):
@@ -240,11 +241,24 @@ def test_identity_links_are_replaced_with_their_day(lake, warehouse, ingest, pol
     ingest(DAY)
     ingest(DAY)
     assert warehouse.execute("SELECT count(*) FROM governed.identity_links").fetchone() == (2,)
-    counted = "SELECT non_ai_events, identity_links, identity_links_blocked FROM audit.ingest_files"
-    assert warehouse.execute(counted).fetchall() == [(4, 2, 0)]  # a call missing either id links nothing
+    counted = "SELECT non_ai_events, identity_links, identity_links_blocked, identity_links_blocked_by FROM audit.ingest_files"
+    assert warehouse.execute(counted).fetchall() == [(4, 2, 0, {})]  # a call missing either id links nothing
     lake.put(f"raw/ai_events/dt={DAY.isoformat()}/p.jsonl.gz", gz(identify()))
     ingest(DAY)
     assert warehouse.execute("SELECT anonymous_id FROM governed.identity_links").fetchall() == [("anon_9",)]
+
+
+def test_links_kept_out_are_counted_by_reason(lake, warehouse, ingest, policy):
+    """A refusal and a call that carried no consent at all (a consent manager that did not load) are
+    different problems, so each object counts them apart, in the governance log's words."""
+    refused = rudder_consent(denied=["analytics"])
+    unasked = {key: value for key, value in identify(anonymous_id="anon_3").items() if key != "context"}
+    lake.put(f"raw/ai_events/dt={DAY.isoformat()}/p.jsonl.gz",
+             gz(identify(), identify(anonymous_id="anon_7", consent=refused), identify(anonymous_id="anon_8", consent=refused),
+                unasked))
+    ingest(DAY)
+    counted = "SELECT identity_links, identity_links_blocked, identity_links_blocked_by FROM audit.ingest_files"
+    assert warehouse.execute(counted).fetchall() == [(1, 3, {"consent denied: analytics": 2, "consent unknown: analytics": 1})]
 
 
 def test_without_a_warehouse_destination_no_link_is_kept_and_each_is_counted_as_blocked(lake, warehouse, ingest, tmp_path):
@@ -252,4 +266,5 @@ def test_without_a_warehouse_destination_no_link_is_kept_and_each_is_counted_as_
     lake.put(f"raw/ai_events/dt={DAY.isoformat()}/p.jsonl.gz", gz(identify(), identify(anonymous_id="anon_7")))
     ingest(DAY, policy=no_warehouse)
     assert warehouse.execute("SELECT count(*) FROM governed.identity_links").fetchone() == (0,)
-    assert warehouse.execute("SELECT identity_links, identity_links_blocked FROM audit.ingest_files").fetchall() == [(0, 2)]
+    counted = "SELECT identity_links, identity_links_blocked, identity_links_blocked_by FROM audit.ingest_files"
+    assert warehouse.execute(counted).fetchall() == [(0, 2, {"the policy has no warehouse destination": 2})]

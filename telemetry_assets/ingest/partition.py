@@ -32,7 +32,8 @@ from __future__ import annotations
 import contextlib
 import json
 import tempfile
-from dataclasses import dataclass, fields
+from collections import Counter
+from dataclasses import dataclass, field, fields
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Iterator
@@ -100,6 +101,7 @@ class FileReport:
     non_ai_events: int
     identity_links: int  # identify calls naming both ids, kept for the warehouse (also counted as non-AI events)
     identity_links_blocked: int  # the same, that the warehouse destination's consent kept out
+    identity_links_blocked_by: dict[str, int]  # those by reason, as the governance log words it
 
     @property
     def unaccounted(self) -> int:
@@ -131,6 +133,7 @@ class _Tally:
     non_ai_events: int = 0
     identity_links: int = 0
     identity_links_blocked: int = 0
+    identity_links_blocked_by: Counter = field(default_factory=Counter)
 
 
 def ingest_partition(
@@ -251,6 +254,9 @@ def _classify_and_dedupe(con, frame: pa.Table, stamps: _Stamps, tracking_plan: T
         _stage_identity_links(con, stamps)
         _count(con, tallies, "SELECT source_key, count(*) FILTER (WHERE kept), count(*) FILTER (WHERE NOT kept) "
                "FROM chunk_identity_links GROUP BY 1", "identity_links", "identity_links_blocked")
+        for key, reason, count in con.execute("SELECT source_key, blocked_reason, count(*) FROM chunk_identity_links "
+                                              "WHERE NOT kept GROUP BY ALL").fetchall():
+            tallies[key].identity_links_blocked_by[reason] += count
     with clock.stage(DEDUPE):
         _dedupe(con)
         _count(con, tallies, "SELECT source_key, count(*) FROM chunk_ai WHERE is_duplicate GROUP BY 1", "duplicates")
@@ -329,11 +335,13 @@ def _quarantine_unreadable(con, stamps: _Stamps) -> None:
 def _stage_identity_links(con, stamps: _Stamps) -> None:
     """The chunk's identify calls that name both ids (`chunk_identity_links`), each `kept` when the
     call's consent lets the warehouse have it (the same decision an AI event gets; none is kept
-    when the policy has no warehouse destination); the kept ones are staged. Only identify lines
+    when the policy has no warehouse destination), else with its `blocked_reason` in the governance
+    log's words (`consent denied: analytics`); the kept ones are staged. Only identify lines
     are parsed again: each CASE names the chunk's own column, so DuckDB cannot move the parse below
     the join, onto every line (malformed ones too)."""
     policy = stamps.policy
-    deliver = decision_sql(policy, WAREHOUSE)[0] if WAREHOUSE in policy.destinations else "FALSE"
+    deliver, reason = (decision_sql(policy, WAREHOUSE) if WAREHOUSE in policy.destinations
+                       else ("FALSE", "'the policy has no warehouse destination'"))
     paths = ", ".join(f"'{path}'" for path in CONSENT_PATHS)
     identify_calls = f"""SELECT c.source_key, c.line_number,
             CASE WHEN c.call_type = 'identify'
@@ -345,12 +353,13 @@ def _stage_identity_links(con, stamps: _Stamps) -> None:
         f"""CREATE OR REPLACE TEMP TABLE chunk_identity_links AS
         SELECT nullif(ids[2], '') AS anonymous_id, nullif(ids[1], '') AS user_id,
             timezone('UTC', TRY_CAST(ids[3] AS TIMESTAMPTZ)) AS linked_at, source_key, line_number,
-            coalesce({deliver}, false) AS kept
+            coalesce({deliver}, false) AS kept,
+            CASE WHEN NOT kept THEN coalesce({reason}, 'undecided') END AS blocked_reason
         FROM ({with_consent_sql(policy, identify_calls)})
         WHERE anonymous_id IS NOT NULL AND user_id IS NOT NULL"""
     )
-    stamps.staging.insert(con, IDENTITY_LINKS, "SELECT $day AS dt, * EXCLUDE (kept) FROM chunk_identity_links WHERE kept",
-                          {"day": stamps.day})
+    stamps.staging.insert(con, IDENTITY_LINKS, "SELECT $day AS dt, * EXCLUDE (kept, blocked_reason) "
+                          "FROM chunk_identity_links WHERE kept", {"day": stamps.day})
 
 
 def _dedupe(con) -> None:
@@ -559,6 +568,7 @@ def _reconcile(con, stamps: _Stamps, tallies: dict[str, _Tally]) -> PartitionRep
             non_ai_events=t.non_ai_events,
             identity_links=t.identity_links,
             identity_links_blocked=t.identity_links_blocked,
+            identity_links_blocked_by=dict(t.identity_links_blocked_by),
         )
         for key, t in tallies.items()
     )
@@ -572,5 +582,8 @@ def _reconcile(con, stamps: _Stamps, tallies: dict[str, _Tally]) -> PartitionRep
 def _write_file_rows(con, day: date, report: PartitionReport) -> None:
     names = [f.name for f in fields(FileReport)]
     frame = pd.DataFrame([[getattr(f, n) for n in names] for f in report.files], columns=names)
+    frame["identity_links_blocked_by"] = frame["identity_links_blocked_by"].map(json.dumps)
     con.register("file_reports", frame)
-    con.execute("INSERT INTO audit.ingest_files BY NAME SELECT ? AS dt, * FROM file_reports", [day])
+    con.execute("INSERT INTO audit.ingest_files BY NAME SELECT ? AS dt, * REPLACE ("
+                "identity_links_blocked_by::JSON::MAP(VARCHAR, BIGINT) AS identity_links_blocked_by) "
+                "FROM file_reports", [day])

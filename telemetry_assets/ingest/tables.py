@@ -63,6 +63,7 @@ AUDIT_TABLES = {
             "non_ai_events": "BIGINT",
             "identity_links": "BIGINT",  # identify calls naming both ids, kept in governed.identity_links
             "identity_links_blocked": "BIGINT",  # the same, kept out by the warehouse destination's consent
+            "identity_links_blocked_by": "MAP(VARCHAR, BIGINT)",  # those by reason: consent denied: analytics -> 3
         },
     ),
 }
