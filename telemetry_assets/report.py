@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 from telemetry_assets.ingest.reconcile import line_reconciliation, quarantined_by_type, unaccounted_lines
-from telemetry_assets.ingest.tables import EVENTS_ORIGIN, existing_tables
+from telemetry_assets.ingest.tables import EVENTS_ORIGIN, existing_columns, existing_tables
 
 PERFORMANCE_COLUMNS = [
     ("requests", "requests", "{:,.0f}"), ("success_rate", "success", "{:.1%}"), ("p95_latency_ms", "p95 ms", "{:,.0f}"),
@@ -77,9 +77,7 @@ def _identity_links(con, day: date) -> str | None:
     """The day's identify calls that linked an anonymousId to a user, kept and kept out by consent
     (with why, when the day was landed after reasons were counted); None for a day (or a warehouse)
     landed before links were counted."""
-    counted = {name for (name,) in con.execute(
-        "SELECT column_name FROM duckdb_columns() WHERE database_name = current_database() "
-        "AND schema_name = 'audit' AND table_name = 'ingest_files'").fetchall()}
+    counted = existing_columns(con, "audit.ingest_files")
     if "identity_links" not in counted:
         return None
     kept, blocked = con.execute("SELECT sum(identity_links)::BIGINT, sum(identity_links_blocked)::BIGINT "

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 
 from telemetry_assets.ingest.layouts import partition_objects
-from telemetry_assets.ingest.tables import EVENTS_ORIGIN, IDENTITY_LINKS, existing_tables
+from telemetry_assets.ingest.tables import EVENTS_ORIGIN, IDENTITY_LINKS, existing_columns, existing_tables
 from telemetry_assets.sources.load import SOURCE_FILES, source_objects
 
 LANDED_TABLES = (
@@ -91,11 +91,9 @@ def _versions_read(con, start: date, end: date) -> dict[date, dict[str, str | No
     ledgers = [table for table in ("audit.ingest_files", SOURCE_FILES) if table in existing_tables(con)]
     if not ledgers:
         return {}
-    versioned = {f"{schema}.{table}" for schema, table in con.execute(
-        "SELECT schema_name, table_name FROM duckdb_columns() WHERE column_name = 'object_version'").fetchall()}
     union = " UNION ALL ".join(
-        f"SELECT dt, source_key, {'object_version' if table in versioned else 'NULL'} AS object_version FROM {table}"
-        for table in ledgers)
+        f"SELECT dt, source_key, {'object_version' if 'object_version' in existing_columns(con, table) else 'NULL'} "
+        f"AS object_version FROM {table}" for table in ledgers)
     read: dict[date, dict[str, str | None]] = {}
     for day, key, version in con.execute(f"SELECT * FROM ({union}) WHERE dt BETWEEN ? AND ?", [start, end]).fetchall():
         read.setdefault(day, {})[key] = version

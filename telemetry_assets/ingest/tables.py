@@ -118,8 +118,16 @@ def ensure_audit_tables(con) -> None:
 
 
 def existing_tables(con) -> set[str]:
-    """The warehouse's tables as `schema.table`."""
-    return {f"{schema}.{table}" for schema, table in con.execute("SELECT schema_name, table_name FROM duckdb_tables()").fetchall()}
+    """The warehouse's tables as `schema.table` (not those of another database attached to `con`)."""
+    return {f"{schema}.{table}" for schema, table in con.execute(
+        "SELECT schema_name, table_name FROM duckdb_tables() WHERE database_name = current_database()").fetchall()}
+
+
+def existing_columns(con, table: str) -> set[str]:
+    """The columns `table` has in the warehouse: one landed by an older version may lack newer ones."""
+    return {column for (column,) in con.execute(
+        "SELECT column_name FROM duckdb_columns() WHERE database_name = current_database() "
+        "AND schema_name = ? AND table_name = ?", table.split(".")).fetchall()}
 
 
 def create_or_extend(con, table: str, grain: str, columns: dict[str, str]) -> None:
