@@ -86,6 +86,10 @@ def test_materialising_a_generated_day_lands_what_was_planted(tmp_path):
         quarantined = {k.removeprefix("quarantined/"): v.value for k, v in meta["audit/quarantine"].items()
                        if k.startswith("quarantined/")}
         assert quarantined == expected_quarantine(planted)
+        links = meta["governed/identity_links"]
+        kept_out = {k.removeprefix("kept_out/"): v.value for k, v in links.items() if k.startswith("kept_out/")}
+        assert links["kept_out_by_consent"].value == sum(kept_out.values()) > 0  # the generator's refusals
+        assert set(kept_out) <= {"consent denied: analytics", "consent unknown: analytics"}
     with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as con:
         variants = con.execute(
             """SELECT DISTINCT dt::VARCHAR, feature_flag_state, model_version

@@ -123,6 +123,10 @@ class PartitionReport:
     def summary(self) -> dict[str, int]:
         return {name: self.total(name) for name in RECONCILED_COLUMNS}
 
+    def identity_links_blocked_by(self) -> dict[str, int]:
+        """The identity links consent kept out, by reason, over every object."""
+        return dict(sum((Counter(f.identity_links_blocked_by) for f in self.files), Counter()))
+
 
 @dataclass
 class _Tally:

@@ -21,6 +21,7 @@ from telemetry_assets.defs.partitions import daily_partitions
 from telemetry_assets.govern.policy import load_policy
 from telemetry_assets.ingest.partition import PartitionReport, ingest_partition
 from telemetry_assets.ingest.reconcile import landed_row_counts
+from telemetry_assets.ingest.tables import IDENTITY_LINKS
 from telemetry_assets.stage_clock import StageClock
 
 EVENT_TABLES = ("ai_user_prompt_created", "ai_llm_response_received", "ai_user_action")
@@ -99,4 +100,7 @@ def _materializations(report: PartitionReport, landed: dict[str, int], lake: str
             metadata.update({**report.summary(), "objects": len(report.files), "lake": lake, **seconds})
         if table == "audit.quarantine":
             metadata.update({f"quarantined/{kind}": count for kind, count in report.quarantined_by_type.items()})
+        if table == IDENTITY_LINKS:
+            metadata.update({"kept_out_by_consent": report.total("identity_links_blocked"),
+                             **{f"kept_out/{reason}": n for reason, n in sorted(report.identity_links_blocked_by().items())}})
         yield dg.MaterializeResult(asset_key=spec.key, metadata=metadata)
