@@ -133,8 +133,26 @@ def _safety(con, day: date) -> str:
         return "Safety\n  (no rows)"
     redaction, enforcement, completeness, blocked = rows[0]
     pct = lambda v: "-" if v is None else f"{v:.1%}"
-    return _table(["redaction rate", "consent enforcement", "audit completeness", "deliveries blocked"],
-                  [[pct(redaction), pct(enforcement), pct(completeness), f"{blocked:,}"]], title="Safety")
+    table = _table(["redaction rate", "consent enforcement", "audit completeness", "deliveries blocked"],
+                   [[pct(redaction), pct(enforcement), pct(completeness), f"{blocked:,}"]], title="Safety")
+    if by_destination := _blocked_by_destination(con, day):
+        table += "\n  deliveries blocked, by destination and reason:\n" + "\n".join(by_destination)
+    return table
+
+
+def _blocked_by_destination(con, day: date) -> list[str]:
+    """One line per destination: why its deliveries were blocked, the most frequent reason first.
+    A refusal (`consent denied`) reads apart from a call that carried no consent (`consent unknown`)."""
+    entries = con.execute(
+        """SELECT entry.key, entry.value FROM (
+               SELECT unnest(map_entries(blocked_by_destination_reason)) AS entry FROM metrics.safety_daily WHERE dt = ?)
+           ORDER BY entry.value DESC, entry.key""", [day]).fetchall()
+    reasons: dict[str, list[str]] = {}
+    for key, count in entries:
+        destination, reason = key.split(": ", 1)
+        reasons.setdefault(destination, []).append(f"{reason} {count:,}")
+    width = max(map(len, reasons), default=0)
+    return [f"    {destination.ljust(width)}  {', '.join(listed)}" for destination, listed in sorted(reasons.items())]
 
 
 def _comparison(con, day: date) -> str:

@@ -227,6 +227,26 @@ class _FrozenClock:
         return datetime(2026, 9, 8, tzinfo=tz)
 
 
+def test_the_reports_safety_section_says_why_deliveries_were_blocked_at_each_destination(week):
+    con, _ = week
+    day = date(2026, 9, 7)
+    safety = render_report(con, day).split("\n\n")[4].splitlines()
+    assert safety[0] == "Safety" and safety[4] == "  deliveries blocked, by destination and reason:"
+    (blocked,) = con.execute("SELECT sensitive_destinations_blocked FROM metrics.safety_daily WHERE dt = ?", [day]).fetchone()
+    assert safety[3].split()[-1] == f"{blocked:,}"
+    listed = {}
+    for line in safety[5:]:
+        destination, reasons = line.strip().split(maxsplit=1)
+        listed[destination] = {reason.rsplit(" ", 1)[0]: int(reason.rsplit(" ", 1)[1].replace(",", ""))
+                               for reason in reasons.split(", ")}
+    assert set(listed) == {"warehouse", "product_analytics", "ai_observability", "secure_archive"}
+    assert sum(sum(reasons.values()) for reasons in listed.values()) == blocked
+    assert {"consent denied: analytics", "consent unknown: analytics", "quarantined"} <= set(listed["warehouse"])
+    assert set(listed["secure_archive"]) == {"quarantined"}  # it needs no consent
+    counts = list(listed["warehouse"].values())
+    assert counts == sorted(counts, reverse=True)
+
+
 def test_the_report_lists_the_days_alerts(week):
     con, _ = week
     text = render_report(con, date(2026, 9, 7))
