@@ -158,7 +158,7 @@ METRIC_MODELS = {
     }, name="metrics.alerts", strict=False), ("rule", "group_key")),
     "metrics.safety_daily": TableModel("metrics.safety_daily", pa.DataFrameSchema({
         rate: pa.Column(checks=UNIT_INTERVAL, nullable=True)
-        for rate in ("audit_completeness", "redaction_rate", "consent_enforcement_rate")
+        for rate in ("audit_completeness", "redaction_rate", "consent_enforcement_rate", "no_consent_rate")
     }, name="metrics.safety_daily", strict=False), ("dt",)),
 }
 

@@ -126,15 +126,18 @@ def _cell(value, past, fmt: str) -> str:
 
 
 def _safety(con, day: date) -> str:
+    without_consent = "no_consent_rate" if "no_consent_rate" in existing_columns(con, "metrics.safety_daily") else "NULL"
     rows = con.execute(
-        """SELECT redaction_rate, consent_enforcement_rate, audit_completeness, sensitive_destinations_blocked
-           FROM metrics.safety_daily WHERE dt = ?""", [day]).fetchall()
+        f"""SELECT redaction_rate, consent_enforcement_rate, audit_completeness, {without_consent},
+                   sensitive_destinations_blocked
+            FROM metrics.safety_daily WHERE dt = ?""", [day]).fetchall()
     if not rows:
         return "Safety\n  (no rows)"
-    redaction, enforcement, completeness, blocked = rows[0]
+    redaction, enforcement, completeness, no_consent, blocked = rows[0]
     pct = lambda v: "-" if v is None else f"{v:.1%}"
-    table = _table(["redaction rate", "consent enforcement", "audit completeness", "deliveries blocked"],
-                   [[pct(redaction), pct(enforcement), pct(completeness), f"{blocked:,}"]], title="Safety")
+    table = _table(["redaction rate", "consent enforcement", "audit completeness", "without consent", "deliveries blocked"],
+                   [[pct(redaction), pct(enforcement), pct(completeness), pct(no_consent), f"{blocked:,}"]],
+                   title="Safety")
     if by_destination := _blocked_by_destination(con, day):
         table += "\n  deliveries blocked, by destination and reason:\n" + "\n".join(by_destination)
     return table

@@ -9,6 +9,7 @@ import yaml
 from telemetry_assets.analytics.alert_rules import AlertRulesError, load_alert_rules
 from telemetry_assets.analytics.alerts import build_alerts
 from telemetry_assets.analytics.performance import PERFORMANCE, PERFORMANCE_TABLE
+from telemetry_assets.govern.safety import SAFETY_COLUMNS, SAFETY_TABLE
 from telemetry_assets.ingest.tables import create_or_extend
 from telemetry_assets.settings import CONFIG_DIR
 
@@ -50,6 +51,7 @@ def test_the_shipped_rules_load():
     rules = load_alert_rules(CONFIG_DIR / "alerts.yaml")
     assert rules.min_requests == 100 and {r.kind for r in rules.rules} == {
         "threshold", "robust_change", "version_regression", "sustained_zero"}
+    assert "no_consent_rate" in {r.get("metric") for r in rules.rules}
 
 
 # --- the day-level rules, evaluated over a hand-built metrics.performance_daily ------------------
@@ -63,10 +65,10 @@ DAY_RULES = [
 ]
 
 
-def day_rules(tmp_path):
+def day_rules(tmp_path, rules=DAY_RULES):
     path = tmp_path / "alerts.yaml"
     path.write_text(yaml.safe_dump({"version": "1", "changes": [{"version": "1"}], "min_requests": 100,
-                                    "rules": DAY_RULES}))
+                                    "rules": rules}))
     return load_alert_rules(path)
 
 
@@ -110,3 +112,48 @@ def test_no_jump_is_called_without_enough_history_or_in_the_other_direction(tmp_
     assert fired(performance([*short, (0, BUSY, 500, 0.80, 1000.0)]), tmp_path) == []
     history = [(d, BUSY, 500, 0.90, 1000.0) for d in range(1, 8)]
     assert fired(performance([*history, (0, BUSY, 500, 1.0, 1000.0)]), tmp_path) == []  # errors fell
+
+
+# --- safety rates, over a hand-built metrics.safety_daily ----------------------------------------
+
+NO_CONSENT_HIGH = next(rule for rule in SHIPPED["rules"] if rule.get("metric") == "no_consent_rate")
+NO_CONSENT_JUMP = {"name": "no_consent_jump", "kind": "robust_change", "metric": "no_consent_rate", "direction": "up",
+                   "min_score": 8, "baseline_days": 7, "min_baseline_days": 4, "severity": "critical"}
+USUAL_SHARES = [0.06, 0.05, 0.07, 0.06, 0.06, 0.05, 0.07]  # the users who never answer the consent banner
+
+
+def safety(rows):
+    """A warehouse holding `metrics.safety_daily` (and no performance rows): (days before DAY,
+    events processed, no_consent_rate) per row."""
+    con = duckdb.connect()
+    create_or_extend(con, PERFORMANCE_TABLE, "test", PERFORMANCE)
+    create_or_extend(con, SAFETY_TABLE, "test", SAFETY_COLUMNS)
+    for days_before, processed, share in rows:
+        con.execute(f"INSERT INTO {SAFETY_TABLE} BY NAME SELECT ? AS dt, ? AS events_processed, ? AS no_consent_rate",
+                    [DAY - timedelta(days=days_before), processed, share])
+    return con
+
+
+def fired_on_safety(con, tmp_path, rule):
+    build_alerts(con, DAY, day_rules(tmp_path, [rule]))
+    return con.execute("SELECT rule, group_key, value, baseline, dedupe_key FROM metrics.alerts").fetchall()
+
+
+def test_a_consent_manager_that_stops_sending_consent_pages(tmp_path):
+    """The shipped rule: a share of events without consent far above the users who never answer."""
+    assert fired_on_safety(safety([(0, 2000, 0.55)]), tmp_path, NO_CONSENT_HIGH) == [
+        ("no_consent_high", "governance", 0.55, 0.25, "no_consent_high|governance|2026-09-08")]
+
+
+def test_the_usual_share_without_consent_or_a_quiet_day_does_not_page(tmp_path):
+    assert fired_on_safety(safety([(0, 2000, 0.094)]), tmp_path, NO_CONSENT_HIGH) == []  # the demo week's highest
+    assert fired_on_safety(safety([(0, 60, 0.55)]), tmp_path, NO_CONSENT_HIGH) == []  # 60 events: below min_requests
+
+
+def test_a_robust_change_can_watch_a_safety_rate_against_its_own_days(tmp_path):
+    history = [(d, 2000, share) for d, share in zip(range(1, 8), USUAL_SHARES)]
+    ((rule, group, value, baseline, key),) = fired_on_safety(safety([*history, (0, 2000, 0.55)]), tmp_path,
+                                                             NO_CONSENT_JUMP)
+    assert (rule, group, key) == ("no_consent_jump", "governance", "no_consent_jump|governance|2026-09-08")
+    assert value == pytest.approx(0.55) and baseline == pytest.approx(0.06)
+    assert fired_on_safety(safety([*history, (0, 2000, 0.08)]), tmp_path, NO_CONSENT_JUMP) == []

@@ -232,8 +232,10 @@ def test_the_reports_safety_section_says_why_deliveries_were_blocked_at_each_des
     day = date(2026, 9, 7)
     safety = render_report(con, day).split("\n\n")[4].splitlines()
     assert safety[0] == "Safety" and safety[4] == "  deliveries blocked, by destination and reason:"
-    (blocked,) = con.execute("SELECT sensitive_destinations_blocked FROM metrics.safety_daily WHERE dt = ?", [day]).fetchone()
-    assert safety[3].split()[-1] == f"{blocked:,}"
+    blocked, no_consent = con.execute("SELECT sensitive_destinations_blocked, no_consent_rate FROM metrics.safety_daily "
+                                      "WHERE dt = ?", [day]).fetchone()
+    assert safety[1].split()[-4:] == ["without", "consent", "deliveries", "blocked"]
+    assert safety[3].split()[-2:] == [f"{no_consent:.1%}", f"{blocked:,}"] and 0 < no_consent < 0.25
     listed = {}
     for line in safety[5:]:
         destination, reasons = line.strip().split(maxsplit=1)

@@ -11,7 +11,9 @@ import pytest
 
 from telemetry_assets.govern.intent import in_sample_sql
 from telemetry_assets.govern.policy import PolicyError
+from telemetry_assets.govern.safety import compute_safety
 from telemetry_assets.ingest.partition import ingest_partition
+from telemetry_assets.ingest.tables import governed_table
 from tests.builders import ai_call, custom_policy, gz, rudder_consent, segment_consent
 from tests.conftest import DAY
 
@@ -98,6 +100,21 @@ def test_consent_that_is_not_an_object_counts_as_missing(lake, warehouse, ingest
     delivered, blocked = routes(warehouse, "m1")
     assert delivered == ["secure_archive"]
     assert blocked["warehouse"] == "consent unknown: analytics"
+
+
+def test_events_that_carried_no_consent_are_counted_apart_from_refusals(lake, warehouse, ingest, policy, plan,
+                                                                       secure_store):
+    """`no_consent_rate`: events whose call carried no consent the policy reads (malformed consent
+    counts as none), over events not quarantined. A refusal, even of one category with the other
+    unknown, is a choice and is not counted; a quarantined event makes no routing decision."""
+    lake.put(KEY, gz(ai_call(message_id="granted"), ai_call(message_id="refused", consent=rudder_consent(denied=["analytics"])),
+                     ai_call(message_id="none", consent={}), ai_call(message_id="malformed", consent={"consent": "granted"}),
+                     ai_call(message_id="quarantined", consent={}, latency_ms="slow")))
+    ingest()
+    assert warehouse.execute("SELECT count(*) FROM audit.quarantine").fetchone() == (1,)
+    with secure_store.get_connection() as secure_con:
+        safety = compute_safety(warehouse, lake, secure_con, DAY, policy, [governed_table(name) for name in plan.events])
+    assert (safety["events_without_consent"], safety["no_consent_rate"]) == (2, 0.5)
 
 
 def test_missing_consent_allow_lets_unknown_categories_through(tmp_path, lake, warehouse, ingest):

@@ -25,7 +25,9 @@ SEVERITIES = ("warning", "critical")
 PERFORMANCE_METRICS = ("p95_latency_ms", "error_rate", "cost_per_successful_outcome", "success_rate",
                        "conversation_completion_rate")
 SAFETY_COUNTS = tuple(column for column, sql_type in SAFETY_COLUMNS.items() if sql_type == "BIGINT")
-METRICS = {"threshold": PERFORMANCE_METRICS, "robust_change": PERFORMANCE_METRICS, "sustained_zero": SAFETY_COUNTS}
+SAFETY_RATES = tuple(column for column, sql_type in SAFETY_COLUMNS.items() if sql_type == "DOUBLE")
+METRICS = {"threshold": PERFORMANCE_METRICS + SAFETY_RATES, "robust_change": PERFORMANCE_METRICS + SAFETY_RATES,
+           "sustained_zero": SAFETY_COUNTS}
 
 
 def _is_days(value: Any) -> bool:

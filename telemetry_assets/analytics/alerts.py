@@ -9,7 +9,9 @@ Grain: one row per (dt, rule, group_key). Rule kinds (`config/alerts.yaml`):
 - `version_regression`: regressions `metrics.version_comparison` attributes to a model, prompt or
   flag change (optionally one dimension), with a q-value at most `max_q`;
 - `sustained_zero`: deliveries blocked stay at zero for N days while prompts with text flow.
-Groups with fewer than `min_requests` requests on the day never page.
+A threshold or robust change may watch a safety rate (`metrics.safety_daily`) instead: the day is
+then one group, `governance`, its volume the events processed. Groups with fewer than
+`min_requests` requests (or events) on the day never page.
 
 Dedupe keys: a day-level breach is keyed by its day (a new day is a new alert); a version regression
 by the change itself, so it is sent once however many days it persists; a sustained zero by the day
@@ -25,7 +27,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from telemetry_assets.analytics.alert_rules import AlertRules, Rule
+from telemetry_assets.analytics.alert_rules import SAFETY_RATES, AlertRules, Rule
 from telemetry_assets.ingest.tables import create_or_extend, existing_tables, replacing_day
 
 ALERTS_TABLE = "metrics.alerts"
@@ -40,17 +42,16 @@ MAD_FLOOR = 0.05
 def build_alerts(con, day: date, rules: AlertRules) -> int:
     create_or_extend(con, ALERTS_TABLE, "One row per dt, rule and group that breached it.", ALERTS)
     longest = max([r.get("baseline_days", 0) for r in rules.rules] + [r.get("days", 0) for r in rules.rules] + [1])
-    performance = con.execute(
-        """SELECT *, 1 - success_rate AS error_rate FROM metrics.performance_daily WHERE dt BETWEEN ? AND ?""",
-        [day - timedelta(days=longest), day]).df()
-    first, *others = KEY
-    performance["group_key"] = performance[first].astype(str).str.cat(performance[others].astype(str), sep=" / ")
+    performance = _performance_series(con, day - timedelta(days=longest), day)
+    watches_safety = any(r.get("metric") in SAFETY_RATES for r in rules.rules)
+    safety = _safety_series(con, day - timedelta(days=longest), day) if watches_safety else None
     rows = []
     for rule in rules.rules:
+        series = safety if rule.get("metric") in SAFETY_RATES else performance
         if rule.kind == "threshold":
-            rows += _threshold(rule, performance, day, rules.min_requests)
+            rows += _threshold(rule, series, day, rules.min_requests)
         elif rule.kind == "robust_change":
-            rows += _robust_change(rule, performance, day, rules.min_requests)
+            rows += _robust_change(rule, series, day, rules.min_requests)
         elif rule.kind == "version_regression":
             rows += _version_regressions(con, rule, day)
         else:
@@ -62,13 +63,30 @@ def build_alerts(con, day: date, rules: AlertRules) -> int:
     return len(frame)
 
 
-def _today(performance: pd.DataFrame, day: date, min_requests: int) -> pd.DataFrame:
-    return performance[(performance["dt"] == pd.Timestamp(day)) & (performance["requests"] >= min_requests)]
+def _performance_series(con, start: date, end: date) -> pd.DataFrame:
+    """One row per dt and group (`group_key`: model / prompt / flag), `requests` its volume."""
+    performance = con.execute(
+        """SELECT *, 1 - success_rate AS error_rate FROM metrics.performance_daily WHERE dt BETWEEN ? AND ?""",
+        [start, end]).df()
+    first, *others = KEY
+    performance["group_key"] = performance[first].astype(str).str.cat(performance[others].astype(str), sep=" / ")
+    return performance
 
 
-def _threshold(rule: Rule, performance, day, min_requests) -> list[dict]:
+def _safety_series(con, start: date, end: date) -> pd.DataFrame:
+    """One row per dt, the day as one group, `governance`, with the events processed as its volume."""
+    return con.execute(
+        f"""SELECT dt, 'governance' AS group_key, events_processed AS requests, {", ".join(SAFETY_RATES)}
+            FROM metrics.safety_daily WHERE dt BETWEEN ? AND ?""", [start, end]).df()
+
+
+def _today(series: pd.DataFrame, day: date, min_requests: int) -> pd.DataFrame:
+    return series[(series["dt"] == pd.Timestamp(day)) & (series["requests"] >= min_requests)]
+
+
+def _threshold(rule: Rule, series, day, min_requests) -> list[dict]:
     rows = []
-    for _, group in _today(performance, day, min_requests).iterrows():
+    for _, group in _today(series, day, min_requests).iterrows():
         value = group[rule["metric"]]
         if pd.notna(value) and value > rule["above"]:
             rows.append(_alert(rule, group["group_key"], value, rule["above"],
@@ -77,12 +95,12 @@ def _threshold(rule: Rule, performance, day, min_requests) -> list[dict]:
     return rows
 
 
-def _robust_change(rule: Rule, performance, day, min_requests) -> list[dict]:
+def _robust_change(rule: Rule, series, day, min_requests) -> list[dict]:
     rows = []
-    history = performance[(performance["dt"] < pd.Timestamp(day))
-                          & (performance["dt"] >= pd.Timestamp(day - timedelta(days=rule["baseline_days"])))
-                          & (performance["requests"] >= min_requests)]
-    for _, group in _today(performance, day, min_requests).iterrows():
+    history = series[(series["dt"] < pd.Timestamp(day))
+                     & (series["dt"] >= pd.Timestamp(day - timedelta(days=rule["baseline_days"])))
+                     & (series["requests"] >= min_requests)]
+    for _, group in _today(series, day, min_requests).iterrows():
         past = history.loc[history["group_key"] == group["group_key"], rule["metric"]].dropna()
         value = group[rule["metric"]]
         if len(past) < rule["min_baseline_days"] or pd.isna(value):

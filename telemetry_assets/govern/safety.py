@@ -9,6 +9,10 @@
   secure store (for events that had text to archive). Quarantined events make no routing decision.
 - `audit_completeness`: events with a governance-log row over events processed, where processed is
   counted from the line ledger (lines read - blank - duplicates - non-AI), not from the log itself.
+- `no_consent_rate`: events whose call carried no consent the policy reads (every category it
+  needs unknown; `events_without_consent`) over events not quarantined. Users who refuse make a
+  steady share; a jump means a consent manager stopped sending consent, and with `missing_consent:
+  deny` those events reach no destination that needs it: analytics lost, not a choice users made.
 """
 
 from __future__ import annotations
@@ -42,6 +46,8 @@ SAFETY_COLUMNS = {
     "routing_decisions": "BIGINT",
     "routing_agreements": "BIGINT",
     "consent_enforcement_rate": "DOUBLE",
+    "events_without_consent": "BIGINT",
+    "no_consent_rate": "DOUBLE",
 }
 
 
@@ -51,6 +57,7 @@ def compute_safety(con, store, secure_con, day: date, policy: Policy, event_tabl
     row.update(_redaction(con, day))
     row.update(_blocked(con, day))
     row.update(_consent_enforcement(con, store, secure_con, day, policy, event_tables))
+    row.update(_without_consent(con, day))
     return row
 
 
@@ -98,6 +105,15 @@ def _blocked(con, day: date) -> dict:
                SELECT unnest(blocked) AS b FROM audit.governance_log WHERE dt = ?)
            GROUP BY 1 ORDER BY 1""", [day]).fetchall())
     return {"sensitive_destinations_blocked": sum(by_reason.values()), "blocked_by_destination_reason": by_reason}
+
+
+def _without_consent(con, day: date) -> dict:
+    without, governed = con.execute(
+        """SELECT count(*) FILTER (WHERE cardinality(consent) > 0
+                                     AND list_filter(map_values(consent), lambda state: state <> 'unknown') = []),
+                  count(*)
+           FROM audit.governance_log WHERE dt = ? AND outcome <> 'quarantined'""", [day]).fetchone()
+    return {"events_without_consent": without, "no_consent_rate": without / governed if governed else None}
 
 
 def _consent_enforcement(con, store, secure_con, day, policy: Policy, event_tables: list[str]) -> dict:

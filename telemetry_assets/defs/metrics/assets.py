@@ -31,7 +31,8 @@ METRIC = {"group_name": "metrics", "owners": OWNERS, "kinds": {"duckdb"}, "parti
 )
 def safety_daily(context: dg.AssetExecutionContext, lake: ObjectStore, warehouse: Warehouse, secure_store: SecureStore):
     """One row per dt: redaction rate, deliveries blocked by destination and reason, consent
-    enforcement measured against what each destination actually received, audit completeness."""
+    enforcement measured against what each destination actually received, audit completeness, and
+    the share of events that carried no consent."""
     day = date.fromisoformat(context.partition_key)
     policy = load_policy(settings.policy_path())
     tables = [f"governed.{name}" for name in EVENT_TABLES]
