@@ -12,6 +12,9 @@ Planted incidents (listed in the manifest with their first day):
 - `variant_model_upgrade`: the `variant_b` arm moves to a bigger model; latency and cost rise.
 - `control_model_swap`: the `control` arm moves to a smaller model; latency falls, but users on the
   `free` plan convert far less often, which only a by-cohort business metric shows.
+- `consent_manager_outage` (runs of 5 days or more, on the second day): from 06:00 UTC
+  the consent wrapper of the Segment-form pages fails to load, so their calls carry no consent and
+  reach no destination that needs it; only the share of events without consent shows it.
 
 `generator/manifest.json` records what was planted per day so tests can reconcile against it.
 """
@@ -42,6 +45,7 @@ SIGNED_OUT_SHARE = 0.05  # conversations held before signing in: the calls carry
 BASELINE_MODEL = ("gpt-4o-mini", "gpt-4o-mini-2024-07-18")
 UPGRADE_MODEL = ("gpt-4.1-mini", "gpt-4.1-mini-2025-04-14")
 SWAP_MODEL = ("gpt-4.1-nano", "gpt-4.1-nano-2025-04-14")
+CONSENT_OUTAGE_FROM = time(6)  # UTC, on the outage day
 CONSENT_CATEGORIES = ("necessary", "analytics", "ai_improvement", "marketing")
 CONSENT_PROFILES = {  # name: (share of users, granted categories or None for no consent info)
     "all_granted": (0.78, set(CONSENT_CATEGORIES)),
@@ -174,6 +178,7 @@ class _Timeline:
         self.upgrade_day = days[min(len(days) - 1, max(1, len(days) // 3))] if len(days) > 1 else None
         self.swap_day = days[min(len(days) - 1, max(2, 2 * len(days) // 3))] if len(days) > 2 else None
         self.prompt_v8_day = days[len(days) // 2]
+        self.consent_outage_day = days[1] if len(days) >= 5 else None  # before the model changes it must not mask
 
     def model(self, variant: str, day: date) -> tuple[str, str]:
         if variant == "variant_b" and self.upgrade_day and day >= self.upgrade_day:
@@ -185,6 +190,11 @@ class _Timeline:
     def prompt_version(self, day: date) -> str:
         return "v8" if day >= self.prompt_v8_day else "v7"
 
+    def consent_lost(self, user: User, at: datetime) -> bool:
+        """Whether a call made at `at` lost its consent to the planted outage."""
+        return (user.consent_format == "segment" and at.date() == self.consent_outage_day
+                and at.time() >= CONSENT_OUTAGE_FROM)
+
     def incidents(self) -> list[dict]:
         found = []
         if self.upgrade_day:
@@ -195,6 +205,10 @@ class _Timeline:
             found.append({"name": "control_model_swap", "first_day": self.swap_day.isoformat(),
                           "feature_flag_state": "control", "model_version": SWAP_MODEL[1],
                           "effect": "latency x0.6, conversion of plan=free users x0.3"})
+        if self.consent_outage_day:
+            found.append({"name": "consent_manager_outage", "first_day": self.consent_outage_day.isoformat(),
+                          "consent_format": "segment", "from_utc": CONSENT_OUTAGE_FROM.isoformat(),
+                          "effect": "calls carry no consent: blocked from every destination that needs it"})
         return found
 
 
@@ -337,13 +351,19 @@ class _DaySimulator:
             **({"userId": user.user_id} if signed_in else {}), "anonymousId": user.anonymous_id,
             "timestamp": _iso(at), "originalTimestamp": _iso(at),
             "sentAt": _iso(at + timedelta(milliseconds=100)), "receivedAt": _iso(received),
-            "context": _context(user), "integrations": {"All": True},
+            "context": self._context(user, at), "integrations": {"All": True},
             "properties": properties,
         }
         if user.consent_format == "rudderstack":
             call.update({"channel": "server", "rudderId": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
                          "request_ip": f"198.51.100.{rng.randrange(1, 255)}"})
         return call
+
+    def _context(self, user: User, at: datetime) -> dict:
+        context = _context(user)
+        if self.timeline.consent_lost(user, at):
+            context.pop("consent", None)
+        return context
 
     def _maybe_resend(self, line: str, received: datetime) -> None:
         if self.rng.random() >= 0.01:
@@ -368,7 +388,8 @@ class _DaySimulator:
             kind = self.rng.random()
             call = {"messageId": str(uuid.UUID(int=self.rng.getrandbits(128), version=4)),
                     "userId": user.user_id, "anonymousId": user.anonymous_id,
-                    "timestamp": _iso(at), "receivedAt": _iso(at + timedelta(seconds=1)), "context": _context(user)}
+                    "timestamp": _iso(at), "receivedAt": _iso(at + timedelta(seconds=1)),
+                    "context": self._context(user, at)}
             if kind < 0.6:
                 call.update({"type": "page", "name": self.rng.choice(PAGES), "properties": {"path": "/app"}})
             elif kind < 0.8:
