@@ -135,7 +135,10 @@ def test_the_report_opens_with_the_days_line_reconciliation_and_quarantine(week,
     edited.execute("INSERT INTO audit.quarantine (dt, origin, source_key, line_number) VALUES "
                    "(?, 'sources.conversions', 'sources/conversions/x.csv', 2)", [day])
     edited.execute("ALTER TABLE audit.ingest_files DROP COLUMN identity_links_blocked_by")  # landed before reasons were counted
-    assert render_report(edited, day).split("\n\n")[1].splitlines()[-1] == links
+    edited.execute("ALTER TABLE metrics.safety_daily DROP COLUMN no_consent_rate")  # measured before the share was
+    sections = render_report(edited, day).split("\n\n")
+    assert sections[1].splitlines()[-1] == links
+    assert sections[4].splitlines()[3].split()[3] == "-"  # the share without consent, unknown
     edited.execute("UPDATE audit.ingest_files SET identity_links = NULL, identity_links_blocked = NULL")  # landed before links were counted
     ingest = render_report(edited, day).split("\n\n")[1].splitlines()
     assert ingest[3].endswith("no, +2 lines") and ingest[-1] == "  quarantined source rows: sources.conversions 1"
