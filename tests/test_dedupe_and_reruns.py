@@ -106,8 +106,8 @@ def test_lines_that_land_nowhere_abort_the_day(lake, warehouse, ingest, monkeypa
     ingest()
     lake.put(day_key(DAY, "part-1"), gz(ai_call(message_id="new"), {"type": "page", "messageId": "p"}))
     real_count = partition._count
-    monkeypatch.setattr(partition, "_count", lambda con, tallies, sql, *attributes:
-                        None if attributes == ("non_ai_events",) else real_count(con, tallies, sql, *attributes))
+    monkeypatch.setattr(partition, "_count", lambda con, tallies, sql, attribute:
+                        None if attribute == "non_ai_events" else real_count(con, tallies, sql, attribute))
     with pytest.raises(partition.ReconciliationError, match=r"part-1.jsonl.gz: \+1 lines"):
         ingest()
     assert governed_ids(warehouse) == ["kept"]

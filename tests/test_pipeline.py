@@ -228,7 +228,6 @@ def test_a_run_where_one_day_fails_sums_up_only_the_days_it_landed(tmp_path):
     failing_second_day = """
 import sys
 from datetime import date
-from pathlib import Path
 from telemetry_assets.defs.ingest import assets
 landing = assets.ingest_partition
 def fails_on_the_second_day(store, con, day, *args, **kwargs):

@@ -351,7 +351,7 @@ class _DaySimulator:
             **({"userId": user.user_id} if signed_in else {}), "anonymousId": user.anonymous_id,
             "timestamp": _iso(at), "originalTimestamp": _iso(at),
             "sentAt": _iso(at + timedelta(milliseconds=100)), "receivedAt": _iso(received),
-            "context": self._context(user, at), "integrations": {"All": True},
+            "context": self._context_at(user, at), "integrations": {"All": True},
             "properties": properties,
         }
         if user.consent_format == "rudderstack":
@@ -359,7 +359,8 @@ class _DaySimulator:
                          "request_ip": f"198.51.100.{rng.randrange(1, 255)}"})
         return call
 
-    def _context(self, user: User, at: datetime) -> dict:
+    def _context_at(self, user: User, at: datetime) -> dict:
+        """The user's context, less the consent the planted outage lost at `at`."""
         context = _context(user)
         if self.timeline.consent_lost(user, at):
             context.pop("consent", None)
@@ -389,7 +390,7 @@ class _DaySimulator:
             call = {"messageId": str(uuid.UUID(int=self.rng.getrandbits(128), version=4)),
                     "userId": user.user_id, "anonymousId": user.anonymous_id,
                     "timestamp": _iso(at), "receivedAt": _iso(at + timedelta(seconds=1)),
-                    "context": self._context(user, at)}
+                    "context": self._context_at(user, at)}
             if kind < 0.6:
                 call.update({"type": "page", "name": self.rng.choice(PAGES), "properties": {"path": "/app"}})
             elif kind < 0.8:

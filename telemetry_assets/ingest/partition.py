@@ -136,7 +136,6 @@ class _Tally:
     duplicates: int = 0
     non_ai_events: int = 0
     identity_links: int = 0
-    identity_links_blocked: int = 0
     identity_links_blocked_by: Counter = field(default_factory=Counter)
 
 
@@ -256,8 +255,7 @@ def _classify_and_dedupe(con, frame: pa.Table, stamps: _Stamps, tracking_plan: T
         _count(con, tallies, "SELECT source_key, count(*) FROM chunk WHERE kind = 'non_ai' GROUP BY 1", "non_ai_events")
         _quarantine_unreadable(con, stamps)
         _stage_identity_links(con, stamps)
-        _count(con, tallies, "SELECT source_key, count(*) FILTER (WHERE kept), count(*) FILTER (WHERE NOT kept) "
-               "FROM chunk_identity_links GROUP BY 1", "identity_links", "identity_links_blocked")
+        _count(con, tallies, "SELECT source_key, count(*) FROM chunk_identity_links WHERE kept GROUP BY 1", "identity_links")
         for key, reason, count in con.execute("SELECT source_key, blocked_reason, count(*) FROM chunk_identity_links "
                                               "WHERE NOT kept GROUP BY ALL").fetchall():
             tallies[key].identity_links_blocked_by[reason] += count
@@ -312,12 +310,11 @@ def _classify(con, namespace: str) -> None:
     )
 
 
-def _count(con, tallies, sql: str, *attributes: str) -> None:
-    """Add the counts `sql` gives per source_key (one column per attribute) to each object's tally."""
-    for key, *counts in con.execute(sql).fetchall():
+def _count(con, tallies, sql: str, attribute: str) -> None:
+    """Add the count `sql` gives per source_key to each object's tally."""
+    for key, count in con.execute(sql).fetchall():
         tally = tallies[key]
-        for attribute, count in zip(attributes, counts):
-            setattr(tally, attribute, getattr(tally, attribute) + count)
+        setattr(tally, attribute, getattr(tally, attribute) + count)
 
 
 def _quarantine_unreadable(con, stamps: _Stamps) -> None:
@@ -571,7 +568,7 @@ def _reconcile(con, stamps: _Stamps, tallies: dict[str, _Tally]) -> PartitionRep
             duplicates=t.duplicates,
             non_ai_events=t.non_ai_events,
             identity_links=t.identity_links,
-            identity_links_blocked=t.identity_links_blocked,
+            identity_links_blocked=sum(t.identity_links_blocked_by.values()),
             identity_links_blocked_by=dict(t.identity_links_blocked_by),
         )
         for key, t in tallies.items()
