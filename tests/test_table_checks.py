@@ -216,3 +216,25 @@ def test_a_day_of_repeated_keys_is_counted_in_full_and_named_by_a_few(con):
     passed, metadata = model.check(con, DAY)
     assert not passed and metadata["failed/message_id: unique"] == keys > 5
     assert len(metadata["failing_rows"].split("; ")) == 5
+
+
+def test_a_table_landed_before_a_column_existed_fails_its_check_by_name_instead_of_erroring(built, tmp_path):
+    """An upgrade adds columns to a table only when a day is re-materialised: `checks_only` re-run
+    on the old table says which columns it lacks and what to do, and every other check still runs."""
+    copy = tmp_path / "copy.duckdb"
+    copy.write_bytes(built.read_bytes())
+    with duckdb.connect(str(copy)) as con:
+        con.execute("ALTER TABLE metrics.safety_daily DROP COLUMN no_consent_rate")
+    result, evaluations = run_checks_only(built, copy)
+    failed = {key: c for key, c in evaluations.items() if not c.passed}
+    assert result.success and list(failed) == [("metrics/safety_daily", "valid_rows")]
+    metadata = failed[("metrics/safety_daily", "valid_rows")].metadata
+    assert metadata["missing_columns"].value == "no_consent_rate"
+    assert "Re-materialise" in metadata["problem"].value
+
+
+def test_a_table_that_was_never_landed_fails_its_check_naming_every_column(con):
+    con.execute("DROP TABLE metrics.version_comparison")
+    passed, metadata = METRIC_MODELS["metrics.version_comparison"].check(con, DAY)
+    assert not passed
+    assert metadata["missing_columns"] == "dimension, arm, metric, cohort, p_value, q_value, verdict"
