@@ -1,4 +1,4 @@
-"""`telemetry`: generate a lake, run partitions through Dagster, report a day, or all of it (`demo`)."""
+"""`telemetry`: generate a lake, run partitions through Dagster, re-check or report a day, or all of it (`demo`)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,9 @@ from resources.duckdb_files import DatabaseLockedError
 from telemetry_assets import settings
 
 QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+# `check` prints every failed check itself: Dagster's own error log of a failing blocking check
+# (a step failure with a stack trace) would only repeat it
+SILENT_CONSOLE = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,6 +38,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--start", type=date.fromisoformat, required=True)
     run.add_argument("--end", type=date.fromisoformat, required=True)
     run.set_defaults(handler=lambda args: run_partitions(args.start, args.end))
+    check = commands.add_parser("check", help="re-run every asset check on landed days, writing nothing")
+    check.add_argument("--start", type=date.fromisoformat, required=True)
+    check.add_argument("--end", type=date.fromisoformat, required=True)
+    check.set_defaults(handler=lambda args: check_partitions(args.start, args.end))
     demo = commands.add_parser("demo", help="generate a week of traffic, then run every partition")
     _generator_options(demo)
     demo.set_defaults(handler=_demo_command)
@@ -160,7 +167,7 @@ def run_partitions(start: date, end: date) -> int:
     from telemetry_assets.ingest.reconcile import line_reconciliation, quarantined_by_type
 
     warehouse = _warehouse()
-    days = [start + timedelta(days=offset) for offset in range((end - start).days + 1)]
+    days = _days(start, end)
     failed = []
     for day in days:
         if _run_day(defs, "land_day", day, instance, failed):
@@ -181,6 +188,59 @@ def run_partitions(start: date, end: date) -> int:
     if failed:
         print(f"{len(failed)} of {len(days)} days failed: {', '.join(map(str, failed))}", file=sys.stderr)
     return 1 if failed else 0
+
+
+def check_partitions(start: date, end: date) -> int:
+    """Run the `checks_only` job on every day of the range, on the instance the UI reads, and print
+    each check that did not pass with its metadata (where and how many, never a value). Exit 1 when
+    a check of severity error failed or could not run; a failed warning is printed and exits 0."""
+    if end < start:
+        print(f"--end {end} is before --start {start}", file=sys.stderr)
+        return 2
+    _check_configuration()
+    instance = _dagster_instance()
+    from telemetry_assets.definitions import defs
+
+    every_check = len(defs.resolve_asset_graph().asset_check_keys)
+    days = _days(start, end)
+    failed = []
+    for day in days:
+        result = defs.resolve_job_def("checks_only").execute_in_process(
+            tags={"dagster/partition": day.isoformat()}, instance=instance, raise_on_error=False, run_config=SILENT_CONSOLE)
+        evaluations = result.get_asset_check_evaluations()
+        print(f"{day}  {sum(c.passed for c in evaluations)} of {every_check} checks passed"
+              + ("" if _objects_landed(day) else " (no raw objects landed for this day)"))
+        for evaluation in evaluations:
+            if not evaluation.passed:
+                print("  " + _check_failure_line(evaluation))
+        crashed = [(step, message) for step, kind, message in _step_failures(result) if kind != "DagsterAssetCheckFailedError"]
+        for step, message in crashed:
+            print(f"  DID NOT RUN {step}: {message} (run {result.run_id}; `telemetry ui` has the logs)")
+        if crashed or any(not c.passed and c.severity.value == "ERROR" for c in evaluations):
+            failed.append(day)
+    if failed:
+        print(f"{len(failed)} of {len(days)} days failed a check: {', '.join(map(str, failed))}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _days(start: date, end: date) -> list[date]:
+    return [start + timedelta(days=offset) for offset in range((end - start).days + 1)]
+
+
+def _objects_landed(day: date) -> int:
+    """Raw objects the warehouse's ledger says the day read: none for a day with no traffic or never run."""
+    from telemetry_assets.ingest.tables import existing_tables
+
+    with _warehouse().get_connection() as con:
+        if "audit.ingest_files" not in existing_tables(con):
+            return 0
+        return con.execute("SELECT count(*) FROM audit.ingest_files WHERE dt = ?", [day]).fetchone()[0]
+
+
+def _check_failure_line(evaluation) -> str:
+    kind = "WARNING" if evaluation.severity.value == "WARN" else ("FAILED (blocking)" if evaluation.blocking else "FAILED")
+    details = ", ".join(f"{key}={value.value}" for key, value in evaluation.metadata.items())
+    return f"{kind} {evaluation.asset_key.to_user_string()} {evaluation.check_name}: {details}"
 
 
 def _check_configuration() -> None:
@@ -269,13 +329,23 @@ def _run_day(defs, job_name: str, day: date, instance, failed: list) -> bool:
 
 def _first_failure(result) -> str:
     """The step that failed first and the error at the root of it, in one line."""
+    failures = _step_failures(result)
+    if not failures:
+        return "with no failed step (the run's own logs say why)"
+    step, _, message = failures[0]
+    return f"in {step}: {message}"
+
+
+def _step_failures(result) -> list[tuple[str, str, str]]:
+    """Each failed step, the class of the error at the root of its failure, and its first line."""
+    failures = []
     for event in result.all_events:
         if event.is_step_failure:
             error = event.step_failure_data.error
             while error.cause:  # Dagster wraps what the step raised
                 error = error.cause
-            return f"in {event.step_key}: {error.message.strip().splitlines()[0]}"
-    return "with no failed step (the run's own logs say why)"
+            failures.append((event.step_key, error.cls_name, error.message.strip().splitlines()[0]))
+    return failures
 
 
 def _dagster_instance():

@@ -345,3 +345,39 @@ def test_run_on_a_lake_folder_this_user_cannot_read_stops_before_any_day(tmp_pat
     assert main(["run", "--start", "2026-09-01", "--end", "2026-09-30"]) == 2
     assert f"TELEMETRY_LAKE_URL: {lake}: not a folder this user can read" in capsys.readouterr().err
     assert not (tmp_path / "home").exists()
+
+
+def test_cli_check_reruns_every_check_and_exits_1_only_on_a_failed_error_or_a_check_that_could_not_run(tmp_path):
+    """At 400 events a day the quarantined share is over the drift suite's 1%: a warning, printed,
+    that does not fail the command. A planted leak and a table dropped by hand do."""
+    env = {**os.environ, "TELEMETRY_HOME": str(tmp_path / "home")}
+    env.pop("DAGSTER_HOME", None)
+
+    def cli(*arguments):
+        return subprocess.run([sys.executable, "-m", "telemetry_assets.cli", *arguments], env=env,
+                              capture_output=True, text=True, timeout=300)
+
+    assert cli("demo", "--days", "2", "--events-per-day", "400", "--users", "40", "--start", "2026-09-01").returncode == 0
+    clean = cli("check", "--start", "2026-09-01", "--end", "2026-09-03")
+    assert clean.returncode == 0, clean.stderr
+    lines = clean.stdout.splitlines()
+    every = int(lines[0].split()[3])
+    assert every >= 20 and lines[0] == f"2026-09-01  {every - 1} of {every} checks passed"
+    assert lines[1].startswith("  WARNING metrics/safety_daily safety_drift: ") and "quarantine_share=failed" in lines[1]
+    assert f"2026-09-03  {every} of {every} checks passed (no raw objects landed for this day)" in lines
+    assert "Traceback" not in clean.stderr
+
+    with duckdb.connect(str(tmp_path / "home" / "warehouse.duckdb")) as con:
+        con.execute("UPDATE governed.ai_user_action SET feedback = 'mail me at jo@example.com' "
+                    "WHERE dt = '2026-09-02' AND feedback IS NOT NULL")
+        con.execute("DROP TABLE analytics.ai_turns")
+    broken = cli("check", "--start", "2026-09-02", "--end", "2026-09-02")
+    assert broken.returncode == 1
+    lines = broken.stdout.splitlines()
+    assert any(line.startswith("  FAILED (blocking) governed/ai_user_action no_pii_leak: ") and "leaks/email=" in line
+               for line in lines)
+    assert any(line.startswith("  FAILED analytics/ai_turns valid_rows: missing_columns=conversation_id, prompt_number")
+               for line in lines)
+    assert any(line.startswith("  DID NOT RUN analytics__ai_turns_turns_belong_to_conversations: ") for line in lines)
+    assert "jo@example.com" not in broken.stdout
+    assert broken.stderr.rstrip() == "1 of 1 days failed a check: 2026-09-02"
