@@ -23,13 +23,16 @@ from checks.table_models import (
 )
 from checks.tracking_plan import load_tracking_plan
 from resources.object_store import ObjectStore
+from resources.secure_store import SecureStore
 from resources.warehouse import Warehouse
 from telemetry_assets import settings
 from telemetry_assets.analytics.joins import orphan_turns
 from telemetry_assets.defs.ingest.assets import EVENT_TABLES
 from telemetry_assets.defs.partitions import daily_partitions
+from telemetry_assets.defs.retention.assets import RAW_TEXT_EXPIRY
 from telemetry_assets.govern.flight import WAREHOUSE, text_fields
 from telemetry_assets.govern.policy import SECURE_DESTINATION, load_policy
+from telemetry_assets.govern.retention import retention_cutoff, texts_kept_past, utc_today
 from telemetry_assets.ingest.reconcile import RECONCILED_COLUMNS, landed_row_counts
 from telemetry_assets.ingest.tables import IDENTITY_LINKS
 
@@ -156,6 +159,21 @@ def safety_drift(context: dg.AssetCheckExecutionContext, warehouse: Warehouse) -
     return dg.AssetCheckResult(passed=passed, metadata=metadata, severity=dg.AssetCheckSeverity.WARN)
 
 
+@dg.asset_check(asset=RAW_TEXT_EXPIRY, name="no_raw_text_past_retention", blocking=True, pool="warehouse",
+                description="No secure-store row received before the policy's raw-text retention still holds "
+                            "text or a user id.")
+def no_raw_text_past_retention(secure_store: SecureStore) -> dg.AssetCheckResult:
+    policy = load_policy(settings.policy_path())
+    cutoff = retention_cutoff(policy, utc_today())
+    if cutoff is None:
+        return dg.AssetCheckResult(passed=True, metadata={"retention": "none: the policy keeps raw text until deleted by hand"})
+    with secure_store.get_connection() as secure_con:
+        kept = texts_kept_past(secure_con, cutoff)
+    return dg.AssetCheckResult(passed=not kept, metadata={
+        "kept_from": cutoff.isoformat(), "rows_past_retention": sum(kept.values()),
+        "days_past_retention": ", ".join(day.isoformat() for day in kept) or "none"})
+
+
 def all_asset_checks() -> list[dg.AssetChecksDefinition]:
     tables = [*GOVERNED_TABLES, IDENTITY_LINKS_MODEL.table,
               *(spec.table for spec in load_sources(settings.sources_path()).values()),
@@ -164,4 +182,5 @@ def all_asset_checks() -> list[dg.AssetChecksDefinition]:
         *(valid_rows_check(table) for table in tables),
         *(no_pii_leak_check(table) for table in GOVERNED_TABLES),
         no_pii_in_exports, lines_reconcile, turns_belong_to_conversations, safety_invariants, safety_drift,
+        no_raw_text_past_retention,
     ]

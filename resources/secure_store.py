@@ -3,7 +3,8 @@
 The file (and its write-ahead log) is created while the process umask is 077, then set to 0600 on
 every open and close, so raw text is never readable by another user even for a moment. Nothing but
 the `secure_archive` destination writes here; the only reader is the safety metric, which counts
-message ids that arrived and never selects text.
+message ids that arrived and never selects text. Raw text expires after the policy's retention
+(`telemetry_assets/govern/retention.py`); `rewrite` then takes it off the disk.
 """
 
 from __future__ import annotations
@@ -44,13 +45,40 @@ class SecureStore(dg.ConfigurableResource):
                 con.execute(f"SET memory_limit = '{self.memory_limit}'")
                 con.execute(
                     f"""CREATE TABLE IF NOT EXISTS {SECURE_TABLE} (
-                        dt DATE, message_id VARCHAR, event VARCHAR, user_id VARCHAR, field VARCHAR, text VARCHAR)"""
+                        dt DATE, message_id VARCHAR, event VARCHAR, user_id VARCHAR, field VARCHAR, text VARCHAR,
+                        expired_at TIMESTAMPTZ)"""
                 )
-                con.execute(f"COMMENT ON TABLE {SECURE_TABLE} IS 'One row per raw free-text field of an archived event.'")
+                # a store made before raw text could expire gains the column
+                con.execute(f"ALTER TABLE {SECURE_TABLE} ADD COLUMN IF NOT EXISTS expired_at TIMESTAMPTZ")
+                con.execute(f"COMMENT ON TABLE {SECURE_TABLE} IS 'One row per raw free-text field of an archived "
+                            "event; text and user_id NULL once expired_at is set.'")
                 yield con
                 con.execute("CHECKPOINT")
             finally:
                 con.close()
+                os.chmod(path, 0o600)
+        finally:
+            os.umask(previous)
+
+    def rewrite(self) -> None:
+        """Copy the store into a fresh file and put it in the old one's place. DuckDB leaves values it
+        deleted or overwrote in the file's free blocks, so expired text is gone from disk only once
+        the file is rewritten. The old file stays open (and locked) until the new one is in place."""
+        path = Path(self.database)
+        fresh = path.with_name(path.name + ".rewrite")
+        previous = os.umask(0o077)
+        try:
+            fresh.unlink(missing_ok=True)
+            con = connect(str(path), self.lock_wait_seconds)
+            try:
+                (current,) = con.execute("SELECT current_database()").fetchone()
+                con.execute(f"ATTACH '{fresh}' AS rewritten")
+                con.execute(f"COPY FROM DATABASE \"{current}\" TO rewritten")
+                con.execute("DETACH rewritten")
+                os.replace(fresh, path)
+            finally:
+                con.close()
+                fresh.unlink(missing_ok=True)
                 os.chmod(path, 0o600)
         finally:
             os.umask(previous)

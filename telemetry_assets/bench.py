@@ -28,7 +28,7 @@ import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -211,7 +211,9 @@ def _pipeline(lake: LocalObjectStore, home: Path, day: date, clock: StageClock) 
     secure = SecureStore(database=str(home / "secure.duckdb"))
     started = time.perf_counter()
     with warehouse.get_connection(memory_limit=warehouse.ingest_memory_limit) as con:
-        report = ingest_partition(lake, con, day, plan, policy, secure, clock=clock)
+        # landed the morning after, as the daily schedule does: the day's raw text is archived,
+        # whatever the policy's retention and however long ago the benched day was
+        report = ingest_partition(lake, con, day, plan, policy, secure, clock=clock, today=day + timedelta(days=1))
     ingest_seconds = time.perf_counter() - started
     with warehouse.get_connection() as con:
         with clock.stage("sources"):

@@ -179,6 +179,7 @@ def run_partitions(start: date, end: date) -> int:
         for day in days:
             if day not in failed and _run_day(defs, stage, day, instance, failed):
                 print(f"{day}  {done}")
+    expired = _expire_raw_text(defs, instance)
     _deliver_alerts(start, end)
     if landed:  # over the days this run landed: a failed day's rows, if any, are an earlier run's
         with warehouse.get_connection() as con:
@@ -187,7 +188,26 @@ def run_partitions(start: date, end: date) -> int:
                            dict(sorted(by_type.items())), safety_over(con, landed))
     if failed:
         print(f"{len(failed)} of {len(days)} days failed: {', '.join(map(str, failed))}", file=sys.stderr)
-    return 1 if failed else 0
+    return 1 if failed or not expired else 0
+
+
+def _expire_raw_text(defs, instance) -> bool:
+    """Run `expire_raw_text` once, after the days landed (a day landed today may be past retention
+    already, but older days it did not touch may have just aged past it)."""
+    result = defs.resolve_job_def("expire_raw_text").execute_in_process(
+        instance=instance, raise_on_error=False, run_config=QUIET_CONSOLE)
+    if not result.success:
+        print(f"raw text      expiry FAILED {_first_failure(result)} (run {result.run_id}; `telemetry ui` has the logs)")
+        return False
+    (materialization,) = result.asset_materializations_for_node("audit__raw_text_expiry")
+    metadata = {key: value.value for key, value in materialization.metadata.items()}
+    if "kept_from" not in metadata:
+        print("raw text      kept until deleted by hand (the policy sets no raw_text_retention_days)")
+    else:
+        expired_now = (f"{metadata['rows_expired']:,} rows of {metadata['days_expired']} days expired now"
+                       if metadata["rows_expired"] else "none older left to expire")
+        print(f"raw text      kept from {metadata['kept_from']} ({metadata['retention_days']} days): {expired_now}")
+    return True
 
 
 def check_partitions(start: date, end: date) -> int:

@@ -17,13 +17,15 @@ from resources.secrets import governance_secrets
 from telemetry_assets import environment
 from telemetry_assets.defs.analytics.assets import join_outcomes
 from telemetry_assets.defs.ingest.assets import ingest_ai_events
-from telemetry_assets.defs.jobs import checks_only, daily_pipeline, join_job, land_job, measure_job
+from telemetry_assets.defs.jobs import checks_only, daily_pipeline, expire_raw_text, join_job, land_job, measure_job
 from telemetry_assets.defs.metrics.assets import alerts, business_daily, performance_daily, safety_daily, version_comparison
+from telemetry_assets.defs.retention.assets import raw_text_expiry
 from telemetry_assets.defs.schedules import (
     alert_sensor,
     checks_only_schedule,
     daily_pipeline_schedule,
     late_objects_sensor,
+    raw_text_expiry_schedule,
     run_failure_alert,
 )
 from telemetry_assets.defs.sources.assets import source_assets
@@ -31,11 +33,11 @@ from telemetry_assets.defs.sources.assets import source_assets
 defs = dg.Definitions(
     assets=[
         ingest_ai_events, safety_daily, *source_assets, join_outcomes, performance_daily, business_daily,
-        version_comparison, alerts,
+        version_comparison, alerts, raw_text_expiry,
     ],
     asset_checks=all_asset_checks(),
-    jobs=[daily_pipeline, land_job, join_job, measure_job, checks_only],
-    schedules=[daily_pipeline_schedule, checks_only_schedule],
+    jobs=[daily_pipeline, land_job, join_job, measure_job, checks_only, expire_raw_text],
+    schedules=[daily_pipeline_schedule, checks_only_schedule, raw_text_expiry_schedule],
     sensors=[alert_sensor, late_objects_sensor, run_failure_alert],
     executor=dg.in_process_executor,
     resources={

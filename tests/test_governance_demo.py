@@ -15,6 +15,7 @@ from telemetry_assets.govern import flight
 from telemetry_assets.govern.policy import load_policy
 from telemetry_assets.govern.safety import compute_safety
 from telemetry_assets.ingest.tables import ensure_tables, governed_table
+from tests.builders import custom_policy
 from tests.pipeline_runs import run_generated
 
 
@@ -25,8 +26,14 @@ def run_days(tmp_path, name, require_clean=True):
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
+    """These September days are past the shipped policy's 30-day raw-text retention, and this suite
+    looks at what the archive holds: the days land under the same policy without retention."""
     tmp_path = tmp_path_factory.mktemp("demo")
-    lake, manifest, _ = run_days(tmp_path, "warehouse")
+    keeps_text = custom_policy(tmp_path, lambda p: p.pop("raw_text_retention_days"))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TELEMETRY_POLICY", str(tmp_path / "policy.yaml"))
+        assert keeps_text.raw_text_retention_days is None
+        lake, manifest, _ = run_days(tmp_path, "warehouse")
     return tmp_path, lake, manifest
 
 

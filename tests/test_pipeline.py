@@ -131,6 +131,9 @@ def test_cli_demo_prints_a_reconciled_line_per_partition_and_a_summary(tmp_path,
     assert any(line.split()[:3] == ["valid", "events", f"{valid:,}"] for line in lines)
     assert any("consent enforcement 100.0%" in line and "audit completeness 100.0%" in line for line in lines)
     assert (tmp_path / "home" / "secure.duckdb").stat().st_mode & 0o077 == 0
+    # September is past the shipped 30-day retention: those days were archived without their text
+    assert any(line.startswith("raw text      kept from ") and line.endswith("(30 days): none older left to expire")
+               for line in lines)
 
 
 def test_cli_rejects_an_inverted_range(tmp_path):

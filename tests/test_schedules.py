@@ -19,6 +19,7 @@ from telemetry_assets.defs.schedules import (
     checks_only_schedule,
     daily_pipeline_schedule,
     late_objects_sensor,
+    raw_text_expiry_schedule,
 )
 from telemetry_assets.ingest.reconcile import objects_changed_since_landing
 from telemetry_assets.sources.load import load_source
@@ -43,6 +44,13 @@ def test_the_check_only_schedule_rechecks_the_last_week_by_partition_tag():
     assert [r.tags["dagster/partition"] for r in runs][:2] == ["2026-09-09", "2026-09-08"]
     assert runs[-1].tags["dagster/partition"] == "2026-09-03"
     assert all(r.partition_key is None for r in runs)
+
+
+def test_the_raw_text_expiry_schedule_runs_once_a_night_and_is_on_unless_switched_off():
+    run = raw_text_expiry_schedule(dg.build_schedule_context(scheduled_execution_time=MORNING))
+    assert run.run_key == "expiry@2026-09-10" and run.partition_key is None
+    assert raw_text_expiry_schedule.job_name == "expire_raw_text"
+    assert raw_text_expiry_schedule.default_status == dg.DefaultScheduleStatus.RUNNING
 
 
 class LandedLake:

@@ -59,14 +59,16 @@ def test_the_ui_serves_every_asset_check_schedule_and_sensor(tmp_path):
     try:
         location = wait_for_location(port, process)
         (repository,) = location["repositories"]
-        assert {s["name"] for s in repository["schedules"]} == {"daily_pipeline_schedule", "checks_only_schedule"}
+        assert {s["name"] for s in repository["schedules"]} == {"daily_pipeline_schedule", "checks_only_schedule",
+                                                                 "raw_text_expiry_schedule"}
         assert {s["name"] for s in repository["sensors"]} == {"alert_sensor", "late_objects_sensor", "run_failure_alert"}
-        assert {"daily_pipeline", "land_day", "join_day", "measure_day", "checks_only"} <= {j["name"] for j in repository["jobs"]}
+        assert {"daily_pipeline", "land_day", "join_day", "measure_day", "checks_only", "expire_raw_text"} \
+            <= {j["name"] for j in repository["jobs"]}
         nodes = graphql(port, ASSETS)["assetNodes"]
         served = {"/".join(n["assetKey"]["path"]): n for n in nodes}
         graph = defs.resolve_asset_graph()
         assert set(served) == {k.to_user_string() for k in graph.get_all_asset_keys()}
-        assert all(n["groupName"] in {"ingest", "governed", "sources", "analytics", "metrics"} and n["description"]
+        assert all(n["groupName"] in {"ingest", "governed", "sources", "analytics", "metrics", "retention"} and n["description"]
                    for n in nodes)
         checks = {(key, c["name"]) for key, n in served.items() for c in n["assetChecksOrError"]["checks"]}
         assert checks == {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys}

@@ -9,9 +9,11 @@ LANDED = dg.AssetSelection.groups("ingest", "governed", "sources") | dg.AssetSel
 JOINED = dg.AssetSelection.groups("analytics")
 MEASURED = dg.AssetSelection.groups("metrics") - LANDED
 
+RETENTION = dg.AssetSelection.groups("retention")
+
 daily_pipeline = dg.define_asset_job(
     name="daily_pipeline",
-    selection=dg.AssetSelection.all(),
+    selection=dg.AssetSelection.all() - RETENTION,
     description="Every asset for one day: ingest and govern, sources, joins, metrics.",
 )
 land_job = dg.define_asset_job(
@@ -29,5 +31,9 @@ checks_only = dg.define_asset_job(
     name="checks_only", selection=dg.AssetSelection.all_asset_checks(),
     description="Every asset check on a day already landed, rewriting nothing. Launch it with the tag "
                 "`dagster/partition=<day>` (Dagster cannot infer a partitioning from checks alone).",
+)
+expire_raw_text = dg.define_asset_job(
+    name="expire_raw_text", selection=RETENTION,
+    description="Clear the secure store's raw text of every day past the policy's retention, and check none is left.",
 )
 STAGES = ("land_day", "join_day", "measure_day")

@@ -21,7 +21,7 @@ from resources.object_store import ObjectStore
 from resources.warehouse import Warehouse
 from telemetry_assets import settings
 from telemetry_assets.analytics.alerts import AlertLedger, deliver
-from telemetry_assets.defs.jobs import checks_only, daily_pipeline
+from telemetry_assets.defs.jobs import checks_only, daily_pipeline, expire_raw_text
 from telemetry_assets.ingest.reconcile import objects_changed_since_landing
 
 SCHEDULE_HOUR_UTC = 2
@@ -51,6 +51,19 @@ def checks_only_schedule(context: dg.ScheduleEvaluationContext):
     for offset in range(1, RECHECK_DAYS + 1):
         day = (today - timedelta(days=offset)).isoformat()
         yield dg.RunRequest(run_key=f"checks {day}@{today}", tags={"dagster/partition": day})
+
+
+EXPIRY_HOUR_UTC = 3
+
+
+@dg.schedule(job=expire_raw_text, cron_schedule=f"0 {EXPIRY_HOUR_UTC} * * *", execution_timezone="UTC",
+             default_status=dg.DefaultScheduleStatus.RUNNING)
+def raw_text_expiry_schedule(context: dg.ScheduleEvaluationContext):
+    """Each night, raw text past the policy's retention leaves the secure store. Running by default,
+    unlike the schedules that land data: a retention nobody switched on would keep text it promised
+    to drop."""
+    today = (context.scheduled_execution_time or datetime.utcnow()).date()
+    return dg.RunRequest(run_key=f"expiry@{today}")
 
 
 LATE_OBJECT_DAYS = 7

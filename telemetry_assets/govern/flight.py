@@ -86,6 +86,7 @@ class Governor:
     workdir: Path
     clock: StageClock
     staging: Staging  # the warehouse rows, published with the partition
+    text_expired: bool = False  # the day is past the policy's raw-text retention: archive ids, not text
     _parts: Counter = field(default_factory=Counter)
     # Chunks are governed on two threads at once: they share the export part numbers and the
     # secure store's connection (one DuckDB connection must not run two statements at once).
@@ -231,12 +232,16 @@ class Governor:
 
     def _archive(self, con, plan: EventPlan) -> None:
         """One secure-store row per raw text field the archive may have, unpivoted by DuckDB and
-        handed over as Arrow (pandas' melt and the frame scan took 4 s of a 1M-event ingest)."""
+        handed over as Arrow (pandas' melt and the frame scan took 4 s of a 1M-event ingest). A day
+        past retention is archived as already expired: which fields arrived, without text or user."""
         fields = [f'"{f.column}"' for f in self._text_fields(plan)]
         if not fields:
             return
+        kept = "user_id, text, NULL::TIMESTAMPTZ AS expired_at"
+        if self.text_expired:
+            kept = "NULL::VARCHAR AS user_id, NULL::VARCHAR AS text, now() AS expired_at"
         archived = con.sql(
-            f"""SELECT $day AS dt, message_id, $event AS event, user_id, field, text FROM (
+            f"""SELECT $day AS dt, message_id, $event AS event, field, {kept} FROM (
                 UNPIVOT (SELECT r.message_id, r.user_id, {", ".join(f"r.{c}" for c in fields)}
                          FROM raw_text_frame r JOIN decisions d USING (row_id) WHERE d."deliver__{SECURE_DESTINATION}")
                 ON {", ".join(fields)} INTO NAME field VALUE text)""",

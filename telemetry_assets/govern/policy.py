@@ -20,6 +20,7 @@ REPLACEMENTS = ("mask", "hash", "remove")
 STORE_RAW_TEXT = ("never", "secure_only", "everywhere")
 TEXT_POLICIES = ("raw", "redacted", "none")
 SECURE_DESTINATION = "secure_archive"
+MAX_RETENTION_DAYS = 3650
 
 
 class PolicyError(ValueError):
@@ -37,6 +38,7 @@ class Destination:
 class Policy:
     version: str
     store_raw_text: str
+    raw_text_retention_days: int | None  # None: the secure store keeps raw text until deleted by hand
     redact_fields: tuple[str, ...]
     entities: tuple[str, ...]
     replacement: str
@@ -54,10 +56,15 @@ class Policy:
 def load_policy(path: Path) -> Policy:
     raw = load_versioned_yaml(
         path, PolicyError,
-        {"version", "changes", "store_raw_text", "redaction", "consent", "destinations", "intent", "outcomes"},
+        {"version", "changes", "store_raw_text", "raw_text_retention_days", "redaction", "consent", "destinations",
+         "intent", "outcomes"},
         {"store_raw_text", "redaction", "consent", "destinations", "intent", "outcomes"},
     )
     _one_of(raw["store_raw_text"], STORE_RAW_TEXT, "store_raw_text")
+    retention = raw.get("raw_text_retention_days")
+    if retention is not None and (not is_whole_number(retention) or not 1 <= retention <= MAX_RETENTION_DAYS):
+        raise PolicyError(f"raw_text_retention_days: {retention!r} is not a whole number of days from 1 to "
+                          f"{MAX_RETENTION_DAYS} (leave it out, or null, to keep raw text until deleted by hand)")
     redaction = _section(raw, "redaction", {"fields", "entities", "replacement", "phone_region"})
     entities = _strings(redaction, "entities", "redaction", ENTITY_TYPES)
     for entity in entities:
@@ -84,6 +91,7 @@ def load_policy(path: Path) -> Policy:
     return Policy(
         version=str(raw["version"]),
         store_raw_text=raw["store_raw_text"],
+        raw_text_retention_days=retention,
         redact_fields=_strings(redaction, "fields", "redaction", ()),
         entities=entities,
         replacement=redaction.get("replacement", "mask"),

@@ -57,6 +57,7 @@ from telemetry_assets.govern.flight import LAND, WAREHOUSE, Governor
 from telemetry_assets.govern.intent import IntentRules
 from telemetry_assets.govern.policy import Policy, check_against_plan
 from telemetry_assets.govern.redact import Redactor
+from telemetry_assets.govern.retention import text_expired, utc_today
 from telemetry_assets.ingest.layouts import RawObject, partition_objects
 from telemetry_assets.ingest.lines import DEFAULT_MAX_LINE_BYTES, prefetched, read_line_batches
 from telemetry_assets.ingest.reconcile import RECONCILED_COLUMNS, quarantined_by_type
@@ -150,9 +151,11 @@ def ingest_partition(
     lookback_days: int = 1,
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
     clock: StageClock | None = None,
+    today: date | None = None,
 ) -> PartitionReport:
     """Replace `day`'s rows in the ingest tables, exports and secure store with what its raw objects
-    say. `clock` (a fresh one by default) collects the seconds spent per stage."""
+    say. `clock` (a fresh one by default) collects the seconds spent per stage; `today` (UTC by
+    default) is what the policy's raw-text retention is counted back from."""
     check_against_plan(policy, tracking_plan)
     clock = clock or StageClock()
     with clock.stage(READ):
@@ -162,7 +165,8 @@ def ingest_partition(
     ensure_tables(con, tracking_plan)
     with secure_store.get_connection() as secure_con, tempfile.TemporaryDirectory() as workdir:
         staging = Staging(Path(workdir) / "staged")
-        governor = Governor(policy, redactor, IntentRules.load(), store, secure_con, day, Path(workdir), clock, staging)
+        governor = Governor(policy, redactor, IntentRules.load(), store, secure_con, day, Path(workdir), clock, staging,
+                            text_expired=text_expired(policy, day, today or utc_today()))
         governor.start()
         try:
             with clock.stage(DEDUPE):

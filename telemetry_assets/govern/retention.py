@@ -1,0 +1,83 @@
+"""Raw-text retention: the secure store keeps a day's raw text for the policy's
+`raw_text_retention_days` after the day it was received, and then only the fact that it was archived.
+
+When a day's text expires, its secure-store rows keep `dt`, `message_id`, `event` and `field`, lose
+`text` and `user_id`, and are stamped `expired_at`. The ids stay so that `consent_enforcement_rate`
+can still check that the archive received every event it should have; nothing personal is left.
+Text expires wherever it would otherwise outlive the limit:
+
+- `expire_raw_text`, run by the `audit/raw_text_expiry` asset (a daily schedule, and every
+  `telemetry run`), for days that aged past the limit since they landed;
+- ingest, which archives a day already past it (a backfill, a late object) without its text, so
+  re-landing an old day never brings expired text back.
+
+DuckDB leaves overwritten values in its file's free blocks, so the asset rewrites the store's file
+after text expired (`SecureStore.rewrite`): only then is the text gone from disk.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta, timezone
+
+from telemetry_assets.govern.policy import Policy
+from telemetry_assets.ingest.tables import create_or_extend
+
+EXPIRY_TABLE = "audit.raw_text_expiry"
+EXPIRY_COLUMNS = {
+    "dt": "DATE",
+    "expired_at": "TIMESTAMPTZ",
+    "rows_expired": "BIGINT",
+    "retention_days": "INTEGER",
+    "policy_version": "VARCHAR",
+}
+
+
+def utc_today() -> date:
+    return datetime.now(timezone.utc).date()
+
+
+def retention_cutoff(policy: Policy, today: date) -> date | None:
+    """The earliest received day whose raw text is still kept on `today`; None when the policy keeps
+    raw text until it is deleted by hand."""
+    if policy.raw_text_retention_days is None:
+        return None
+    return today - timedelta(days=policy.raw_text_retention_days)
+
+
+def text_expired(policy: Policy, day: date, today: date) -> bool:
+    cutoff = retention_cutoff(policy, today)
+    return cutoff is not None and day < cutoff
+
+
+def expire_raw_text(secure_con, cutoff: date) -> dict[date, int]:
+    """Clear the text and user id of every secure-store row received before `cutoff` that still has
+    them, in one transaction; returns the rows cleared per received day."""
+    secure_con.execute("BEGIN TRANSACTION")
+    try:
+        cleared = dict(secure_con.execute(
+            "SELECT dt, count(*) FROM raw_text WHERE dt < ? AND expired_at IS NULL GROUP BY dt ORDER BY dt",
+            [cutoff]).fetchall())
+        secure_con.execute("UPDATE raw_text SET text = NULL, user_id = NULL, expired_at = now() "
+                           "WHERE dt < ? AND expired_at IS NULL", [cutoff])
+        secure_con.execute("COMMIT")
+    except BaseException:
+        secure_con.execute("ROLLBACK")
+        raise
+    return cleared
+
+
+def record_expiry(con, cleared: dict[date, int], policy: Policy) -> None:
+    """One `audit.raw_text_expiry` row per received day whose text this run cleared."""
+    create_or_extend(con, EXPIRY_TABLE, "One row per received day and expiry run that cleared its raw text "
+                     "from the secure store.", EXPIRY_COLUMNS)
+    for day, rows in cleared.items():
+        con.execute(f"INSERT INTO {EXPIRY_TABLE} VALUES (?, now(), ?, ?, ?)",
+                    [day, rows, policy.raw_text_retention_days, policy.version])
+
+
+def texts_kept_past(secure_con, cutoff: date) -> dict[date, int]:
+    """Secure-store rows received before `cutoff` that still hold text or a user id, per day: none
+    when retention holds."""
+    return dict(secure_con.execute(
+        "SELECT dt, count(*) FROM raw_text WHERE dt < ? AND (text IS NOT NULL OR user_id IS NOT NULL) "
+        "GROUP BY dt ORDER BY dt", [cutoff]).fetchall())
