@@ -192,8 +192,8 @@ def run_partitions(start: date, end: date) -> int:
 
 
 def _expire_raw_text(defs, instance) -> bool:
-    """Run `expire_raw_text` once, after the days landed (a day landed today may be past retention
-    already, but older days it did not touch may have just aged past it)."""
+    """Run `expire_raw_text` once the range is measured: days landed before may have aged past the
+    retention since (a day this run landed already past it was archived without its text)."""
     result = defs.resolve_job_def("expire_raw_text").execute_in_process(
         instance=instance, raise_on_error=False, run_config=QUIET_CONSOLE)
     if not result.success:

@@ -217,6 +217,30 @@ def test_a_run_whose_days_all_fail_says_where_and_why_and_exits_1_without_a_trac
     assert "Traceback" not in done.stderr
 
 
+EXPIRY_FAILS = """
+import sys
+from telemetry_assets.defs.retention import assets
+def fails(*args, **kwargs):
+    raise OSError("the secure store went away")
+assets.expire_raw_text = fails
+from telemetry_assets.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_run_whose_raw_text_expiry_fails_says_so_and_exits_1_after_landing_every_day(tmp_path):
+    home = tmp_path / "home"
+    generate(LocalObjectStore(root=str(home / "lake")), GeneratorConfig(days=1, users=20, events_per_day=50, seed=1, start=START))
+    env = {**os.environ, "TELEMETRY_HOME": str(home)}
+    env.pop("DAGSTER_HOME", None)
+    done = subprocess.run([sys.executable, "-c", EXPIRY_FAILS, "run", "--start", "2026-09-01", "--end", "2026-09-01"],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1
+    assert "2026-09-01  metrics computed" in done.stdout
+    assert "raw text      expiry FAILED in audit__raw_text_expiry: OSError: the secure store went away (run " in done.stdout
+    assert "Traceback" not in done.stderr
+
+
 def test_a_run_where_one_day_fails_sums_up_only_the_days_it_landed(tmp_path):
     """The failed day landed in an earlier run; its old rows are not this run's to report. The
     second run lands through a wrapper that makes the second day's ingest fail."""
