@@ -192,49 +192,32 @@ def test_a_secure_store_that_cannot_be_opened_stops_the_run_before_any_day(tmp_p
     assert done.stdout == "" and not (home / "dagster").exists()  # no day was run
 
 
-EVERY_DAY_FAILS = """
-import sys
-from telemetry_assets.defs.ingest import assets
-def fails(*args, **kwargs):
-    raise OSError("the lake went away")
-assets.ingest_partition = fails
-from telemetry_assets.cli import main
-sys.exit(main(sys.argv[1:]))
-"""
-
-
-def test_a_run_whose_days_all_fail_says_where_and_why_and_exits_1_without_a_traceback(tmp_path):
-    """A fresh home where nothing lands: the alerts and the summary have no tables to read."""
+def run_a_day_where(tmp_path, module: str, function: str, error: str) -> subprocess.CompletedProcess:
+    """`telemetry run` over one generated day, in a process where `module.function` raises OSError(error)."""
     home = tmp_path / "home"
     generate(LocalObjectStore(root=str(home / "lake")), GeneratorConfig(days=1, users=20, events_per_day=50, seed=1, start=START))
     env = {**os.environ, "TELEMETRY_HOME": str(home)}
     env.pop("DAGSTER_HOME", None)
-    done = subprocess.run([sys.executable, "-c", EVERY_DAY_FAILS, "run", "--start", "2026-09-01", "--end", "2026-09-01"],
+    script = (f"import sys\nimport {module} as patched\n"
+              f"def fails(*args, **kwargs):\n    raise OSError({error!r})\n"
+              f"patched.{function} = fails\n"
+              "from telemetry_assets.cli import main\nsys.exit(main(sys.argv[1:]))\n")
+    return subprocess.run([sys.executable, "-c", script, "run", "--start", "2026-09-01", "--end", "2026-09-01"],
                           env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_a_run_whose_days_all_fail_says_where_and_why_and_exits_1_without_a_traceback(tmp_path):
+    """A fresh home where nothing lands: the alerts and the summary have no tables to read."""
+    done = run_a_day_where(tmp_path, "telemetry_assets.defs.ingest.assets", "ingest_partition", "the lake went away")
     assert done.returncode == 1
     assert done.stdout.startswith("2026-09-01  land_day FAILED in ingest_ai_events: OSError: the lake went away (run ")
     assert done.stderr.rstrip().endswith("1 of 1 days failed: 2026-09-01")
     assert "Traceback" not in done.stderr
 
 
-EXPIRY_FAILS = """
-import sys
-from telemetry_assets.defs.retention import assets
-def fails(*args, **kwargs):
-    raise OSError("the secure store went away")
-assets.expire_raw_text = fails
-from telemetry_assets.cli import main
-sys.exit(main(sys.argv[1:]))
-"""
-
-
 def test_a_run_whose_raw_text_expiry_fails_says_so_and_exits_1_after_landing_every_day(tmp_path):
-    home = tmp_path / "home"
-    generate(LocalObjectStore(root=str(home / "lake")), GeneratorConfig(days=1, users=20, events_per_day=50, seed=1, start=START))
-    env = {**os.environ, "TELEMETRY_HOME": str(home)}
-    env.pop("DAGSTER_HOME", None)
-    done = subprocess.run([sys.executable, "-c", EXPIRY_FAILS, "run", "--start", "2026-09-01", "--end", "2026-09-01"],
-                          env=env, capture_output=True, text=True, timeout=300)
+    done = run_a_day_where(tmp_path, "telemetry_assets.defs.retention.assets", "expire_raw_text",
+                           "the secure store went away")
     assert done.returncode == 1
     assert "2026-09-01  metrics computed" in done.stdout
     assert "raw text      expiry FAILED in audit__raw_text_expiry: OSError: the secure store went away (run " in done.stdout
