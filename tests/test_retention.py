@@ -129,10 +129,39 @@ def test_the_expiry_job_clears_what_aged_past_retention_records_it_and_checks_no
     assert {r[0]: r[5] for r in secure_rows(secure_store)} == {old: True, recent: False}
 
     result, metadata, _ = expire(resources)  # nothing more to do the next time
-    assert result.success and metadata["rows_expired"] == 0
+    assert result.success and metadata["rows_expired"] == 0 and metadata["expiries_recorded"] == 0
     with duckdb.connect(resources["warehouse"].database) as con:
         assert con.execute("SELECT dt, rows_expired, retention_days, policy_version FROM audit.raw_text_expiry").fetchall() \
             == [(old, 2, 30, "1.2.0")]
+
+
+def test_the_ledger_records_expiry_at_ingest_and_what_a_failed_run_left_unrecorded(
+        landed_days, lake, ingest, warehouse, secure_store):
+    (old, recent), resources = landed_days
+    land(lake, ingest, old, today=utc_today())  # re-landed when already past retention
+    warehouse.close()
+    _, metadata, _ = expire(resources)
+    assert (metadata["rows_expired"], metadata["expiries_recorded"]) == (0, 1)  # ingest expired it, not this run
+
+    with secure_store.get_connection() as con:
+        (at_ingest,) = con.execute("SELECT DISTINCT expired_at FROM raw_text WHERE dt = ?", [old]).fetchone()
+        con.execute("UPDATE raw_text SET expired_at = NULL WHERE dt = ?", [recent])  # as if text had been
+        expire_raw_text(con, cutoff=utc_today())  # cleared by a run that then failed to write its ledger rows
+    _, metadata, _ = expire(resources)
+    assert (metadata["rows_expired"], metadata["expiries_recorded"]) == (0, 1)
+    with duckdb.connect(resources["warehouse"].database) as con:
+        ledger = con.execute("SELECT dt, expired_at, rows_expired FROM audit.raw_text_expiry ORDER BY dt").fetchall()
+    assert [(day, rows) for day, _, rows in ledger] == [(old, 2), (recent, 2)] and ledger[0][1] == at_ingest
+
+
+def test_the_expiry_job_on_a_store_with_nothing_to_expire_records_nothing(tmp_path):
+    resources = {"warehouse": Warehouse(database=str(tmp_path / "warehouse.duckdb")),
+                 "secure_store": SecureStore(database=str(tmp_path / "secure.duckdb"))}
+    result, metadata, check = expire(resources)
+    assert result.success and check.passed
+    assert (metadata["rows_expired"], metadata["expiries_recorded"]) == (0, 0)
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as con:
+        assert con.execute("SELECT count(*) FROM audit.raw_text_expiry").fetchone() == (0,)
 
 
 def test_the_check_fails_naming_the_days_whose_text_outlived_retention(landed_days, secure_store):

@@ -21,7 +21,7 @@ import threading
 from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 import numpy as np
@@ -86,7 +86,9 @@ class Governor:
     workdir: Path
     clock: StageClock
     staging: Staging  # the warehouse rows, published with the partition
-    text_expired: bool = False  # the day is past the policy's raw-text retention: archive ids, not text
+    # set when the day is already past the policy's raw-text retention: the archive then gets ids,
+    # not text, all stamped with this one time
+    text_expired_at: datetime | None = None
     _parts: Counter = field(default_factory=Counter)
     # Chunks are governed on two threads at once: they share the export part numbers and the
     # secure store's connection (one DuckDB connection must not run two statements at once).
@@ -237,15 +239,14 @@ class Governor:
         fields = [f'"{f.column}"' for f in self._text_fields(plan)]
         if not fields:
             return
-        kept = "user_id, text, NULL::TIMESTAMPTZ AS expired_at"
-        if self.text_expired:
-            kept = "NULL::VARCHAR AS user_id, NULL::VARCHAR AS text, now() AS expired_at"
+        expired = self.text_expired_at is not None
+        kept = "NULL::VARCHAR AS user_id, NULL::VARCHAR AS text" if expired else "user_id, text"
         archived = con.sql(
-            f"""SELECT $day AS dt, message_id, $event AS event, field, {kept} FROM (
-                UNPIVOT (SELECT r.message_id, r.user_id, {", ".join(f"r.{c}" for c in fields)}
+            f"""SELECT $day AS dt, message_id, $event AS event, field, {kept}, $expired_at::TIMESTAMPTZ AS expired_at
+                FROM (UNPIVOT (SELECT r.message_id, r.user_id, {", ".join(f"r.{c}" for c in fields)}
                          FROM raw_text_frame r JOIN decisions d USING (row_id) WHERE d."deliver__{SECURE_DESTINATION}")
                 ON {", ".join(fields)} INTO NAME field VALUE text)""",
-            params={"day": self.day, "event": plan.name}).to_arrow_table()
+            params={"day": self.day, "event": plan.name, "expired_at": self.text_expired_at}).to_arrow_table()
         with self._lock:
             self.secure_con.register("archived", archived)
             self.secure_con.execute("INSERT INTO raw_text_staged BY NAME SELECT * FROM archived")

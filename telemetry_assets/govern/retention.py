@@ -27,7 +27,7 @@ EXPIRY_COLUMNS = {
     "dt": "DATE",
     "expired_at": "TIMESTAMPTZ",
     "rows_expired": "BIGINT",
-    "retention_days": "INTEGER",
+    "retention_days": "INTEGER",  # these two: the policy in force when the expiry was recorded
     "policy_version": "VARCHAR",
 }
 
@@ -66,13 +66,27 @@ def expire_raw_text(secure_con, cutoff: date) -> dict[date, int]:
     return cleared
 
 
-def record_expiry(con, cleared: dict[date, int], policy: Policy) -> None:
-    """One `audit.raw_text_expiry` row per received day whose text this run cleared."""
-    create_or_extend(con, EXPIRY_TABLE, "One row per received day and expiry run that cleared its raw text "
-                     "from the secure store.", EXPIRY_COLUMNS)
-    for day, rows in cleared.items():
-        con.execute(f"INSERT INTO {EXPIRY_TABLE} VALUES (?, now(), ?, ?, ?)",
-                    [day, rows, policy.raw_text_retention_days, policy.version])
+def expiries(secure_con) -> list[tuple[date, datetime, int]]:
+    """Every expiry the secure store shows, by an expiry run or at ingest: (received day, when, rows)."""
+    return secure_con.execute("SELECT dt, expired_at, count(*) FROM raw_text WHERE expired_at IS NOT NULL "
+                              "GROUP BY ALL ORDER BY ALL").fetchall()
+
+
+def record_expiries(con, shown: list[tuple[date, datetime, int]], policy: Policy) -> int:
+    """Add to `audit.raw_text_expiry` each expiry the secure store shows that it lacks; returns how
+    many. Synced from the store, not from what one run cleared, because the two are separate
+    databases: a run that cleared text and then failed to write here is recorded by the next one,
+    and so is a day archived already expired by ingest."""
+    create_or_extend(con, EXPIRY_TABLE, "One row per received day and time its raw text left the secure store "
+                     "(an expiry run, or ingest of a day already past retention).", EXPIRY_COLUMNS)
+    if not shown:
+        return 0
+    before = con.execute(f"SELECT count(*) FROM {EXPIRY_TABLE}").fetchone()[0]
+    con.executemany(
+        f"""INSERT INTO {EXPIRY_TABLE} SELECT ?, ?, ?, ?, ? WHERE NOT EXISTS (
+                SELECT 1 FROM {EXPIRY_TABLE} WHERE dt = ? AND expired_at = ?)""",
+        [[day, at, rows, policy.raw_text_retention_days, policy.version, day, at] for day, at, rows in shown])
+    return con.execute(f"SELECT count(*) FROM {EXPIRY_TABLE}").fetchone()[0] - before
 
 
 def texts_kept_past(secure_con, cutoff: date) -> dict[date, int]:

@@ -34,7 +34,7 @@ import json
 import tempfile
 from collections import Counter
 from dataclasses import dataclass, field, fields
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Iterator
 
@@ -165,8 +165,9 @@ def ingest_partition(
     ensure_tables(con, tracking_plan)
     with secure_store.get_connection() as secure_con, tempfile.TemporaryDirectory() as workdir:
         staging = Staging(Path(workdir) / "staged")
+        expired = text_expired(policy, day, today or utc_today())
         governor = Governor(policy, redactor, IntentRules.load(), store, secure_con, day, Path(workdir), clock, staging,
-                            text_expired=text_expired(policy, day, today or utc_today()))
+                            text_expired_at=datetime.now(timezone.utc) if expired else None)
         governor.start()
         try:
             with clock.stage(DEDUPE):
