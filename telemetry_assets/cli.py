@@ -157,9 +157,7 @@ def _generate(args) -> dict:
 def run_partitions(start: date, end: date) -> int:
     """Land every day of the range through Dagster, then join every day, then measure every day (see
     defs/jobs.py), on a persistent instance the UI reads."""
-    if end < start:
-        print(f"--end {end} is before --start {start}", file=sys.stderr)
-        return 2
+    days = _days(start, end)
     _check_configuration()
     instance = _dagster_instance()
     from telemetry_assets.definitions import defs
@@ -167,7 +165,6 @@ def run_partitions(start: date, end: date) -> int:
     from telemetry_assets.ingest.reconcile import line_reconciliation, quarantined_by_type
 
     warehouse = _warehouse()
-    days = _days(start, end)
     failed = []
     for day in days:
         if _run_day(defs, "land_day", day, instance, failed):
@@ -214,18 +211,16 @@ def check_partitions(start: date, end: date) -> int:
     """Run the `checks_only` job on every day of the range, on the instance the UI reads, and print
     each check that did not pass with its metadata (where and how many, never a value). Exit 1 when
     a check of severity error failed or could not run; a failed warning is printed and exits 0."""
-    if end < start:
-        print(f"--end {end} is before --start {start}", file=sys.stderr)
-        return 2
+    days = _days(start, end)
     _check_configuration()
     instance = _dagster_instance()
     from telemetry_assets.definitions import defs
 
-    every_check = len(defs.resolve_job_def("checks_only").asset_layer.asset_graph.asset_check_keys)
-    days = _days(start, end)
+    checks_only = defs.resolve_job_def("checks_only")
+    every_check = len(checks_only.asset_layer.asset_graph.asset_check_keys)
     failed = []
     for day in days:
-        result = defs.resolve_job_def("checks_only").execute_in_process(
+        result = checks_only.execute_in_process(
             tags={"dagster/partition": day.isoformat()}, instance=instance, raise_on_error=False, run_config=SILENT_CONSOLE)
         evaluations = result.get_asset_check_evaluations()
         print(f"{day}  {sum(c.passed for c in evaluations)} of {every_check} checks passed"
@@ -244,6 +239,9 @@ def check_partitions(start: date, end: date) -> int:
 
 
 def _days(start: date, end: date) -> list[date]:
+    """Every day from `start` to `end`; an inverted range stops the command (exit 2) before anything runs."""
+    if end < start:
+        raise settings.SettingsError(f"--end {end} is before --start {start}")
     return [start + timedelta(days=offset) for offset in range((end - start).days + 1)]
 
 

@@ -136,9 +136,10 @@ def test_cli_demo_prints_a_reconciled_line_per_partition_and_a_summary(tmp_path,
                for line in lines)
 
 
-def test_cli_rejects_an_inverted_range(tmp_path):
+@pytest.mark.parametrize("command", ["run", "check"])
+def test_cli_rejects_an_inverted_range(tmp_path, command):
     env = {**os.environ, "TELEMETRY_HOME": str(tmp_path / "home")}
-    done = subprocess.run([sys.executable, "-m", "telemetry_assets.cli", "run", "--start", "2026-09-02",
+    done = subprocess.run([sys.executable, "-m", "telemetry_assets.cli", command, "--start", "2026-09-02",
                            "--end", "2026-09-01"], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "before --start" in done.stderr
 

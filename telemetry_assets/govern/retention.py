@@ -79,14 +79,12 @@ def record_expiries(con, shown: list[tuple[date, datetime, int]], policy: Policy
     and so is a day archived already expired by ingest."""
     create_or_extend(con, EXPIRY_TABLE, "One row per received day and time its raw text left the secure store "
                      "(an expiry run, or ingest of a day already past retention).", EXPIRY_COLUMNS)
-    if not shown:
-        return 0
-    before = con.execute(f"SELECT count(*) FROM {EXPIRY_TABLE}").fetchone()[0]
-    con.executemany(
-        f"""INSERT INTO {EXPIRY_TABLE} SELECT ?, ?, ?, ?, ? WHERE NOT EXISTS (
-                SELECT 1 FROM {EXPIRY_TABLE} WHERE dt = ? AND expired_at = ?)""",
-        [[day, at, rows, policy.raw_text_retention_days, policy.version, day, at] for day, at, rows in shown])
-    return con.execute(f"SELECT count(*) FROM {EXPIRY_TABLE}").fetchone()[0] - before
+    recorded = set(con.execute(f"SELECT dt, expired_at FROM {EXPIRY_TABLE}").fetchall())
+    missing = [(day, at, rows) for day, at, rows in shown if (day, at) not in recorded]
+    if missing:
+        con.executemany(f"INSERT INTO {EXPIRY_TABLE} VALUES (?, ?, ?, ?, ?)",
+                        [[day, at, rows, policy.raw_text_retention_days, policy.version] for day, at, rows in missing])
+    return len(missing)
 
 
 def texts_kept_past(secure_con, cutoff: date) -> dict[date, int]:
