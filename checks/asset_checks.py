@@ -105,20 +105,24 @@ def no_pii_in_exports(context: dg.AssetCheckExecutionContext, lake: ObjectStore,
 
 
 @dg.asset_check(asset=["audit", "ingest_files"], name="lines_reconcile", blocking=True, **CHECK,
-                description="Lines read = valid + quarantined + duplicates + non-AI + blank for every object, "
-                            "and every counted row (events, quarantined lines, identity links) is in its table.")
+                description="Lines read = valid + quarantined + duplicates + non-AI + erased + blank for every object, "
+                            "and every counted row (events, quarantined lines, identity links) is in its table, "
+                            "or was erased since at its person's request.")
 def lines_reconcile(context: dg.AssetCheckExecutionContext, warehouse: Warehouse) -> dg.AssetCheckResult:
     day = _day(context)
     lines_read, *parts = RECONCILED_COLUMNS
+    accounted = " + ".join(f"coalesce({part}, 0)" for part in parts)  # a column added since counts 0 on older rows
     with warehouse.get_connection() as con:
         gaps = con.execute(
-            f"SELECT source_key, {lines_read} - ({' + '.join(parts)}) AS gap FROM audit.ingest_files "
+            f"SELECT source_key, {lines_read} - ({accounted}) AS gap FROM audit.ingest_files "
             f"WHERE dt = ? AND gap <> 0 ORDER BY source_key", [day]).fetchall()
         # link counts stay NULL for a day landed before they were counted
         sums = [f"coalesce(sum({c}), 0)::BIGINT" for c in RECONCILED_COLUMNS] + [f"sum({c})::BIGINT" for c in LINK_COLUMNS]
-        [row] = con.execute(f"SELECT {', '.join(sums)} FROM audit.ingest_files WHERE dt = ?", [day]).fetchall()
+        [row] = con.execute(f"SELECT {', '.join(sums)}, coalesce(sum(identity_links_erased), 0)::BIGINT "
+                            "FROM audit.ingest_files WHERE dt = ?", [day]).fetchall()
         totals = dict(zip(RECONCILED_COLUMNS, row))
         links = dict(zip(LINK_COLUMNS, row[len(RECONCILED_COLUMNS):]))
+        links_erased = row[-1]
         landed = landed_row_counts(con, day)
     problems = [f"{key}: {gap:+d} lines" for key, gap in gaps]
     governed = sum(landed[table] for table in GOVERNED_TABLES)
@@ -126,8 +130,9 @@ def lines_reconcile(context: dg.AssetCheckExecutionContext, warehouse: Warehouse
         problems.append(f"governed tables hold {governed} rows, the log delivered {landed['delivered_to_warehouse']}")
     if landed["audit.quarantine"] != totals["quarantined"]:
         problems.append(f"quarantine holds {landed['audit.quarantine']} rows, the objects count {totals['quarantined']}")
-    if links["identity_links"] is not None and landed[IDENTITY_LINKS] != links["identity_links"]:
-        problems.append(f"identity_links holds {landed[IDENTITY_LINKS]} rows, the objects count {links['identity_links']}")
+    if links["identity_links"] is not None and landed[IDENTITY_LINKS] != links["identity_links"] - links_erased:
+        problems.append(f"identity_links holds {landed[IDENTITY_LINKS]} rows, the objects count {links['identity_links']}"
+                        + (f", {links_erased} of them erased since" if links_erased else ""))
     return dg.AssetCheckResult(passed=not problems, metadata={**totals, **{k: v or 0 for k, v in links.items()},
                                                               "problems": "; ".join(problems) or "none"})
 

@@ -11,8 +11,10 @@ is not a database was tried ten times).
 
 from __future__ import annotations
 
+import os
 import re
 import time
+from pathlib import Path
 
 import duckdb
 
@@ -47,6 +49,26 @@ def connect(database: str, lock_wait_seconds: float, **options) -> duckdb.DuckDB
                 raise DatabaseLockedError(_held(database, str(error), lock_wait_seconds)) from None
             time.sleep(min(pause, left))
             pause = min(pause * 2, _LONGEST_PAUSE)
+
+
+def rewrite_database(database: str, lock_wait_seconds: float) -> None:
+    """Copy a database into a fresh file and put it in the old one's place. DuckDB leaves values
+    it deleted or overwrote in its file's free blocks, so expired or erased text is gone from disk
+    only once the file is rewritten. The old file stays open (and locked) until the new one is in
+    place, so no other process writes to it meanwhile."""
+    path = Path(database)
+    fresh = path.with_name(path.name + ".rewrite")
+    fresh.unlink(missing_ok=True)
+    con = connect(str(path), lock_wait_seconds)
+    try:
+        (current,) = con.execute("SELECT current_database()").fetchone()
+        con.execute(f"ATTACH '{fresh}' AS rewritten")
+        con.execute(f'COPY FROM DATABASE "{current}" TO rewritten')
+        con.execute("DETACH rewritten")
+        os.replace(fresh, path)
+    finally:
+        con.close()
+        fresh.unlink(missing_ok=True)
 
 
 def _held(database: str, message: str, waited: float) -> str:

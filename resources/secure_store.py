@@ -2,9 +2,10 @@
 
 The file (and its write-ahead log) is created while the process umask is 077, then set to 0600 on
 every open and close, so raw text is never readable by another user even for a moment. Nothing but
-the `secure_archive` destination writes here; the only reader is the safety metric, which counts
-message ids that arrived and never selects text. Raw text expires after the policy's retention
-(`telemetry_assets/govern/retention.py`); `rewrite` then takes it off the disk.
+the `secure_archive` destination writes here. Nothing selects text: the safety metric counts the
+message ids that arrived, and erasure looks up a person's ids and message ids. Raw text expires
+after the policy's retention (`telemetry_assets/govern/retention.py`), and a person's text is
+deleted when they ask (`telemetry_assets/govern/erasure.py`); `rewrite` then takes it off the disk.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field, field_validator
 
-from resources.duckdb_files import connect
+from resources.duckdb_files import connect, rewrite_database
 from resources.warehouse import duckdb_memory_size
 
 SECURE_TABLE = "raw_text"
@@ -46,12 +47,13 @@ class SecureStore(dg.ConfigurableResource):
                 con.execute(
                     f"""CREATE TABLE IF NOT EXISTS {SECURE_TABLE} (
                         dt DATE, message_id VARCHAR, event VARCHAR, user_id VARCHAR, field VARCHAR, text VARCHAR,
-                        expired_at TIMESTAMPTZ)"""
+                        expired_at TIMESTAMPTZ, anonymous_id VARCHAR)"""
                 )
-                # a store made before raw text could expire gains the column
+                # a store made before raw text could expire, or be erased by anonymous id, gains the columns
                 con.execute(f"ALTER TABLE {SECURE_TABLE} ADD COLUMN IF NOT EXISTS expired_at TIMESTAMPTZ")
+                con.execute(f"ALTER TABLE {SECURE_TABLE} ADD COLUMN IF NOT EXISTS anonymous_id VARCHAR")
                 con.execute(f"COMMENT ON TABLE {SECURE_TABLE} IS 'One row per raw free-text field of an archived "
-                            "event; text and user_id NULL once expired_at is set.'")
+                            "event; text, user_id and anonymous_id NULL once expired_at is set.'")
                 yield con
                 con.execute("CHECKPOINT")
             finally:
@@ -61,24 +63,10 @@ class SecureStore(dg.ConfigurableResource):
             os.umask(previous)
 
     def rewrite(self) -> None:
-        """Copy the store into a fresh file and put it in the old one's place. DuckDB leaves values it
-        deleted or overwrote in the file's free blocks, so expired text is gone from disk only once
-        the file is rewritten. The old file stays open (and locked) until the new one is in place."""
-        path = Path(self.database)
-        fresh = path.with_name(path.name + ".rewrite")
+        """Take expired or erased text off the disk (`rewrite_database`); the new file is owner-only too."""
         previous = os.umask(0o077)
         try:
-            fresh.unlink(missing_ok=True)
-            con = connect(str(path), self.lock_wait_seconds)
-            try:
-                (current,) = con.execute("SELECT current_database()").fetchone()
-                con.execute(f"ATTACH '{fresh}' AS rewritten")
-                con.execute(f"COPY FROM DATABASE \"{current}\" TO rewritten")
-                con.execute("DETACH rewritten")
-                os.replace(fresh, path)
-            finally:
-                con.close()
-                fresh.unlink(missing_ok=True)
-                os.chmod(path, 0o600)
+            rewrite_database(self.database, self.lock_wait_seconds)
         finally:
+            os.chmod(self.database, 0o600)
             os.umask(previous)

@@ -10,7 +10,7 @@ import duckdb
 from dagster_duckdb import DuckDBResource
 from pydantic import Field, field_validator
 
-from resources.duckdb_files import connect
+from resources.duckdb_files import connect, rewrite_database
 
 
 def duckdb_memory_size(value: str) -> str:
@@ -62,3 +62,7 @@ class Warehouse(DuckDBResource):
             yield con
         finally:
             con.close()
+
+    def rewrite(self) -> None:
+        """Take erased rows off the disk (`rewrite_database`)."""
+        rewrite_database(self.database, self.lock_wait_seconds)

@@ -1,4 +1,5 @@
-"""`telemetry`: generate a lake, run partitions through Dagster, re-check or report a day, or all of it (`demo`)."""
+"""`telemetry`: generate a lake, run partitions through Dagster, re-check or report a day, erase a person, or all of
+it (`demo`)."""
 
 from __future__ import annotations
 
@@ -42,6 +43,10 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--start", type=date.fromisoformat, required=True)
     check.add_argument("--end", type=date.fromisoformat, required=True)
     check.set_defaults(handler=lambda args: check_partitions(args.start, args.end))
+    erase = commands.add_parser("erase", help="delete what is held about one person, and drop their calls from now on")
+    erase.add_argument("--user-id", action="append", default=[], type=_an_id, help="repeat for several")
+    erase.add_argument("--anonymous-id", action="append", default=[], type=_an_id, help="repeat for several")
+    erase.set_defaults(handler=_erase_command)
     demo = commands.add_parser("demo", help="generate a week of traffic, then run every partition")
     _generator_options(demo)
     demo.set_defaults(handler=_demo_command)
@@ -121,6 +126,43 @@ def _bench_command(args) -> int:
     else:
         print_table(result)
     return 0
+
+
+def _erase_command(args) -> int:
+    """Erase outside Dagster: a run's config and logs are kept in its instance, and the ids would be
+    kept there too. The joins and metrics of each day erased from are then computed again through
+    Dagster, so no aggregate counts the person any more."""
+    if not args.user_id and not args.anonymous_id:
+        print("telemetry erase: name the person with --user-id, --anonymous-id, or both", file=sys.stderr)
+        return 2
+    _check_configuration()
+    from telemetry_assets import environment
+    from telemetry_assets.govern.erasure import erase_person
+
+    report = erase_person(environment.lake(), environment.warehouse(), environment.secure_store(),
+                          args.user_id, args.anonymous_id)
+    print(f"erasure {report.request_id}: {report.ids_suppressed} ids, whose calls ingest drops from now on")
+    for place, rows in sorted(report.rows_erased.items()):
+        print(f"  {place:<40} {rows:>8,} rows erased")
+    if not report.rows_erased:
+        print("  nothing was held about them")
+    print(f"  {report.log_rows_marked:,} governance-log rows stamped erased_at; "
+          f"{report.export_files_rewritten} export files written again; warehouse and secure store files rewritten")
+    instance = _dagster_instance()
+    from telemetry_assets.definitions import defs
+
+    failed = []
+    for day in report.days:
+        if all(_run_day(defs, stage, day, instance, failed) for stage in ("join_day", "measure_day")):
+            print(f"{day}  joins and metrics computed again")
+    return 1 if failed else 0
+
+
+def _an_id(text: str) -> str:
+    """A user or anonymous id as the calls carry it: any text but an empty one."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an id cannot be empty")
+    return text
 
 
 def _generator_options(parser: argparse.ArgumentParser) -> None:
@@ -380,9 +422,10 @@ def _progress_line(day: date, row: dict | None) -> str:
         return f"{day}  no raw objects"
     gap = unaccounted_lines(row)
     verdict = f"GAP {gap:+d}" if gap else "reconciled"
+    erased = f" + {row['erased_events']:,} erased" if row["erased_events"] else ""
     return (f"{day}  {row['objects']} objects  {row['lines_read']:>9,} lines = {row['valid_events']:,} valid"
             f" + {row['quarantined']:,} quarantined + {row['duplicates']:,} duplicates"
-            f" + {row['non_ai_events']:,} non-AI + {row['blank_lines']:,} blank  [{verdict}]")
+            f" + {row['non_ai_events']:,} non-AI{erased} + {row['blank_lines']:,} blank  [{verdict}]")
 
 
 def _print_summary(rows: list[dict], by_type: dict[str, int], safety: dict) -> None:
@@ -397,6 +440,8 @@ def _print_summary(rows: list[dict], by_type: dict[str, int], safety: dict) -> N
     print(f"quarantined   {total['quarantined']:>10,}  " + ", ".join(f"{k} {v:,}" for k, v in by_type.items()))
     print(f"duplicates    {total['duplicates']:>10,}")
     print(f"non-AI events {total['non_ai_events']:>10,}")
+    if total["erased_events"]:
+        print(f"erased        {total['erased_events']:>10,}  calls from people who asked to be erased")
     print(f"blank lines   {total['blank_lines']:>10,}")
     print(f"safety        redaction rate {percent(safety['redaction_rate'])}, "
           f"consent enforcement {percent(safety['consent_enforcement_rate'])}, "

@@ -59,8 +59,9 @@ def _ingest(con, day: date) -> str:
     if row is None:
         return "Ingest\n  (no raw objects)"
     gap = unaccounted_lines(row)
-    counts = [row[c] for c in ("objects", "lines_read", "valid_events", "quarantined", "duplicates", "non_ai_events", "blank_lines")]
-    lines = [_table(["objects", "lines read", "valid", "quarantined", "duplicates", "non-AI", "blank", "reconciled"],
+    counts = [row[c] for c in ("objects", "lines_read", "valid_events", "quarantined", "duplicates", "non_ai_events",
+                               "erased_events", "blank_lines")]
+    lines = [_table(["objects", "lines read", "valid", "quarantined", "duplicates", "non-AI", "erased", "blank", "reconciled"],
                     [[f"{n:,}" for n in counts] + [f"no, {gap:+,} lines" if gap else "yes"]], title="Ingest")]
     if by_type := quarantined_by_type(con, day, day):
         lines.append("  quarantined events by type: " + ", ".join(f"{kind} {n:,}" for kind, n in by_type.items()))

@@ -108,7 +108,8 @@ def test_the_report_opens_with_the_days_line_reconciliation_and_quarantine(week,
     con, manifest = week
     day = date(2026, 9, 7)
     sums = con.execute("""SELECT count(*), sum(lines_read), sum(valid_events), sum(quarantined), sum(duplicates),
-                                 sum(non_ai_events), sum(blank_lines) FROM audit.ingest_files WHERE dt = ?""", [day]).fetchone()
+                                 sum(non_ai_events), sum(erased_events), sum(blank_lines)
+                          FROM audit.ingest_files WHERE dt = ?""", [day]).fetchone()
     ingest = render_report(con, day).split("\n\n")[1].splitlines()
     assert ingest[0] == "Ingest" and ingest[3].split() == [f"{n:,}" for n in sums] + ["yes"]
     planted = manifest["per_day"]["2026-09-07"]

@@ -81,7 +81,7 @@ def test_empty_message_ids_are_no_ids_never_duplicates_of_each_other(lake, wareh
     lake.put(KEY, gz({**ai_call(), "messageId": ""}, {**ai_call(), "messageId": ""}, ai_call()))
     report = ingest()
     assert report.summary() == {"lines_read": 3, "valid_events": 1, "quarantined": 2, "duplicates": 0,
-                                "non_ai_events": 0, "blank_lines": 0}
+                                "non_ai_events": 0, "erased_events": 0, "blank_lines": 0}
     assert [messages for *_, messages in quarantine_rows(warehouse)] == [["Required-Missing"]] * 2
 
 
@@ -119,7 +119,7 @@ def test_five_megabyte_line_is_quarantined_and_its_neighbours_land(lake, warehou
     lake.put(KEY, gz(ai_call(), huge, ai_call()))
     report = ingest()
     assert report.summary() == {"lines_read": 3, "valid_events": 2, "quarantined": 1, "duplicates": 0,
-                                "non_ai_events": 0, "blank_lines": 0}
+                                "non_ai_events": 0, "erased_events": 0, "blank_lines": 0}
     ((_, message_id, _, types),) = quarantine_rows(warehouse)
     assert types == ["Malformed-Line"] and message_id is None
 
@@ -140,7 +140,7 @@ def test_non_ai_calls_and_blank_lines_are_counted_never_quarantined(lake, wareho
     lake.put(KEY, gz(page_call(), order, "", "   ", identify, ai_call()))
     report = ingest()
     assert report.summary() == {"lines_read": 6, "valid_events": 1, "quarantined": 0, "duplicates": 0,
-                                "non_ai_events": 3, "blank_lines": 2}
+                                "non_ai_events": 3, "erased_events": 0, "blank_lines": 2}
 
 
 def test_quarantine_and_warehouse_hold_no_raw_text(lake, warehouse, ingest, tmp_path):

@@ -92,7 +92,7 @@ def test_s3_and_local_folder_give_identical_tables(s3_env, tmp_path, plan, polic
     local_report, local_tables = tables_after_ingest(local, tmp_path, "local", plan, policy)
     s3_report, s3_tables = tables_after_ingest(s3, tmp_path, "s3", plan, policy)
     assert local_report.summary() == {"lines_read": 10, "valid_events": 5, "quarantined": 2, "duplicates": 1,
-                                      "non_ai_events": 1, "blank_lines": 1}
+                                      "non_ai_events": 1, "erased_events": 0, "blank_lines": 1}
     assert {f.layout for f in s3_report.files} == {"hive", "rudderstack", "segment"}
     assert s3_tables == local_tables
     assert {f.source_key: f.object_version for f in s3_report.files} == {

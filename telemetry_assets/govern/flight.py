@@ -162,7 +162,7 @@ class Governor:
 
     def _raw_text(self, con, plan: EventPlan) -> pd.DataFrame:
         """The free text as sent (the plan's string columns hold a value only when it was a JSON string)."""
-        keys = ["message_id", "user_id", "conversation_id", *(["intent_label"] if plan.name == PROMPT_EVENT else [])]
+        keys = ["message_id", "user_id", "anonymous_id", "conversation_id", *(["intent_label"] if plan.name == PROMPT_EVENT else [])]
         columns = [f'"{c}"' for c in ["row_id", *keys, *(f.column for f in self._text_fields(plan))]]
         if plan.name == PROMPT_EVENT:
             columns.append(f"{in_sample_sql('conversation_id', self.policy.intent_sample_rate)} AS in_intent_sample")
@@ -240,10 +240,11 @@ class Governor:
         if not fields:
             return
         expired = self.text_expired_at is not None
-        kept = "NULL::VARCHAR AS user_id, NULL::VARCHAR AS text" if expired else "user_id, text"
+        kept = ("NULL::VARCHAR AS user_id, NULL::VARCHAR AS anonymous_id, NULL::VARCHAR AS text" if expired
+                else "user_id, anonymous_id, text")
         archived = con.sql(
             f"""SELECT $day AS dt, message_id, $event AS event, field, {kept}, $expired_at::TIMESTAMPTZ AS expired_at
-                FROM (UNPIVOT (SELECT r.message_id, r.user_id, {", ".join(f"r.{c}" for c in fields)}
+                FROM (UNPIVOT (SELECT r.message_id, r.user_id, r.anonymous_id, {", ".join(f"r.{c}" for c in fields)}
                          FROM raw_text_frame r JOIN decisions d USING (row_id) WHERE d."deliver__{SECURE_DESTINATION}")
                 ON {", ".join(fields)} INTO NAME field VALUE text)""",
             params={"day": self.day, "event": plan.name, "expired_at": self.text_expired_at}).to_arrow_table()

@@ -2,8 +2,9 @@
 `raw_text_retention_days` after the day it was received, and then only the fact that it was archived.
 
 When a day's text expires, its secure-store rows keep `dt`, `message_id`, `event` and `field`, lose
-`text` and `user_id`, and are stamped `expired_at`. The ids stay so that `consent_enforcement_rate`
-can still check that the archive received every event it should have; nothing personal is left.
+`text`, `user_id` and `anonymous_id`, and are stamped `expired_at`. The message ids stay so that
+`consent_enforcement_rate` can still check that the archive received every event it should have;
+nothing personal is left.
 Text expires wherever it would otherwise outlive the limit:
 
 - `expire_raw_text`, run by the `audit/raw_text_expiry` asset (a daily schedule, and every
@@ -50,14 +51,14 @@ def text_expired(policy: Policy, day: date, today: date) -> bool:
 
 
 def expire_raw_text(secure_con, cutoff: date) -> dict[date, int]:
-    """Clear the text and user id of every secure-store row received before `cutoff` that still has
+    """Clear the text and user ids of every secure-store row received before `cutoff` that still has
     them, in one transaction; returns the rows cleared per received day."""
     secure_con.execute("BEGIN TRANSACTION")
     try:
         cleared = dict(secure_con.execute(
             "SELECT dt, count(*) FROM raw_text WHERE dt < ? AND expired_at IS NULL GROUP BY dt ORDER BY dt",
             [cutoff]).fetchall())
-        secure_con.execute("UPDATE raw_text SET text = NULL, user_id = NULL, expired_at = now() "
+        secure_con.execute("UPDATE raw_text SET text = NULL, user_id = NULL, anonymous_id = NULL, expired_at = now() "
                            "WHERE dt < ? AND expired_at IS NULL", [cutoff])
         secure_con.execute("COMMIT")
     except BaseException:
@@ -91,5 +92,6 @@ def texts_kept_past(secure_con, cutoff: date) -> dict[date, int]:
     """Secure-store rows received before `cutoff` that still hold text or a user id, per day: none
     when retention holds."""
     return dict(secure_con.execute(
-        "SELECT dt, count(*) FROM raw_text WHERE dt < ? AND (text IS NOT NULL OR user_id IS NOT NULL) "
+        "SELECT dt, count(*) FROM raw_text WHERE dt < ? "
+        "AND (text IS NOT NULL OR user_id IS NOT NULL OR anonymous_id IS NOT NULL) "
         "GROUP BY dt ORDER BY dt", [cutoff]).fetchall())

@@ -4,6 +4,7 @@ Per chunk of lines (memory is bounded by the chunk, never by the partition), whi
 chunk is read on a background thread:
 
 1. classify each line in DuckDB: blank, malformed (not a JSON object), untyped (no `type`), a
+   call from a person who asked to be erased (counted, read no further: `govern/erasure.py`), a
    non-AI call (page, identify, `Order Completed`: counted, never quarantined) or an AI event;
 2. dedupe AI events by `messageId`, first copy in key order wins, against this partition's earlier
    lines and the look-back window of earlier partitions (at-least-once delivery re-sends);
@@ -24,7 +25,7 @@ are validated and governed at once, each on its own cursor (`workers.py`).
 The rows each chunk produces are staged (`staging.py`) and published in one transaction that
 first deletes the day's rows, so a re-run replaces exactly that partition. Before committing, every
 object's lines are reconciled against what landed: lines read = valid + quarantined + duplicates +
-non-AI events + blank lines. A gap aborts the run and nothing lands.
+non-AI events + erased + blank lines. A gap aborts the run and nothing lands.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ from checks.tracking_plan import (
     violations_by_row,
 )
 from telemetry_assets.govern.consent import CONSENT_PATHS, decision_sql, with_consent_sql
+from telemetry_assets.govern.erasure import erased_sql, load_erased_ids
 from telemetry_assets.govern.flight import LAND, WAREHOUSE, Governor
 from telemetry_assets.govern.intent import IntentRules
 from telemetry_assets.govern.policy import Policy, check_against_plan
@@ -100,13 +102,15 @@ class FileReport:
     quarantined: int
     duplicates: int
     non_ai_events: int
+    erased_events: int  # calls carrying an erased user or anonymous id (audit.erasure_requests), read no further
     identity_links: int  # identify calls naming both ids, kept for the warehouse (also counted as non-AI events)
     identity_links_blocked: int  # the same, that the warehouse destination's consent kept out
     identity_links_blocked_by: dict[str, int]  # those by reason, as the governance log words it
 
     @property
     def unaccounted(self) -> int:
-        accounted = self.blank_lines + self.valid_events + self.quarantined + self.duplicates + self.non_ai_events
+        accounted = (self.blank_lines + self.valid_events + self.quarantined + self.duplicates + self.non_ai_events
+                     + self.erased_events)
         return self.lines_read - accounted
 
 
@@ -136,6 +140,7 @@ class _Tally:
     blank_lines: int = 0
     duplicates: int = 0
     non_ai_events: int = 0
+    erased_events: int = 0
     identity_links: int = 0
     identity_links_blocked_by: Counter = field(default_factory=Counter)
 
@@ -173,7 +178,7 @@ def ingest_partition(
             with clock.stage(DEDUPE):
                 _load_seen_message_ids(con, day, lookback_days)
             tallies = {obj.key: _Tally(obj) for obj in objects}
-            stamps = _Stamps(day, tracking_plan.version, policy, clock, staging)
+            stamps = _Stamps(day, tracking_plan.version, policy, clock, staging, screen_erased=load_erased_ids(con) > 0)
             with ChunkWorkers(con, WORKERS) as workers, \
                     contextlib.closing(prefetched(_line_chunks(store, objects, tallies, max_line_bytes))) as chunks:
                 for frame in clock.timed(READ, chunks):
@@ -197,6 +202,7 @@ class _Stamps:
     policy: Policy
     clock: StageClock
     staging: Staging
+    screen_erased: bool  # someone asked to be erased: each call's ids are matched against theirs
 
     def params(self) -> dict:
         return {"day": self.day, "plan_version": self.plan_version, "policy_version": self.policy.version}
@@ -255,9 +261,10 @@ def _classify_and_dedupe(con, frame: pa.Table, stamps: _Stamps, tracking_plan: T
     clock = stamps.clock
     with clock.stage(PARSE):
         con.register("chunk_lines", frame)  # registering again replaces the previous chunk
-        _classify(con, tracking_plan.namespace)
+        _classify(con, tracking_plan.namespace, stamps.screen_erased)
         _count(con, tallies, "SELECT source_key, count(*) FROM chunk WHERE kind = 'blank' GROUP BY 1", "blank_lines")
         _count(con, tallies, "SELECT source_key, count(*) FROM chunk WHERE kind = 'non_ai' GROUP BY 1", "non_ai_events")
+        _count(con, tallies, "SELECT source_key, count(*) FROM chunk WHERE kind = 'erased' GROUP BY 1", "erased_events")
         _quarantine_unreadable(con, stamps)
         _stage_identity_links(con, stamps)
         _count(con, tallies, "SELECT source_key, count(*) FROM chunk_identity_links WHERE kept GROUP BY 1", "identity_links")
@@ -281,23 +288,26 @@ def _validate_and_govern_chunk(con, frame: pa.Table, firsts: pa.Table, stamps: _
         _validate_and_govern(con, stamps, event, governor)
 
 
-def _classify(con, namespace: str) -> None:
+def _classify(con, namespace: str, screen_erased: bool) -> None:
     """One parse per line for the envelope; `try` makes an unparseable line's fields NULL instead of
     failing the chunk. Only malformed lines are parsed again, to say what they are. An empty
     messageId is no id: dedupe never takes two such events for copies of one (validation
-    quarantines them as Required-Missing)."""
+    quarantines them as Required-Missing). A call of any type whose userId or anonymousId was
+    erased is `erased`; the ids are read and hashed only when someone was."""
+    paths = ["$.type", "$.event", "$.messageId", *(["$.userId", "$.anonymousId"] if screen_erased else [])]
+    erased = f"WHEN {erased_sql('fields[4]')} OR {erased_sql('fields[5]')} THEN 'erased'" if screen_erased else ""
     con.execute(
-        r"""CREATE OR REPLACE TEMP TABLE chunk AS
+        rf"""CREATE OR REPLACE TEMP TABLE chunk AS
         WITH envelope AS (
             SELECT line_id, source_key, line_number, line, read_error,
-                   CASE WHEN read_error IS NULL THEN try(json_extract_string(line, ['$.type', '$.event', '$.messageId']))
-                   END AS fields
+                   CASE WHEN read_error IS NULL THEN try(json_extract_string(line, {paths})) END AS fields
             FROM chunk_lines
         ), classified AS (
             SELECT *, CASE
                 WHEN read_error IS NULL AND regexp_full_match(line, '\s*') THEN 'blank'
-                WHEN fields IS NULL OR NOT regexp_matches(line, '^\s*\{') THEN 'malformed'
+                WHEN fields IS NULL OR NOT regexp_matches(line, '^\s*\{{') THEN 'malformed'
                 WHEN fields[1] IS NULL THEN 'untyped'
+                {erased}
                 WHEN fields[1] = 'track' AND starts_with(fields[2], $namespace) THEN 'ai'
                 ELSE 'non_ai'
             END AS kind
@@ -572,6 +582,7 @@ def _reconcile(con, stamps: _Stamps, tallies: dict[str, _Tally]) -> PartitionRep
             quarantined=landed[key][1],
             duplicates=t.duplicates,
             non_ai_events=t.non_ai_events,
+            erased_events=t.erased_events,
             identity_links=t.identity_links,
             identity_links_blocked=sum(t.identity_links_blocked_by.values()),
             identity_links_blocked_by=dict(t.identity_links_blocked_by),

@@ -17,24 +17,26 @@ LANDED_TABLES = (
     "audit.governance_log",
     "audit.ingest_files",
 )
-RECONCILED_COLUMNS = ("lines_read", "valid_events", "quarantined", "duplicates", "non_ai_events", "blank_lines")
+RECONCILED_COLUMNS = ("lines_read", "valid_events", "quarantined", "duplicates", "non_ai_events", "erased_events",
+                      "blank_lines")
 
 
 def landed_row_counts(con, day: date) -> dict[str, int]:
     """Rows per table for one partition (event rows only in the shared quarantine), and how many
-    events the log says reached the warehouse."""
+    events the log says reached the warehouse and were not erased since."""
     counts = {table: con.execute(f"SELECT count(*) FROM {table} WHERE dt = ?", [day]).fetchone()[0] for table in LANDED_TABLES}
     (counts["audit.quarantine"],) = con.execute(
         "SELECT count(*) FROM audit.quarantine WHERE dt = ? AND origin = ?", [day, EVENTS_ORIGIN]).fetchone()
     (counts["delivered_to_warehouse"],) = con.execute(
-        "SELECT count(*) FROM audit.governance_log WHERE dt = ? AND list_contains(delivered, 'warehouse')", [day]
+        "SELECT count(*) FROM audit.governance_log WHERE dt = ? AND list_contains(delivered, 'warehouse') "
+        "AND erased_at IS NULL", [day]
     ).fetchone()
     return counts
 
 
 def line_reconciliation(con, start: date, end: date) -> list[dict]:
     """Per partition: the line counts of `audit.ingest_files`, summed over the day's objects."""
-    sums = ", ".join(f"sum({column})::BIGINT AS {column}" for column in RECONCILED_COLUMNS)
+    sums = ", ".join(f"coalesce(sum({column}), 0)::BIGINT AS {column}" for column in RECONCILED_COLUMNS)
     rows = con.execute(
         f"SELECT dt, count(*) AS objects, {sums} FROM audit.ingest_files WHERE dt BETWEEN ? AND ? GROUP BY dt ORDER BY dt",
         [start, end],

@@ -45,6 +45,7 @@ AUDIT_TABLES = {
             "consent_strategy": "VARCHAR",
             "delivered": "VARCHAR[]",
             "blocked": "STRUCT(destination VARCHAR, reason VARCHAR)[]",
+            "erased_at": "TIMESTAMPTZ",  # set when the event's person asked to be erased: its rows elsewhere are gone
         },
     ),
     "audit.ingest_files": (
@@ -61,9 +62,11 @@ AUDIT_TABLES = {
             "quarantined": "BIGINT",
             "duplicates": "BIGINT",
             "non_ai_events": "BIGINT",
+            "erased_events": "BIGINT",  # calls from a person who asked to be erased: counted, never read further
             "identity_links": "BIGINT",  # identify calls naming both ids, kept in governed.identity_links
             "identity_links_blocked": "BIGINT",  # the same, kept out by the warehouse destination's consent
             "identity_links_blocked_by": "MAP(VARCHAR, BIGINT)",  # those by reason: consent denied: analytics -> 3
+            "identity_links_erased": "BIGINT",  # of identity_links, deleted since by an erasure request
         },
     ),
 }

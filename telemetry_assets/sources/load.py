@@ -13,7 +13,9 @@ them whole in Python took the process to 1.3 GB.
 Dated sources read `sources/<name>/dt=<day>/`. A snapshot source (`dated: false`) reads every file
 under `sources/<name>/` whose `dt=` folder (if any) is not after the day, and keeps, per key, the
 row of the latest file: the table's `dt` is the day the snapshot describes.
-Reconciliation per day: rows read = valid + quarantined + duplicates (+ blank and header lines).
+A row whose `user_id` belongs to a person who asked to be erased is counted as `erased` and goes
+no further (`telemetry_assets/govern/erasure.py`).
+Reconciliation per day: rows read = valid + quarantined + duplicates + erased (+ blank and header lines).
 `audit.source_files` is the ledger of the files each load read, with the version it listed, as
 `audit.ingest_files` is for raw events: a file that arrives after its day was loaded, or is written
 again, is found by comparing the lake with it (see `late_objects_sensor`).
@@ -40,6 +42,7 @@ import pandas as pd
 
 from checks.sources import SourceSpec, compile_source, raw_column
 from checks.tracking_plan import FIELD_TYPES, finite_number_sql, violations_by_row
+from telemetry_assets.govern.erasure import erased_sql, load_erased_ids
 from telemetry_assets.ingest.lines import DEFAULT_MAX_LINE_BYTES, read_lines
 from telemetry_assets.ingest.tables import VIOLATIONS_TYPE, create_or_extend, ensure_audit_tables, replacing_day
 from telemetry_assets.record_batches import frame_batches
@@ -68,11 +71,12 @@ class SourceReport:
     valid: int
     quarantined: int
     duplicates: int
+    erased: int  # rows of a person who asked to be erased: dropped unvalidated
     columns_not_in_header: tuple[str, ...] = ()  # "<object key>: <column>", optional columns read as NULL
 
     @property
     def unaccounted(self) -> int:
-        return self.rows_read - self.valid - self.quarantined - self.duplicates
+        return self.rows_read - self.valid - self.quarantined - self.duplicates - self.erased
 
 
 def source_objects(store, spec: SourceSpec, day: date) -> list[ListedObject]:
@@ -93,11 +97,12 @@ def load_source(store, con, spec: SourceSpec, day: date) -> SourceReport:
     with replacing_day(con, day, [spec.table]):
         con.execute("DELETE FROM audit.quarantine WHERE dt = ? AND origin = ?", [day, spec.table])
         con.execute(f"DELETE FROM {SOURCE_FILES} WHERE dt = ? AND source = ?", [day, spec.table])
+        _record_files(con, spec, day, files, bad)
+        erased = _drop_erased(con, spec)
         valid, failing, duplicates = _validate_and_land(con, spec, day)
         _quarantine(con, spec, day, bad + failing)
-        _record_files(con, spec, day, files, bad)
     report = SourceReport(spec.table, day, len(keys), rows + len(bad), valid, len(bad) + len(failing), duplicates,
-                          tuple(not_in_header))
+                          erased, tuple(not_in_header))
     if report.unaccounted:
         raise RuntimeError(f"{spec.table} {day}: {report.unaccounted} rows unaccounted for")
     return report
@@ -256,6 +261,16 @@ def _typed(column) -> str:
         "boolean": f"TRY_CAST({raw} AS BOOLEAN)",
         "timestamp": f"timezone('UTC', TRY_CAST({raw} AS TIMESTAMPTZ))",
     }[column.type]
+
+
+def _drop_erased(con, spec: SourceSpec) -> int:
+    """Delete the rows of erased people from `source_rows` before they are typed; returns how many.
+    The ledger of files read has counted them already."""
+    user_id = next((c for c in spec.columns if c.column == "user_id"), None)
+    if user_id is None or not load_erased_ids(con):
+        return 0
+    raw_user_id = f'"{raw_column(user_id)}"'
+    return con.execute(f"DELETE FROM source_rows WHERE {erased_sql(raw_user_id)}").fetchone()[0]
 
 
 def _validate_and_land(con, spec: SourceSpec, day: date) -> tuple[int, list, int]:

@@ -1,0 +1,302 @@
+"""Erasure: deleting what the pipeline holds about one person when they ask, and keeping it deleted.
+
+A request names a user id, anonymous ids, or both (`telemetry erase`). `erase_person` then:
+
+1. Finds what is theirs: the anonymous ids their user id was seen with (identity links, governed
+   events, the secure store), and every conversation any of their ids held, so that the turns of a
+   conversation begun before sign-in go too.
+2. Records the request in `audit.erasure_requests` with SHA-256 digests of those ids, never the ids.
+   From then on ingest drops every call that carries one (counted per raw object as
+   `erased_events`) and the source loads drop every row (`erased`), so a re-landed day, a late
+   object or a backfill never brings the person back. The request is recorded before anything is
+   deleted: a failure part-way leaves the suppression on, and the same request run again resumes
+   it (the same `request_id`) and finishes.
+3. Deletes their rows: from every export file in the lake that holds one, which is written again
+   without them; from the secure store, by their ids or by the message ids of their events (rows
+   archived before the store kept `anonymous_id` are found that way); and, in one transaction, from
+   every table of the `governed`, `analytics` and `sources` schemas that has a `user_id`,
+   `anonymous_id` or `conversation_id` column.
+4. Rewrites the warehouse and secure store files (`rewrite_database`), since DuckDB leaves deleted
+   values in its files' free blocks.
+5. Completes the request's row with the rows erased from each place.
+
+What stays: `audit.governance_log` and `audit.quarantine` hold message ids, counts and violation
+types, never a value or a user id: the record that events were processed and how. The log's rows of
+the person's events are stamped `erased_at`, so that the checks and the consent-enforcement metric
+no longer expect those events where they were delivered. The metric tables hold aggregates;
+`telemetry erase` computes the joins and metrics of every day it erased from again, so they no
+longer count the person. The raw dumps in the lake are the user's own, under their own bucket
+lifecycle, as for retention.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import hashlib
+import json
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+
+import pandas as pd
+
+from telemetry_assets.ingest.tables import (
+    IDENTITY_LINKS,
+    create_or_extend,
+    ensure_audit_tables,
+    existing_columns,
+    existing_tables,
+)
+
+ERASURE_TABLE = "audit.erasure_requests"
+ERASURE_COLUMNS = {
+    "dt": "DATE",  # the UTC day the request was made
+    "request_id": "VARCHAR",
+    "requested_at": "TIMESTAMPTZ",
+    "named_sha256s": "VARCHAR[]",  # the ids the request named, as digests: the same request run again resumes it
+    "id_sha256s": "VARCHAR[]",  # the ids named and found linked, as digests: what ingest and the source loads drop
+    "completed_at": "TIMESTAMPTZ",  # NULL until every place was erased
+    # place -> rows the run that completed it erased: governed.ai_user_action, secure_store.raw_text, exports/...
+    "rows_erased": "MAP(VARCHAR, BIGINT)",
+    "export_files_rewritten": "BIGINT",
+    "log_rows_marked": "BIGINT",  # governance-log rows of the person's events, stamped erased_at (not deleted)
+}
+ERASED_SCHEMAS = ("governed", "analytics", "sources")  # the schemas holding rows about people
+ID_COLUMNS = ("user_id", "anonymous_id", "conversation_id")
+SECURE_PLACE = "secure_store.raw_text"
+EXPORTS_PREFIX = "exports/"
+
+
+@dataclass(frozen=True)
+class Person:
+    """Every id that is one person's: those the request named, those found linked to them, their
+    conversations, and the message ids of their events that the warehouse or the secure store holds."""
+
+    user_ids: frozenset[str]
+    anonymous_ids: frozenset[str]
+    conversation_ids: frozenset[str]
+    message_ids: frozenset[str]
+
+    def digests(self) -> list[str]:
+        """What ingest and the source loads match calls and rows against. A conversation id or a
+        message id is not an id a person sends as theirs, so neither suppresses anything."""
+        return sorted({id_digest(value) for value in self.user_ids | self.anonymous_ids})
+
+    def owns(self, row: dict) -> bool:
+        return (row.get("user_id") in self.user_ids or row.get("anonymous_id") in self.anonymous_ids
+                or row.get("conversation_id") in self.conversation_ids)
+
+
+@dataclass(frozen=True)
+class ErasureReport:
+    request_id: str
+    ids_suppressed: int
+    rows_erased: dict[str, int]  # place -> rows, places with none left out
+    export_files_rewritten: int
+    log_rows_marked: int  # governance-log rows of the person's events, stamped `erased_at`
+    days: list[date]  # days of warehouse rows erased: their joins and metrics are computed again
+
+
+def id_digest(value: str) -> str:
+    """The SHA-256 of an id as lowercase hex: what DuckDB's `sha256` gives, so SQL can match it."""
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def load_erased_ids(con) -> int:
+    """The digests of every erased id into the temp table `erased_ids`; returns how many."""
+    con.execute("CREATE OR REPLACE TEMP TABLE erased_ids (id_sha256 VARCHAR)")
+    if ERASURE_TABLE in existing_tables(con):
+        con.execute(f"INSERT INTO erased_ids SELECT DISTINCT unnest(id_sha256s) FROM {ERASURE_TABLE}")
+    return con.execute("SELECT count(*) FROM erased_ids").fetchone()[0]
+
+
+def erased_sql(column: str) -> str:
+    """True when the id in `column` is an erased one (`load_erased_ids` made the table)."""
+    return f"sha256({column}) IN (SELECT id_sha256 FROM erased_ids)"
+
+
+def erase_person(store, warehouse, secure_store, user_ids: list[str], anonymous_ids: list[str]) -> ErasureReport:
+    """Erase one person from the warehouse, the secure store and the lake's exports (steps above)."""
+    with warehouse.get_connection() as con, secure_store.get_connection() as secure_con:
+        ensure_audit_tables(con)  # a warehouse landed by an older version gains the columns erasure stamps
+        person = find_person(con, secure_con, user_ids, anonymous_ids)
+        request_id = record_request(con, sorted(id_digest(value) for value in {*user_ids, *anonymous_ids}), person)
+        rows, files, exported_ids = erase_from_exports(store, person)
+        rows[SECURE_PLACE] = erase_from_secure_store(secure_con, person)
+        warehouse_rows, days, marked = erase_from_warehouse(con, person, person.message_ids | exported_ids)
+        rows.update(warehouse_rows)
+    warehouse.rewrite()
+    secure_store.rewrite()
+    erased = {place: count for place, count in rows.items() if count}
+    with warehouse.get_connection() as con:
+        complete_request(con, request_id, erased, files, marked)
+    return ErasureReport(request_id, len(person.digests()), erased, files, marked, days)
+
+
+def find_person(con, secure_con, user_ids: list[str], anonymous_ids: list[str]) -> Person:
+    """The ids named, the anonymous ids seen with the user ids, every conversation held under any
+    of them, and the message ids of their events in the warehouse and the secure store. Found before
+    anything is deleted, and erased in the order exports, secure store, warehouse: the warehouse is
+    where most of this is found, so a request that failed part-way finds it again when run again."""
+    _register_ids(con, "erase_user_ids", user_ids)
+    _register_ids(secure_con, "erase_user_ids", user_ids)
+    anonymous = set(anonymous_ids)
+    tables = _person_tables(con)
+    for table, columns in tables:
+        if {"user_id", "anonymous_id"} <= columns:
+            anonymous |= _values(con, f"SELECT anonymous_id FROM {table} WHERE user_id IN (SELECT id FROM erase_user_ids)")
+    anonymous |= _values(secure_con, "SELECT anonymous_id FROM raw_text WHERE user_id IN (SELECT id FROM erase_user_ids)")
+    _register_ids(con, "erase_anonymous_ids", anonymous)
+    _register_ids(con, "erase_conversation_ids", [])
+    conversations = set()
+    for table, columns in tables:
+        if "conversation_id" in columns:
+            conversations |= _values(con, f"SELECT conversation_id FROM {table} WHERE {_owned_sql(columns)}")
+    _register_ids(con, "erase_conversation_ids", conversations)
+    _register_ids(secure_con, "erase_anonymous_ids", anonymous)
+    message_ids = _values(secure_con, "SELECT message_id FROM raw_text WHERE user_id IN (SELECT id FROM erase_user_ids) "
+                                      "OR anonymous_id IN (SELECT id FROM erase_anonymous_ids)")
+    for table, columns in tables:
+        if "message_id" in columns:
+            message_ids |= _values(con, f"SELECT message_id FROM {table} WHERE {_owned_sql(columns)}")
+    return Person(frozenset(user_ids), frozenset(anonymous), frozenset(conversations), frozenset(message_ids))
+
+
+def record_request(con, named: list[str], person: Person) -> str:
+    """Record the request, uncompleted, with the digests that suppress the person from now on; an
+    uncompleted request that named the same ids (one that failed part-way) is resumed instead, its
+    digests joined by any found this time."""
+    create_or_extend(con, ERASURE_TABLE, "One row per erasure request: the digests of the ids it erased "
+                     "(suppressed at ingest from then on), and the rows it erased from each place.", ERASURE_COLUMNS)
+    unfinished = con.execute(f"SELECT request_id FROM {ERASURE_TABLE} WHERE completed_at IS NULL AND named_sha256s = ?",
+                             [named]).fetchall()
+    if unfinished:
+        [(request_id,)] = unfinished
+        con.execute(f"UPDATE {ERASURE_TABLE} SET id_sha256s = list_sort(list_distinct(list_concat(id_sha256s, ?))) "
+                    "WHERE request_id = ?", [person.digests(), request_id])
+        return request_id
+    request_id, now = str(uuid.uuid4()), datetime.now(timezone.utc)
+    con.execute(f"INSERT INTO {ERASURE_TABLE} (dt, request_id, requested_at, named_sha256s, id_sha256s) "
+                "VALUES (?, ?, ?, ?, ?)", [now.date(), request_id, now, named, person.digests()])
+    return request_id
+
+
+def erase_from_warehouse(con, person: Person, message_ids: set[str]) -> tuple[dict[str, int], list[date], int]:
+    """In one transaction: delete the person's rows from every table of the erased schemas, and
+    stamp `erased_at` on the governance-log rows of `message_ids` (their events wherever they
+    arrived). Returns the rows deleted per table, the days they were on, and the log rows stamped.
+
+    The ledgers keep reconciling: the log's deliveries to the warehouse count only events not
+    erased, and each raw object's `audit.ingest_files` row counts the identity links it gave that
+    were erased since (`identity_links_erased`). Both start again from nothing when the day is
+    landed again, since ingest then drops the person's calls itself."""
+    for name, ids in (("erase_user_ids", person.user_ids), ("erase_anonymous_ids", person.anonymous_ids),
+                      ("erase_conversation_ids", person.conversation_ids), ("erase_message_ids", message_ids)):
+        _register_ids(con, name, ids)
+    rows, days = {}, set()
+    con.execute("BEGIN TRANSACTION")
+    try:
+        marked = _mark_logged_events(con)
+        _count_erased_links(con)
+        for table, columns in _person_tables(con):
+            owned = _owned_sql(columns)
+            days |= _values(con, f"SELECT dt FROM {table} WHERE {owned}") if "dt" in columns else set()
+            rows[table] = con.execute(f"DELETE FROM {table} WHERE {owned}").fetchone()[0]
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return rows, sorted(days), marked
+
+
+def _mark_logged_events(con) -> int:
+    return con.execute("UPDATE audit.governance_log SET erased_at = now() "
+                       "WHERE message_id IN (SELECT id FROM erase_message_ids) AND erased_at IS NULL").fetchone()[0]
+
+
+def _count_erased_links(con) -> None:
+    if IDENTITY_LINKS not in existing_tables(con):
+        return
+    con.execute(
+        f"""UPDATE audit.ingest_files f SET identity_links_erased = coalesce(f.identity_links_erased, 0) + e.links
+        FROM (SELECT dt, source_key, count(*) AS links FROM {IDENTITY_LINKS}
+              WHERE {_owned_sql(existing_columns(con, IDENTITY_LINKS))} GROUP BY ALL) e
+        WHERE f.dt = e.dt AND f.source_key = e.source_key""")
+
+
+def erase_from_secure_store(secure_con, person: Person) -> int:
+    """Delete the person's archived text: by their ids, or by the message ids of their events
+    (rows archived before the store kept `anonymous_id`, or without the user id, are found so)."""
+    _register_ids(secure_con, "erase_user_ids", person.user_ids)
+    _register_ids(secure_con, "erase_anonymous_ids", person.anonymous_ids)
+    _register_ids(secure_con, "erase_message_ids", person.message_ids)
+    return secure_con.execute(
+        """DELETE FROM raw_text WHERE user_id IN (SELECT id FROM erase_user_ids)
+           OR anonymous_id IN (SELECT id FROM erase_anonymous_ids) OR message_id IN (SELECT id FROM erase_message_ids)"""
+    ).fetchone()[0]
+
+
+def erase_from_exports(store, person: Person) -> tuple[dict[str, int], int, set[str]]:
+    """Write every export file that holds one of the person's rows again without it; returns the
+    rows erased per destination (`exports/<destination>`), how many files were written, and the
+    message ids of the rows erased. A file is parsed only when its bytes contain one of the ids (as
+    it is, or JSON-escaped either way): most files hold none."""
+    ids = person.user_ids | person.anonymous_ids | person.conversation_ids
+    if not ids:
+        return {}, 0, set()
+    spellings = {spelling for value in ids
+                 for spelling in (value, json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1])}
+    mentions = re.compile(b"|".join(re.escape(spelling.encode()) for spelling in sorted(spellings)))
+    rows, files, message_ids = {}, 0, set()
+    for obj in store.list_objects(EXPORTS_PREFIX):
+        if not obj.key.endswith(".jsonl.gz"):
+            continue
+        with contextlib.closing(store.open(obj.key)) as stream:
+            lines = gzip.decompress(stream.read())
+        if not mentions.search(lines):
+            continue
+        kept, erased = [], []
+        for line in lines.splitlines(keepends=True):
+            row = json.loads(line)
+            if person.owns(row):
+                erased.append(row.get("message_id"))
+            else:
+                kept.append(line)
+        if erased:
+            store.put(obj.key, gzip.compress(b"".join(kept)))
+            place = EXPORTS_PREFIX + obj.key.removeprefix(EXPORTS_PREFIX).split("/")[0]
+            rows[place] = rows.get(place, 0) + len(erased)
+            message_ids.update(m for m in erased if m is not None)
+            files += 1
+    return rows, files, message_ids
+
+
+def complete_request(con, request_id: str, rows_erased: dict[str, int], files: int, log_rows_marked: int) -> None:
+    con.execute(
+        f"""UPDATE {ERASURE_TABLE} SET completed_at = now(), export_files_rewritten = ?, log_rows_marked = ?,
+            rows_erased = MAP(?::VARCHAR[], ?::BIGINT[]) WHERE request_id = ?""",
+        [files, log_rows_marked, list(rows_erased), list(rows_erased.values()), request_id])
+
+
+def _person_tables(con) -> list[tuple[str, set[str]]]:
+    """The tables of the erased schemas with an id column, each with its columns."""
+    tables = sorted(t for t in existing_tables(con) if t.split(".")[0] in ERASED_SCHEMAS)
+    with_columns = [(table, existing_columns(con, table)) for table in tables]
+    return [(table, columns) for table, columns in with_columns if columns & set(ID_COLUMNS)]
+
+
+def _owned_sql(columns: set[str]) -> str:
+    """A row is the person's when any id column it has holds one of their ids."""
+    lists = {"user_id": "erase_user_ids", "anonymous_id": "erase_anonymous_ids", "conversation_id": "erase_conversation_ids"}
+    return " OR ".join(f'"{column}" IN (SELECT id FROM {ids})' for column, ids in lists.items() if column in columns)
+
+
+def _register_ids(con, name: str, ids) -> None:
+    con.register(name, pd.DataFrame({"id": pd.Series(sorted(ids), dtype="str")}))
+
+
+def _values(con, sql: str) -> set:
+    """The query's single column as a set, NULL left out."""
+    return {value for (value,) in con.execute(sql).fetchall() if value is not None}

@@ -1,0 +1,272 @@
+"""Erasure of one person: their rows leave every table, the secure store, the exports and the
+database files; everyone else's stay as they were; the checks and metrics still reconcile; and
+the person never comes back when a day or a source is loaded again."""
+
+import gzip
+import os
+import re
+import stat
+import subprocess
+import sys
+from datetime import date, timedelta
+
+import duckdb
+import pytest
+
+from checks.sources import load_sources
+from resources.object_store import LocalObjectStore
+from resources.warehouse import Warehouse
+from telemetry_assets import settings
+from telemetry_assets.analytics.joins import build_joins
+from telemetry_assets.cli import main
+from telemetry_assets.govern import erasure
+from telemetry_assets.govern.erasure import ERASURE_TABLE, erase_person, id_digest, load_erased_ids
+from telemetry_assets.generate.traffic import GeneratorConfig, generate
+from telemetry_assets.govern.safety import compute_safety
+from telemetry_assets.ingest.partition import ingest_partition
+from telemetry_assets.ingest.reconcile import landed_row_counts
+from telemetry_assets.ingest.tables import IDENTITY_LINKS, governed_table
+from telemetry_assets.sources.load import load_source
+from tests.builders import ai_call, gz, page_call, segment_consent
+
+DAY = date(2026, 9, 14)
+GONE = ("usr_gone", "anon_gone_1", "anon_gone_2")  # named; seen with usr_gone on an event; linked by an identify call
+GONE_TEXT = "quokka-gone-4411"  # in the person's free text: never PII, so the warehouse keeps it redacted or not
+STAY_TEXT = "heron-stay-8023"
+PERSON_LINES = 7  # every raw line below that carries one of GONE
+
+
+def track(event, user, anonymous, conversation, consent=None, **properties):
+    call = ai_call(event, consent=consent, conversation_id=conversation, **properties)
+    call["anonymousId"] = anonymous
+    if user is None:
+        del call["userId"]
+    else:
+        call["userId"] = user
+    return call
+
+
+def identify(user, anonymous):
+    return {"type": "identify", "messageId": f"identify-{user}-{anonymous}", "userId": user, "anonymousId": anonymous,
+            "receivedAt": "2026-09-14T07:59:00.000Z", "context": segment_consent(), "traits": {}}
+
+
+def raw_day():
+    prompt, response, action = "ai_user_prompt_created", "ai_llm_response_received", "ai_user_action"
+    no_analytics = segment_consent(analytics=False)  # still reaches ai_observability and the archive
+    gone_page = {**page_call(), "userId": "usr_gone"}
+    return gz(
+        track(prompt, None, "anon_gone_1", "conv_gone_a", prompt_text=f"{GONE_TEXT} before sign-in"),
+        track(response, "usr_gone", "anon_gone_1", "conv_gone_a", response_text=f"{GONE_TEXT} answer"),
+        track(action, "usr_gone", "anon_gone_1", "conv_gone_a", feedback=f"{GONE_TEXT} thanks"),
+        identify("usr_gone", "anon_gone_2"),
+        track(prompt, None, "anon_gone_2", "conv_gone_b", prompt_text=f"{GONE_TEXT} on another device"),
+        track(prompt, "usr_gone", "anon_gone_1", "conv_gone_c", consent=no_analytics, prompt_text=f"{GONE_TEXT} private"),
+        gone_page,
+        track(prompt, "usr_stay", "anon_stay", "conv_stay", prompt_text=f"{STAY_TEXT} hello"),
+        track(response, "usr_stay", "anon_stay", "conv_stay", response_text=f"{STAY_TEXT} answer"),
+        track(action, "usr_stay", "anon_stay", "conv_stay", feedback=f"{STAY_TEXT} thanks"),
+        identify("usr_stay", "anon_stay_2"),
+    )
+
+
+SOURCE_FILES = {
+    "sources/support_tickets/dt=2026-09-14/tickets.csv": "ticket_id,user_id,conversation_id,created_at,channel,status,category\n"
+    "t1,usr_gone,conv_gone_a,2026-09-14T09:00:00Z,email,open,billing\nt2,usr_stay,conv_stay,2026-09-14T09:00:00Z,chat,open,bug\n",
+    "sources/conversions/dt=2026-09-14/conversions.csv": "conversion_id,user_id,conversation_id,occurred_at,type,revenue\n"
+    "c1,usr_gone,,2026-09-14T10:00:00Z,upgrade,20\nc2,usr_stay,,2026-09-14T10:00:00Z,upgrade,20\n",
+    "sources/user_profiles/profiles.csv": "user_id,plan,country,signup_at\n"
+    "usr_gone,pro,DE,2026-01-01T00:00:00Z\nusr_stay,free,FR,2026-02-01T00:00:00Z\n",
+}
+
+
+@pytest.fixture
+def home(tmp_path, lake, plan, policy, secure_store):
+    """The day and its sources put in the lake, and a function that lands them (ingest, sources, joins)."""
+    lake.put(f"raw/ai_events/dt={DAY}/part-0.jsonl.gz", raw_day())
+    for key, text in SOURCE_FILES.items():
+        lake.put(key, text.encode())
+    warehouse = Warehouse(database=str(tmp_path / "warehouse.duckdb"))
+
+    def land():
+        with warehouse.get_connection() as con:
+            report = ingest_partition(lake, con, DAY, plan, policy, secure_store, today=DAY + timedelta(days=1))
+            assert all(f.unaccounted == 0 for f in report.files)
+            sources = {spec.table: load_source(lake, con, spec, DAY) for spec in load_sources(settings.sources_path()).values()}
+            build_joins(con, DAY, policy)
+        return report, sources
+
+    return warehouse, land
+
+
+def everything(warehouse, secure_store, lake) -> dict[str, list[str]]:
+    """Every row of every place that can hold a person, as text: the tables of the erased schemas,
+    the secure store, and each destination's exports."""
+    places = {}
+    with duckdb.connect(warehouse.database, read_only=True) as con:
+        tables = [f"{s}.{t}" for s, t in con.execute("SELECT schema_name, table_name FROM duckdb_tables()").fetchall()
+                  if s in erasure.ERASED_SCHEMAS]
+        for table in tables:
+            places[table] = sorted(str(row) for row in con.execute(f"SELECT * FROM {table}").fetchall())
+    with secure_store.get_connection() as con:
+        places["secure_store.raw_text"] = sorted(str(row) for row in con.execute("SELECT * FROM raw_text").fetchall())
+    for key in lake.list_keys("exports/"):
+        place = "exports/" + key.split("/")[1]
+        with lake.open(key) as stream:
+            places.setdefault(place, []).extend(gzip.decompress(stream.read()).decode().splitlines())
+    return places
+
+
+def mentioning(places: dict[str, list[str]], ids) -> dict[str, int]:
+    """Rows per place that name one of `ids` (each quoted, as a row's text or JSON writes it)."""
+    found = {place: sum(any(f"'{i}'" in row or f'"{i}"' in row for i in ids) for row in rows) for place, rows in places.items()}
+    return {place: n for place, n in found.items() if n}
+
+
+def test_erasure_takes_one_person_out_of_every_place_and_leaves_everyone_else(home, secure_store, lake, policy, plan):
+    warehouse, land = home
+    land()
+    before = everything(warehouse, secure_store, lake)
+    theirs = mentioning(before, GONE + ("conv_gone_a", "conv_gone_b", "conv_gone_c"))
+    assert {"governed.ai_user_prompt_created", "governed.ai_llm_response_received", "governed.ai_user_action",
+            IDENTITY_LINKS, "analytics.ai_turns", "analytics.ai_conversations", "sources.support_tickets",
+            "sources.conversions", "sources.user_profiles", "secure_store.raw_text", "exports/ai_observability",
+            "exports/product_analytics"} <= set(theirs)
+    for path in (warehouse.database, secure_store.database):  # so the same test below can fail
+        assert GONE_TEXT.encode() in open(path, "rb").read()
+
+    report = erase_person(lake, warehouse, secure_store, ["usr_gone"], [])
+
+    after = everything(warehouse, secure_store, lake)
+    assert mentioning(after, GONE) == {}
+    assert report.rows_erased == theirs  # every row of theirs, and nothing else, counted where it was
+    for place, rows in before.items():
+        assert after.get(place, []) == [row for row in rows if not any(i in row for i in GONE + ("conv_gone",))], place
+    for path in (warehouse.database, secure_store.database):
+        assert GONE_TEXT.encode() not in open(path, "rb").read()
+        assert STAY_TEXT.encode() in open(path, "rb").read()
+    assert stat.S_IMODE(os.stat(secure_store.database).st_mode) == 0o600
+
+    with duckdb.connect(warehouse.database) as con:
+        (named, digests, completed, rows, files, marked), = con.execute(
+            f"SELECT named_sha256s, id_sha256s, completed_at IS NOT NULL, rows_erased, export_files_rewritten, "
+            f"log_rows_marked FROM {ERASURE_TABLE} WHERE request_id = ?", [report.request_id]).fetchall()
+        assert named == [id_digest("usr_gone")] and digests == sorted(map(id_digest, GONE)) and "usr_gone" not in str(digests)
+        assert completed and rows == report.rows_erased and files == report.export_files_rewritten > 0
+        # the five AI events of theirs are stamped in the log; the three of the other person are not
+        assert marked == report.log_rows_marked == 5
+        assert con.execute("SELECT count(*) FILTER (erased_at IS NULL), count(*) FROM audit.governance_log").fetchone() == (3, 8)
+        # the ledgers still reconcile with what is left
+        landed = landed_row_counts(con, DAY)
+        events = [governed_table(name) for name in plan.events]
+        assert sum(landed[table] for table in events) == landed["delivered_to_warehouse"] == 3
+        links, erased_links = con.execute("SELECT sum(identity_links), sum(identity_links_erased) FROM audit.ingest_files").fetchone()
+        assert (links, erased_links, landed[IDENTITY_LINKS]) == (2, 1, 1)
+        with secure_store.get_connection() as secure_con:
+            safety = compute_safety(con, lake, secure_con, DAY, policy, events)
+        assert safety["consent_enforcement_rate"] == 1.0 and safety["audit_completeness"] == 1.0
+    assert report.days == [DAY]
+
+
+def test_a_day_and_its_sources_loaded_again_leave_the_erased_person_out(home, secure_store, lake):
+    warehouse, land = home
+    land()
+    erase_person(lake, warehouse, secure_store, ["usr_gone"], [])
+
+    report, sources = land()
+
+    assert mentioning(everything(warehouse, secure_store, lake), GONE) == {}
+    assert report.total("erased_events") == PERSON_LINES and report.total("valid_events") == 3
+    assert report.total("non_ai_events") == 1  # the other person's identify call; theirs and their page view are erased
+    assert {table: s.erased for table, s in sources.items()} == {
+        "sources.support_tickets": 1, "sources.conversions": 1, "sources.user_profiles": 1}
+    with duckdb.connect(warehouse.database, read_only=True) as con:
+        # the new landing's ledgers start from nothing erased: ingest dropped the person itself
+        assert con.execute("SELECT sum(identity_links), coalesce(sum(identity_links_erased), 0), sum(erased_events) "
+                           "FROM audit.ingest_files").fetchone() == (1, 0, PERSON_LINES)
+        assert con.execute("SELECT count(*) FROM audit.governance_log WHERE erased_at IS NOT NULL").fetchone() == (0,)
+
+
+def test_an_anonymous_id_alone_erases_only_what_was_sent_under_it(home, secure_store, lake):
+    warehouse, land = home
+    land()
+    before = everything(warehouse, secure_store, lake)
+
+    report = erase_person(lake, warehouse, secure_store, [], ["anon_gone_2"])
+
+    after = everything(warehouse, secure_store, lake)
+    assert mentioning(after, ["anon_gone_2", "conv_gone_b"]) == {}
+    for place, rows in before.items():  # the sign-in that linked it to usr_gone went, and nothing else of usr_gone
+        assert after.get(place, []) == [row for row in rows if "anon_gone_2" not in row and "conv_gone_b" not in row], place
+    assert report.ids_suppressed == 1
+    assert report.rows_erased[IDENTITY_LINKS] == 1 and report.rows_erased["governed.ai_user_prompt_created"] == 1
+
+
+def test_an_erasure_that_fails_part_way_keeps_the_person_out_and_finishes_when_run_again(
+        home, secure_store, lake, monkeypatch):
+    warehouse, land = home
+    land()
+    monkeypatch.setattr(erasure, "erase_from_secure_store", lambda *args: (_ for _ in ()).throw(OSError("disk full")))
+    with pytest.raises(OSError, match="disk full"):
+        erase_person(lake, warehouse, secure_store, ["usr_gone"], [])
+    with duckdb.connect(warehouse.database) as con:
+        assert load_erased_ids(con) == 3  # the suppression holds from the start
+        [(first, completed)] = con.execute(f"SELECT request_id, completed_at FROM {ERASURE_TABLE}").fetchall()
+        assert completed is None
+    assert mentioning(everything(warehouse, secure_store, lake), GONE).keys() - {"exports/ai_observability",
+                                                                                  "exports/product_analytics"}
+    monkeypatch.undo()
+
+    report = erase_person(lake, warehouse, secure_store, ["usr_gone"], [])
+
+    assert report.request_id == first
+    assert mentioning(everything(warehouse, secure_store, lake), GONE) == {}
+    with duckdb.connect(warehouse.database) as con:
+        assert con.execute(f"SELECT count(*), count(completed_at) FROM {ERASURE_TABLE}").fetchone() == (1, 1)
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["erase"], "name the person with --user-id, --anonymous-id, or both"),
+    (["erase", "--user-id", "  "], "an id cannot be empty"),
+])
+def test_telemetry_erase_refuses_a_request_that_names_nobody(arguments, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("TELEMETRY_HOME", str(tmp_path / "home"))
+    try:
+        status = main(arguments)
+    except SystemExit as exit:  # argparse refuses an argument itself
+        status = exit.code
+    assert status == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "home").exists()  # nothing was opened, let alone written
+
+
+def test_telemetry_erase_on_a_landed_day_prints_what_it_erased_and_the_checks_still_pass(tmp_path):
+    """Through the command, on a generated day: the joins and metrics are computed again without
+    the person, and `telemetry check` then passes every blocking check, the reconciliations included."""
+    env = {**os.environ, "TELEMETRY_HOME": str(tmp_path / "home")}
+    env.pop("DAGSTER_HOME", None)
+    generate(LocalObjectStore(root=str(tmp_path / "home" / "lake")),
+             GeneratorConfig(days=1, users=20, events_per_day=150, seed=5, start=DAY))
+
+    def telemetry(*arguments):
+        done = subprocess.run([sys.executable, "-m", "telemetry_assets.cli", *arguments], env=env,
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout.splitlines()
+
+    telemetry("run", "--start", str(DAY), "--end", str(DAY))
+    warehouse = tmp_path / "home" / "warehouse.duckdb"
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        [(user,)] = con.execute("SELECT user_id FROM governed.ai_user_prompt_created WHERE user_id IS NOT NULL "
+                                "GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1").fetchall()
+    assert user.encode() in warehouse.read_bytes()
+
+    erased = telemetry("erase", "--user-id", user)
+
+    assert re.fullmatch(r"erasure [0-9a-f-]{36}: \d+ ids, whose calls ingest drops from now on", erased[0])
+    assert any(re.fullmatch(r"  governed\.ai_user_prompt_created +[1-9][\d,]* rows erased", line) for line in erased)
+    assert erased[-1] == f"{DAY}  joins and metrics computed again"
+    assert user.encode() not in warehouse.read_bytes()
+    checked = telemetry("check", "--start", str(DAY), "--end", str(DAY))
+    # all but the drift warning: a generated day plants more bad lines than its 1% band allows
+    assert checked[0] == f"{DAY}  22 of 23 checks passed"
+    assert [line.split()[:3] for line in checked[1:]] == [["WARNING", "metrics/safety_daily", "safety_drift:"]]
