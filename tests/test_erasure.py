@@ -3,6 +3,7 @@ database files; everyone else's stay as they were; the checks and metrics still 
 the person never comes back when a day or a source is loaded again."""
 
 import gzip
+import json
 import os
 import re
 import stat
@@ -223,6 +224,27 @@ def test_an_erasure_that_fails_part_way_keeps_the_person_out_and_finishes_when_r
     assert mentioning(everything(warehouse, secure_store, lake), GONE) == {}
     with duckdb.connect(warehouse.database) as con:
         assert con.execute(f"SELECT count(*), count(completed_at) FROM {ERASURE_TABLE}").fetchone() == (1, 1)
+
+
+def test_an_id_that_json_escapes_is_found_in_the_exports(lake, plan, policy, secure_store, tmp_path):
+    """The exports are searched as bytes, where DuckDB wrote the id JSON-escaped: a quote, a
+    backslash and a non-ASCII letter must still be found, and nobody else's row taken with them.
+    The call reaches only `ai_observability` and carries no text, so nothing else names it: only
+    its user id can find it."""
+    odd = 'usr_"ü\\ber'
+    lake.put(f"raw/ai_events/dt={DAY}/part-0.jsonl.gz", gz(
+        track("ai_user_prompt_created", odd, "anon_odd", "conv_odd", consent=segment_consent(analytics=False),
+              drop=("prompt_text",)),
+        track("ai_user_prompt_created", "usr_ber", "anon_ber", "conv_ber", consent=segment_consent(analytics=False))))
+    warehouse = Warehouse(database=str(tmp_path / "warehouse.duckdb"))
+    with warehouse.get_connection() as con:
+        ingest_partition(lake, con, DAY, plan, policy, secure_store, today=DAY + timedelta(days=1))
+
+    report = erase_person(lake, warehouse, secure_store, [odd], [])
+
+    assert report.rows_erased == {"exports/ai_observability": 1}
+    assert [json.loads(row)["user_id"] for row in everything(warehouse, secure_store, lake)["exports/ai_observability"]] \
+        == ["usr_ber"]
 
 
 @pytest.mark.parametrize("arguments, message", [

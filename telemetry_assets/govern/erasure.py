@@ -32,7 +32,6 @@ lifecycle, as for retention.
 from __future__ import annotations
 
 import contextlib
-import gzip
 import hashlib
 import json
 import re
@@ -41,7 +40,9 @@ from dataclasses import dataclass
 from datetime import date, datetime, timezone
 
 import pandas as pd
+from isal import igzip
 
+from telemetry_assets.govern.flight import gzip_member
 from telemetry_assets.ingest.tables import (
     IDENTITY_LINKS,
     create_or_extend,
@@ -241,36 +242,59 @@ def erase_from_secure_store(secure_con, person: Person) -> int:
 def erase_from_exports(store, person: Person) -> tuple[dict[str, int], int, set[str]]:
     """Write every export file that holds one of the person's rows again without it; returns the
     rows erased per destination (`exports/<destination>`), how many files were written, and the
-    message ids of the rows erased. A file is parsed only when its bytes contain one of the ids (as
-    it is, or JSON-escaped either way): most files hold none."""
-    ids = person.user_ids | person.anonymous_ids | person.conversation_ids
-    if not ids:
-        return {}, 0, set()
-    spellings = {spelling for value in ids
-                 for spelling in (value, json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1])}
-    mentions = re.compile(b"|".join(re.escape(spelling.encode()) for spelling in sorted(spellings)))
+    message ids of the rows erased.
+
+    A day of 1M events has 1.36 GB of exports, so rows are not parsed to be looked at: one regex
+    pass finds the id fields (`"user_id":"..."`) whose value is one of the person's (3 s for that
+    day, where parsing every row took 45 s), only those rows are parsed, to decide exactly, and a
+    file none of whose rows is theirs is left as it is."""
+    spellings = {column: _json_spellings(ids) for column, ids in (
+        ("user_id", person.user_ids), ("anonymous_id", person.anonymous_ids), ("conversation_id", person.conversation_ids))}
     rows, files, message_ids = {}, 0, set()
     for obj in store.list_objects(EXPORTS_PREFIX):
         if not obj.key.endswith(".jsonl.gz"):
             continue
         with contextlib.closing(store.open(obj.key)) as stream:
-            lines = gzip.decompress(stream.read())
-        if not mentions.search(lines):
+            lines = igzip.decompress(stream.read())
+        erased = [(start, end, row) for start, end in _lines_naming(lines, spellings)
+                  if person.owns(row := json.loads(lines[start:end]))]
+        if not erased:
             continue
-        kept, erased = [], []
-        for line in lines.splitlines(keepends=True):
-            row = json.loads(line)
-            if person.owns(row):
-                erased.append(row.get("message_id"))
-            else:
-                kept.append(line)
-        if erased:
-            store.put(obj.key, gzip.compress(b"".join(kept)))
-            place = EXPORTS_PREFIX + obj.key.removeprefix(EXPORTS_PREFIX).split("/")[0]
-            rows[place] = rows.get(place, 0) + len(erased)
-            message_ids.update(m for m in erased if m is not None)
-            files += 1
+        store.put(obj.key, gzip_member(_without(lines, [(start, end) for start, end, _ in erased])))
+        place = EXPORTS_PREFIX + obj.key.removeprefix(EXPORTS_PREFIX).split("/")[0]
+        rows[place] = rows.get(place, 0) + len(erased)
+        message_ids.update(row["message_id"] for *_, row in erased if row.get("message_id") is not None)
+        files += 1
     return rows, files, message_ids
+
+
+# an id field and its string value, escapes included (the loop unrolled: twice as fast as `(?:[^"\\]|\\.)*`)
+_ID_FIELD = re.compile(rb'"(user_id|anonymous_id|conversation_id)"\s*:\s*"([^"\\]*(?:\\.[^"\\]*)*)"')
+
+
+def _json_spellings(ids) -> set[bytes]:
+    """An id as a JSON string's inside may spell it: as it is, or with non-ASCII escaped."""
+    return {json.dumps(value, ensure_ascii=ascii)[1:-1].encode() for value in ids for ascii in (True, False)}
+
+
+def _lines_naming(lines: bytes, spellings: dict[str, set[bytes]]) -> list[tuple[int, int]]:
+    """(start, end) of each line with an id field whose value is one of `spellings` of that field."""
+    found = {}
+    for match in _ID_FIELD.finditer(lines):
+        if match[2] in spellings[match[1].decode()]:
+            start = lines.rfind(b"\n", 0, match.start()) + 1
+            end = lines.find(b"\n", match.end())
+            found[start] = len(lines) if end < 0 else end + 1
+    return sorted(found.items())
+
+
+def _without(lines: bytes, spans: list[tuple[int, int]]):
+    """The bytes of `lines` outside the sorted `spans`, as views (no copy of a day's exports)."""
+    view, previous = memoryview(lines), 0
+    for start, end in spans:
+        yield view[previous:start]
+        previous = end
+    yield view[previous:]
 
 
 def complete_request(con, request_id: str, rows_erased: dict[str, int], files: int, log_rows_marked: int) -> None:

@@ -23,6 +23,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 import pandas as pd
@@ -66,13 +67,16 @@ def _as_rfc3339(plan: EventPlan) -> str:
 
 
 def _gzip_and_put(store, local: Path, key: str) -> None:
+    with open(local, "rb") as plain:
+        store.put(key, gzip_member(iter(lambda: plain.read(1 << 22), b"")))
+    local.unlink()
+
+
+def gzip_member(blocks: Iterable[bytes]) -> bytes:
     """Plain gzip that any consumer reads, written by ISA-L: the exports of 1M events (1.36 GB of
     JSONL) take 1.9 s at its level 1 against 9.3 s at zlib's, and come out smaller (165 MB, 183 MB)."""
     compressor = isal_zlib.compressobj(1, isal_zlib.DEFLATED, 31)  # wbits 31: a gzip member
-    with open(local, "rb") as plain:
-        compressed = [compressor.compress(block) for block in iter(lambda: plain.read(1 << 22), b"")]
-    store.put(key, b"".join([*compressed, compressor.flush()]))
-    local.unlink()
+    return b"".join([*(compressor.compress(block) for block in blocks), compressor.flush()])
 
 
 @dataclass
