@@ -137,10 +137,14 @@ def _erase_command(args) -> int:
         return 2
     _check_configuration()
     from telemetry_assets import environment
-    from telemetry_assets.govern.erasure import erase_person
+    from telemetry_assets.govern.erasure import ErasureIncomplete, erase_person
 
-    report = erase_person(environment.lake(), environment.warehouse(), environment.secure_store(),
-                          args.user_id, args.anonymous_id)
+    try:
+        report = erase_person(environment.lake(), environment.warehouse(), environment.secure_store(),
+                              args.user_id, args.anonymous_id)
+    except ErasureIncomplete as error:
+        print(f"telemetry erase: {error}", file=sys.stderr)
+        return 1
     print(f"erasure {report.request_id}: {report.ids_suppressed} ids, whose calls ingest drops from now on")
     for place, rows in sorted(report.rows_erased.items()):
         print(f"  {place:<40} {rows:>8,} rows erased")

@@ -118,12 +118,26 @@ def erased_sql(column: str) -> str:
     return f"sha256({column}) IN (SELECT id_sha256 FROM erased_ids)"
 
 
+class ErasureIncomplete(RuntimeError):
+    """A recorded request stopped part-way: the person is suppressed, not yet erased everywhere."""
+
+
 def erase_person(store, warehouse, secure_store, user_ids: list[str], anonymous_ids: list[str]) -> ErasureReport:
     """Erase one person from the warehouse, the secure store and the lake's exports (steps above)."""
     with warehouse.get_connection() as con, secure_store.get_connection() as secure_con:
         ensure_audit_tables(con)  # a warehouse landed by an older version gains the columns erasure stamps
         person = find_person(con, secure_con, user_ids, anonymous_ids)
         request_id = record_request(con, sorted(id_digest(value) for value in {*user_ids, *anonymous_ids}), person)
+    try:
+        return _erase(request_id, person, store, warehouse, secure_store)
+    except Exception as error:
+        raise ErasureIncomplete(
+            f"erasure {request_id} stopped part-way ({type(error).__name__}: {error}); their calls are suppressed "
+            "already, and the same request run again finishes it") from error
+
+
+def _erase(request_id: str, person: Person, store, warehouse, secure_store) -> ErasureReport:
+    with warehouse.get_connection() as con, secure_store.get_connection() as secure_con:
         rows, files, exported_ids = erase_from_exports(store, person)
         rows[SECURE_PLACE] = erase_from_secure_store(secure_con, person)
         warehouse_rows, days, marked = erase_from_warehouse(con, person, person.message_ids | exported_ids)
