@@ -4,6 +4,7 @@ reads survive dropped connections, and a bucket or object that is not there fail
 import contextlib
 import gzip
 import hashlib
+import json
 import re
 import socket
 from dataclasses import replace
@@ -30,6 +31,7 @@ from resources.warehouse import Warehouse
 from telemetry_assets.bench import run_bench_on_lake
 from telemetry_assets.cli import main
 from telemetry_assets.defs.ingest.assets import ingest_ai_events
+from telemetry_assets.govern.erasure import erase_person
 from telemetry_assets.ingest.lines import read_lines
 from telemetry_assets.ingest.partition import ingest_partition
 from tests.builders import ai_call, gz, ndjson, page_call
@@ -355,3 +357,22 @@ def test_bench_on_an_s3_lake_that_cannot_be_listed_says_so(s3_env, capsys):
     assert main(["bench", "--lake", "s3://no-such-lake/prod", "--date", "2026-09-14"]) == 2
     err = capsys.readouterr().err
     assert "telemetry bench: s3://no-such-lake/prod cannot be listed" in err and "NoSuchBucket" in err
+
+
+def test_an_erasure_on_s3_writes_the_exports_again_without_the_person(s3_env, tmp_path, plan, policy):
+    make_bucket("lake-erase")
+    s3 = object_store_from_url("s3://lake-erase/prod/events")
+    gone = {**ai_call(message_id="gone"), "userId": "usr_gone", "anonymousId": "anon_gone"}
+    gone["properties"]["conversation_id"] = "conv_gone"
+    s3.put(f"raw/ai_events/dt={DAY}/part-0.jsonl.gz", gz(gone, ai_call(message_id="stays")))
+    warehouse = Warehouse(database=str(tmp_path / "warehouse.duckdb"))
+    secure_store = SecureStore(database=str(tmp_path / "secure.duckdb"))
+    with warehouse.get_connection() as con:
+        ingest_partition(s3, con, DAY, plan, policy, secure_store)
+
+    report = erase_person(s3, warehouse, secure_store, ["usr_gone"], [])
+
+    assert report.rows_erased["exports/product_analytics"] == report.rows_erased["exports/ai_observability"] == 1
+    for key in s3.list_keys("exports/"):
+        with contextlib.closing(s3.open(key)) as stream:
+            assert [row["message_id"] for row in map(json.loads, gzip.decompress(stream.read()).splitlines())] == ["stays"]
