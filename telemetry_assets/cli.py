@@ -130,8 +130,9 @@ def _bench_command(args) -> int:
 
 def _erase_command(args) -> int:
     """Erase outside Dagster: a run's config and logs are kept in its instance, and the ids would be
-    kept there too. The joins and metrics of each day erased from are then computed again through
-    Dagster, so no aggregate counts the person any more."""
+    kept there too. The request is then reported to the instance as a materialisation of
+    `audit/erasure_requests` (counts, no ids), and the joins and metrics of each day erased from are
+    computed again through Dagster, so no aggregate counts the person any more."""
     if not args.user_id and not args.anonymous_id:
         print("telemetry erase: name the person with --user-id, --anonymous-id, or both", file=sys.stderr)
         return 2
@@ -153,7 +154,10 @@ def _erase_command(args) -> int:
     print(f"  {report.log_rows_marked:,} governance-log rows stamped erased_at; "
           f"{report.export_files_rewritten} export files written again; warehouse and secure store files rewritten")
     instance = _dagster_instance()
+    from telemetry_assets.defs.erasure.assets import erasure_materialization
     from telemetry_assets.definitions import defs
+
+    instance.report_runless_asset_event(erasure_materialization(report))
 
     failed = []
     for day in report.days:

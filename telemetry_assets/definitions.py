@@ -16,6 +16,7 @@ from resources.alert_sinks import alert_router_from_env
 from resources.secrets import governance_secrets
 from telemetry_assets import environment
 from telemetry_assets.defs.analytics.assets import join_outcomes
+from telemetry_assets.defs.erasure.assets import erasure_requests
 from telemetry_assets.defs.ingest.assets import ingest_ai_events
 from telemetry_assets.defs.jobs import checks_only, daily_pipeline, expire_raw_text, join_job, land_job, measure_job
 from telemetry_assets.defs.metrics.assets import alerts, business_daily, performance_daily, safety_daily, version_comparison
@@ -33,7 +34,7 @@ from telemetry_assets.defs.sources.assets import source_assets
 defs = dg.Definitions(
     assets=[
         ingest_ai_events, safety_daily, *source_assets, join_outcomes, performance_daily, business_daily,
-        version_comparison, alerts, raw_text_expiry,
+        version_comparison, alerts, raw_text_expiry, erasure_requests,
     ],
     asset_checks=all_asset_checks(),
     jobs=[daily_pipeline, land_job, join_job, measure_job, checks_only, expire_raw_text],

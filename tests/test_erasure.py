@@ -11,6 +11,7 @@ import subprocess
 import sys
 from datetime import date, timedelta
 
+import dagster as dg
 import duckdb
 import pytest
 
@@ -294,6 +295,11 @@ def test_telemetry_erase_on_a_landed_day_prints_what_it_erased_and_the_checks_st
     assert any(re.fullmatch(r"  governed\.ai_user_prompt_created +[1-9][\d,]* rows erased", line) for line in erased)
     assert erased[-1] == f"{DAY}  joins and metrics computed again"
     assert user.encode() not in warehouse.read_bytes()
+    instance = dg.DagsterInstance.from_config(str(tmp_path / "home" / "dagster"))
+    reported = instance.get_latest_materialization_event(dg.AssetKey(["audit", "erasure_requests"])).asset_materialization
+    assert reported.metadata["request_id"].value == erased[0].split()[1].rstrip(":")
+    assert reported.metadata["rows_erased/governed.ai_user_prompt_created"].value > 0
+    assert user not in str(reported.metadata)
     checked = telemetry("check", "--start", str(DAY), "--end", str(DAY))
     # all but the drift warning: a generated day plants more bad lines than its 1% band allows
     assert checked[0] == f"{DAY}  22 of 23 checks passed"

@@ -68,7 +68,7 @@ def test_the_ui_serves_every_asset_check_schedule_and_sensor(tmp_path):
         served = {"/".join(n["assetKey"]["path"]): n for n in nodes}
         graph = defs.resolve_asset_graph()
         assert set(served) == {k.to_user_string() for k in graph.get_all_asset_keys()}
-        assert all(n["groupName"] in {"ingest", "governed", "sources", "analytics", "metrics", "retention"} and n["description"]
+        assert all(n["groupName"] in {"ingest", "governed", "sources", "analytics", "metrics", "retention", "erasure"} and n["description"]
                    for n in nodes)
         checks = {(key, c["name"]) for key, n in served.items() for c in n["assetChecksOrError"]["checks"]}
         assert checks == {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys}

@@ -18,6 +18,7 @@ from resources.warehouse import Warehouse
 from telemetry_assets import settings
 from telemetry_assets.defs.metadata import table_metadata
 from telemetry_assets.defs.partitions import daily_partitions
+from telemetry_assets.govern.erasure import ERASURE_TABLE
 from telemetry_assets.govern.policy import load_policy
 from telemetry_assets.ingest.partition import PartitionReport, ingest_partition
 from telemetry_assets.ingest.reconcile import landed_row_counts
@@ -33,7 +34,9 @@ RAW_FRESHNESS = dg.FreshnessPolicy.cron(deadline_cron="0 4 * * *", lower_bound_d
 
 
 def _spec(key: list[str], group: str, description: str, **extra) -> dg.AssetSpec:
-    return dg.AssetSpec(key=key, group_name=group, description=description, owners=OWNERS, kinds={"duckdb"}, **extra)
+    """Every table ingest writes reads the erasure requests: the calls of an erased id are dropped."""
+    return dg.AssetSpec(key=key, group_name=group, description=description, owners=OWNERS, kinds={"duckdb"},
+                        deps=[ERASURE_TABLE.split(".")], **extra)
 
 
 INGEST_SPECS = [

@@ -12,6 +12,7 @@ from telemetry_assets import settings
 from telemetry_assets.defs.ingest.assets import OWNERS
 from telemetry_assets.defs.metadata import table_metadata
 from telemetry_assets.defs.partitions import daily_partitions
+from telemetry_assets.govern.erasure import ERASURE_TABLE
 from telemetry_assets.sources.load import load_source
 
 
@@ -23,6 +24,7 @@ def source_asset(spec: SourceSpec) -> dg.AssetsDefinition:
         key_prefix="sources",
         group_name="sources",
         owners=OWNERS,
+        deps=[ERASURE_TABLE.split(".")],  # the rows of an erased user id are dropped
         kinds={"duckdb"},
         partitions_def=daily_partitions,
         pool="warehouse",
