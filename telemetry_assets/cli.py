@@ -43,9 +43,11 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--start", type=date.fromisoformat, required=True)
     check.add_argument("--end", type=date.fromisoformat, required=True)
     check.set_defaults(handler=lambda args: check_partitions(args.start, args.end))
-    erase = commands.add_parser("erase", help="delete what is held about one person, and drop their calls from now on")
-    erase.add_argument("--user-id", action="append", default=[], type=_an_id, help="repeat for several")
-    erase.add_argument("--anonymous-id", action="append", default=[], type=_an_id, help="repeat for several")
+    erase = commands.add_parser("erase", help="delete what is held about a person, and drop their calls from now on")
+    erase.add_argument("--user-id", action="append", default=[], type=_an_id, help="one person's; repeat for several")
+    erase.add_argument("--anonymous-id", action="append", default=[], type=_an_id, help="one person's; repeat for several")
+    erase.add_argument("--requests", metavar="FILE", help="many people at once: a JSON-lines file, one person a line, "
+                       'as {"user_id": "u1", "anonymous_id": ["a1", "a2"]}; the exports are read once for all')
     erase.set_defaults(handler=_erase_command)
     demo = commands.add_parser("demo", help="generate a week of traffic, then run every partition")
     _generator_options(demo)
@@ -133,37 +135,52 @@ def _erase_command(args) -> int:
     kept there too. The request is then reported to the instance as a materialisation of
     `audit/erasure_requests` (counts, no ids), and the joins and metrics of each day erased from are
     computed again through Dagster, so no aggregate counts the person any more."""
-    if not args.user_id and not args.anonymous_id:
-        print("telemetry erase: name the person with --user-id, --anonymous-id, or both", file=sys.stderr)
+    from telemetry_assets.govern.erasure import ErasureIncomplete, Request, RequestsError, erase_people, load_requests
+
+    if args.requests and (args.user_id or args.anonymous_id):
+        print("telemetry erase: --requests names its people itself; leave out --user-id and --anonymous-id",
+              file=sys.stderr)
+        return 2
+    if not (args.requests or args.user_id or args.anonymous_id):
+        print("telemetry erase: name the person with --user-id, --anonymous-id, or both (or many with --requests)",
+              file=sys.stderr)
+        return 2
+    try:
+        requests = load_requests(args.requests) if args.requests else [Request(tuple(args.user_id), tuple(args.anonymous_id))]
+    except (OSError, RequestsError) as error:
+        print(f"telemetry erase: {error}", file=sys.stderr)
         return 2
     _check_configuration()
     from telemetry_assets import environment
-    from telemetry_assets.govern.erasure import ErasureIncomplete, erase_person
 
     try:
-        report = erase_person(environment.lake(), environment.warehouse(), environment.secure_store(),
-                              args.user_id, args.anonymous_id)
+        reports = erase_people(environment.lake(), environment.warehouse(), environment.secure_store(), requests)
     except ErasureIncomplete as error:
         print(f"telemetry erase: {error}", file=sys.stderr)
         return 1
+    instance = _dagster_instance()
+    from telemetry_assets.defs.erasure.assets import erasure_materialization
+    from telemetry_assets.definitions import defs
+
+    for report in reports:
+        _print_erasure(report)
+        instance.report_runless_asset_event(erasure_materialization(report))
+    print("warehouse and secure store files rewritten")
+    failed = []
+    for day in sorted({day for report in reports for day in report.days}):
+        if all(_run_day(defs, stage, day, instance, failed) for stage in ("join_day", "measure_day")):
+            print(f"{day}  joins and metrics computed again")
+    return 1 if failed else 0
+
+
+def _print_erasure(report) -> None:
     print(f"erasure {report.request_id}: {report.ids_suppressed} ids, whose calls ingest drops from now on")
     for place, rows in sorted(report.rows_erased.items()):
         print(f"  {place:<40} {rows:>8,} rows erased")
     if not report.rows_erased:
         print("  nothing was held about them")
     print(f"  {report.log_rows_marked:,} governance-log rows stamped erased_at; "
-          f"{report.export_files_rewritten} export files written again; warehouse and secure store files rewritten")
-    instance = _dagster_instance()
-    from telemetry_assets.defs.erasure.assets import erasure_materialization
-    from telemetry_assets.definitions import defs
-
-    instance.report_runless_asset_event(erasure_materialization(report))
-
-    failed = []
-    for day in report.days:
-        if all(_run_day(defs, stage, day, instance, failed) for stage in ("join_day", "measure_day")):
-            print(f"{day}  joins and metrics computed again")
-    return 1 if failed else 0
+          f"{report.export_files_rewritten} export files written again")
 
 
 def _an_id(text: str) -> str:

@@ -22,7 +22,15 @@ from telemetry_assets import settings
 from telemetry_assets.analytics.joins import build_joins
 from telemetry_assets.cli import main
 from telemetry_assets.govern import erasure
-from telemetry_assets.govern.erasure import ERASURE_TABLE, erase_person, id_digest, load_erased_ids
+from telemetry_assets.govern.erasure import (
+    ERASURE_TABLE,
+    Request,
+    RequestsError,
+    erase_people,
+    id_digest,
+    load_erased_ids,
+    load_requests,
+)
 from telemetry_assets.generate.traffic import GeneratorConfig, generate
 from telemetry_assets.govern.safety import compute_safety
 from telemetry_assets.ingest.partition import ingest_partition
@@ -101,6 +109,12 @@ def home(tmp_path, lake, plan, policy, secure_store):
     return warehouse, land
 
 
+def erase(lake, warehouse, secure_store, user_ids, anonymous_ids):
+    """One request, as `telemetry erase --user-id ... --anonymous-id ...` makes it."""
+    (report,) = erase_people(lake, warehouse, secure_store, [Request(tuple(user_ids), tuple(anonymous_ids))])
+    return report
+
+
 def everything(warehouse, secure_store, lake) -> dict[str, list[str]]:
     """Every row of every place that can hold a person, as text: the tables of the erased schemas,
     the secure store, and each destination's exports."""
@@ -137,7 +151,7 @@ def test_erasure_takes_one_person_out_of_every_place_and_leaves_everyone_else(ho
     for path in (warehouse.database, secure_store.database):  # so the same test below can fail
         assert GONE_TEXT.encode() in open(path, "rb").read()
 
-    report = erase_person(lake, warehouse, secure_store, ["usr_gone"], [])
+    report = erase(lake, warehouse, secure_store, ["usr_gone"], [])
 
     after = everything(warehouse, secure_store, lake)
     assert mentioning(after, GONE) == {}
@@ -173,7 +187,7 @@ def test_erasure_takes_one_person_out_of_every_place_and_leaves_everyone_else(ho
 def test_a_day_and_its_sources_loaded_again_leave_the_erased_person_out(home, secure_store, lake):
     warehouse, land = home
     land()
-    erase_person(lake, warehouse, secure_store, ["usr_gone"], [])
+    erase(lake, warehouse, secure_store, ["usr_gone"], [])
 
     report, sources = land()
 
@@ -189,12 +203,66 @@ def test_a_day_and_its_sources_loaded_again_leave_the_erased_person_out(home, se
         assert con.execute("SELECT count(*) FROM audit.governance_log WHERE erased_at IS NOT NULL").fetchone() == (0,)
 
 
+def test_several_people_in_one_run_read_each_export_once_and_each_request_counts_its_own(
+        home, secure_store, lake, monkeypatch):
+    warehouse, land = home
+    land()
+    before = everything(warehouse, secure_store, lake)
+    opened = []
+    reading = LocalObjectStore.open
+
+    def open_counted(store, key):
+        opened.append(key)
+        return reading(store, key)
+
+    monkeypatch.setattr(LocalObjectStore, "open", open_counted)
+
+    gone, stays = erase_people(lake, warehouse, secure_store, [Request(("usr_gone",)), Request(("usr_stay",))])
+
+    exports = [key for key in opened if key.startswith("exports/")]
+    assert exports and len(exports) == len(set(exports))
+    assert gone.rows_erased == mentioning(before, GONE + ("conv_gone_a", "conv_gone_b", "conv_gone_c"))
+    assert stays.rows_erased == mentioning(before, ("usr_stay", "anon_stay", "anon_stay_2", "conv_stay"))
+    assert mentioning(everything(warehouse, secure_store, lake), GONE + ("usr_stay", "anon_stay", "anon_stay_2")) == {}
+    with duckdb.connect(warehouse.database, read_only=True) as con:
+        assert con.execute(f"SELECT count(*), count(completed_at) FROM {ERASURE_TABLE}").fetchone() == (2, 2)
+
+
+def test_a_requests_file_gives_one_request_a_line(tmp_path):
+    path = tmp_path / "requests.jsonl"
+    path.write_text('{"user_id": "u1"}\n\n{"user_id": ["u2"], "anonymous_id": ["a2", "a3"]}\n{"anonymous_id": "a4"}\n')
+    assert load_requests(path) == [Request(("u1",)), Request(("u2",), ("a2", "a3")), Request((), ("a4",))]
+    path.write_text("\n  \n")
+    with pytest.raises(RequestsError, match="names nobody"):
+        load_requests(path)
+
+
+@pytest.mark.parametrize("line, message", [
+    ("not json", "line 2: not JSON"),
+    ('["u1"]', "line 2: expected an object with user_id, anonymous_id or both"),
+    ("{}", "line 2: expected an object with user_id, anonymous_id or both"),
+    ('{"email": "a@b.c"}', "line 2: expected an object with user_id, anonymous_id or both"),
+    ('{"user_id": ""}', "line 2: user_id must be an id or a list of ids, each a non-empty string"),
+    ('{"anonymous_id": []}', "line 2: anonymous_id must be an id or a list of ids, each a non-empty string"),
+    ('{"user_id": 42}', "line 2: user_id must be an id or a list of ids, each a non-empty string"),
+])
+def test_a_requests_file_with_a_bad_line_is_refused_whole_naming_the_line(line, message, tmp_path, capsys, monkeypatch):
+    path = tmp_path / "requests.jsonl"
+    path.write_text('{"user_id": "u1"}\n' + line + "\n")
+    with pytest.raises(RequestsError, match=re.escape(f"{path} {message}")):
+        load_requests(path)
+    monkeypatch.setenv("TELEMETRY_HOME", str(tmp_path / "home"))
+    assert main(["erase", "--requests", str(path)]) == 2
+    assert f"telemetry erase: {path} {message}" in capsys.readouterr().err
+    assert not (tmp_path / "home").exists()
+
+
 def test_an_anonymous_id_alone_erases_only_what_was_sent_under_it(home, secure_store, lake):
     warehouse, land = home
     land()
     before = everything(warehouse, secure_store, lake)
 
-    report = erase_person(lake, warehouse, secure_store, [], ["anon_gone_2"])
+    report = erase(lake, warehouse, secure_store, [], ["anon_gone_2"])
 
     after = everything(warehouse, secure_store, lake)
     assert mentioning(after, ["anon_gone_2", "conv_gone_b"]) == {}
@@ -213,9 +281,10 @@ def test_an_erasure_that_fails_part_way_keeps_the_person_out_and_finishes_when_r
         raise OSError("disk full")
 
     monkeypatch.setattr(erasure, "erase_from_secure_store", disk_full)
-    with pytest.raises(erasure.ErasureIncomplete, match=r"stopped part-way \(OSError: disk full\); their calls are "
-                                                         "suppressed already, and the same request run again finishes it"):
-        erase_person(lake, warehouse, secure_store, ["usr_gone"], [])
+    with pytest.raises(erasure.ErasureIncomplete, match=r"stopped part-way \(OSError: disk full\); the calls of everyone "
+                                                         "it names are suppressed already, and running the same requests "
+                                                         "again finishes it"):
+        erase(lake, warehouse, secure_store, ["usr_gone"], [])
     with duckdb.connect(warehouse.database) as con:
         assert load_erased_ids(con) == 3  # the suppression holds from the start
         [(first, completed)] = con.execute(f"SELECT request_id, completed_at FROM {ERASURE_TABLE}").fetchall()
@@ -225,7 +294,7 @@ def test_an_erasure_that_fails_part_way_keeps_the_person_out_and_finishes_when_r
     assert "secure_store.raw_text" in left and "governed.ai_user_prompt_created" in left and "exports/product_analytics" not in left
     monkeypatch.undo()
 
-    report = erase_person(lake, warehouse, secure_store, ["usr_gone"], [])
+    report = erase(lake, warehouse, secure_store, ["usr_gone"], [])
 
     assert report.request_id == first
     assert mentioning(everything(warehouse, secure_store, lake), GONE) == {}
@@ -247,7 +316,7 @@ def test_an_id_that_json_escapes_is_found_in_the_exports(lake, plan, policy, sec
     with warehouse.get_connection() as con:
         ingest_partition(lake, con, DAY, plan, policy, secure_store, today=DAY + timedelta(days=1))
 
-    report = erase_person(lake, warehouse, secure_store, [odd], [])
+    report = erase(lake, warehouse, secure_store, [odd], [])
 
     assert report.rows_erased == {"exports/ai_observability": 1}
     assert [json.loads(row)["user_id"] for row in everything(warehouse, secure_store, lake)["exports/ai_observability"]] \
@@ -255,8 +324,10 @@ def test_an_id_that_json_escapes_is_found_in_the_exports(lake, plan, policy, sec
 
 
 @pytest.mark.parametrize("arguments, message", [
-    (["erase"], "name the person with --user-id, --anonymous-id, or both"),
+    (["erase"], "name the person with --user-id, --anonymous-id, or both (or many with --requests)"),
     (["erase", "--user-id", "  "], "an id cannot be empty"),
+    (["erase", "--requests", "requests.jsonl", "--user-id", "u1"], "--requests names its people itself"),
+    (["erase", "--requests", "no-such-file.jsonl"], "No such file or directory"),
 ])
 def test_telemetry_erase_refuses_a_request_that_names_nobody(arguments, message, capsys, tmp_path, monkeypatch):
     monkeypatch.setenv("TELEMETRY_HOME", str(tmp_path / "home"))

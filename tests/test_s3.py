@@ -31,7 +31,7 @@ from resources.warehouse import Warehouse
 from telemetry_assets.bench import run_bench_on_lake
 from telemetry_assets.cli import main
 from telemetry_assets.defs.ingest.assets import ingest_ai_events
-from telemetry_assets.govern.erasure import erase_person
+from telemetry_assets.govern.erasure import Request, erase_people
 from telemetry_assets.ingest.lines import read_lines
 from telemetry_assets.ingest.partition import ingest_partition
 from tests.builders import ai_call, gz, ndjson, page_call
@@ -370,7 +370,7 @@ def test_an_erasure_on_s3_writes_the_exports_again_without_the_person(s3_env, tm
     with warehouse.get_connection() as con:
         ingest_partition(s3, con, DAY, plan, policy, secure_store)
 
-    report = erase_person(s3, warehouse, secure_store, ["usr_gone"], [])
+    (report,) = erase_people(s3, warehouse, secure_store, [Request(user_ids=("usr_gone",))])
 
     assert report.rows_erased["exports/product_analytics"] == report.rows_erased["exports/ai_observability"] == 1
     for key in s3.list_keys("exports/"):

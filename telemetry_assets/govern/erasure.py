@@ -1,6 +1,7 @@
 """Erasure: deleting what the pipeline holds about one person when they ask, and keeping it deleted.
 
-A request names a user id, anonymous ids, or both (`telemetry erase`). `erase_person` then:
+A request names a user id, anonymous ids, or both (`telemetry erase`). `erase_people` then, for
+each request:
 
 1. Finds what is theirs: the anonymous ids their user id was seen with (identity links, governed
    events, the secure store), and every conversation any of their ids held, so that the turns of a
@@ -12,12 +13,12 @@ A request names a user id, anonymous ids, or both (`telemetry erase`). `erase_pe
    deleted: a failure part-way leaves the suppression on, and the same request run again resumes
    it (the same `request_id`) and finishes.
 3. Deletes their rows: from every export file in the lake that holds one, which is written again
-   without them; from the secure store, by their ids or by the message ids of their events (rows
+   without them (the exports are read once for all the requests of one run); from the secure store, by their ids or by the message ids of their events (rows
    archived before the store kept `anonymous_id` are found that way); and, in one transaction, from
    every table of the `governed`, `analytics` and `sources` schemas that has a `user_id`,
    `anonymous_id` or `conversation_id` column.
-4. Rewrites the warehouse and secure store files (`rewrite_database`), since DuckDB leaves deleted
-   values in its files' free blocks.
+4. Rewrites the warehouse and secure store files (`rewrite_database`, once per run), since DuckDB
+   leaves deleted values in its files' free blocks.
 5. Completes the request's row with the rows erased from each place.
 
 What stays: `audit.governance_log` and `audit.quarantine` hold message ids, counts and violation
@@ -36,7 +37,7 @@ import hashlib
 import json
 import re
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 
 import pandas as pd
@@ -119,35 +120,101 @@ def erased_sql(column: str) -> str:
 
 
 class ErasureIncomplete(RuntimeError):
-    """A recorded request stopped part-way: the person is suppressed, not yet erased everywhere."""
+    """Recorded requests stopped part-way: their people are suppressed, not yet erased everywhere."""
 
 
-def erase_person(store, warehouse, secure_store, user_ids: list[str], anonymous_ids: list[str]) -> ErasureReport:
-    """Erase one person from the warehouse, the secure store and the lake's exports (steps above)."""
+@dataclass(frozen=True)
+class Request:
+    """One person to erase, as a request names them: user ids, anonymous ids, or both."""
+
+    user_ids: tuple[str, ...] = ()
+    anonymous_ids: tuple[str, ...] = ()
+
+    def named_digests(self) -> list[str]:
+        return sorted({id_digest(value) for value in (*self.user_ids, *self.anonymous_ids)})
+
+
+class RequestsError(ValueError):
+    """A requests file that cannot be read as requests; the message names the file and the line."""
+
+
+REQUEST_KEYS = {"user_id": "user_ids", "anonymous_id": "anonymous_ids"}
+
+
+def load_requests(path) -> list[Request]:
+    """A JSON-lines file of requests, one person per line: `{"user_id": "u1"}`,
+    `{"user_id": "u1", "anonymous_id": ["a1", "a2"]}`, or anonymous ids alone; each value an id or
+    a list of ids, every id a non-empty string. Blank lines are skipped; anything else is refused
+    whole, naming the line, before anything is erased."""
+    requests = []
+    for number, line in enumerate(open(path, encoding="utf-8"), 1):
+        if line.strip():
+            requests.append(_request(line, f"{path} line {number}"))
+    if not requests:
+        raise RequestsError(f"{path} names nobody")
+    return requests
+
+
+def _request(line: str, where: str) -> Request:
+    try:
+        named = json.loads(line)
+    except ValueError:
+        raise RequestsError(f"{where}: not JSON") from None
+    if not isinstance(named, dict) or not named or set(named) - set(REQUEST_KEYS):
+        raise RequestsError(f"{where}: expected an object with user_id, anonymous_id or both")
+    ids = {}
+    for key, value in named.items():
+        values = value if isinstance(value, list) else [value]
+        if not values or not all(isinstance(v, str) and v.strip() for v in values):
+            raise RequestsError(f"{where}: {key} must be an id or a list of ids, each a non-empty string")
+        ids[REQUEST_KEYS[key]] = tuple(values)
+    return Request(**ids)
+
+
+def erase_people(store, warehouse, secure_store, requests: list[Request]) -> list[ErasureReport]:
+    """Erase each request's person from the warehouse, the secure store and the lake's exports
+    (steps above). The exports, most of the work, are read once for every request together."""
     with warehouse.get_connection() as con, secure_store.get_connection() as secure_con:
         ensure_audit_tables(con)  # a warehouse landed by an older version gains the columns erasure stamps
-        person = find_person(con, secure_con, user_ids, anonymous_ids)
-        request_id = record_request(con, sorted(id_digest(value) for value in {*user_ids, *anonymous_ids}), person)
+        people = [find_person(con, secure_con, list(r.user_ids), list(r.anonymous_ids)) for r in requests]
+        request_ids = [record_request(con, r.named_digests(), person) for r, person in zip(requests, people)]
     try:
-        return _erase(request_id, person, store, warehouse, secure_store)
+        return _erase(request_ids, people, store, warehouse, secure_store)
     except Exception as error:
         raise ErasureIncomplete(
-            f"erasure {request_id} stopped part-way ({type(error).__name__}: {error}); their calls are suppressed "
-            "already, and the same request run again finishes it") from error
+            f"erasure {', '.join(request_ids)} stopped part-way ({type(error).__name__}: {error}); the calls of "
+            "everyone it names are suppressed already, and running the same requests again finishes it") from error
 
 
-def _erase(request_id: str, person: Person, store, warehouse, secure_store) -> ErasureReport:
+@dataclass
+class _Erased:
+    """What has been erased of one person so far."""
+
+    rows: dict[str, int] = field(default_factory=dict)  # place -> rows
+    export_files: int = 0
+    exported_message_ids: set[str] = field(default_factory=set)
+    log_rows_marked: int = 0
+    days: list[date] = field(default_factory=list)
+
+
+def _erase(request_ids: list[str], people: list[Person], store, warehouse, secure_store) -> list[ErasureReport]:
+    erased = erase_from_exports(store, people)
     with warehouse.get_connection() as con, secure_store.get_connection() as secure_con:
-        rows, files, exported_ids = erase_from_exports(store, person)
-        rows[SECURE_PLACE] = erase_from_secure_store(secure_con, person)
-        warehouse_rows, days, marked = erase_from_warehouse(con, person, person.message_ids | exported_ids)
-        rows.update(warehouse_rows)
+        for person, done in zip(people, erased):
+            done.rows[SECURE_PLACE] = erase_from_secure_store(secure_con, person)
+            warehouse_rows, done.days, done.log_rows_marked = erase_from_warehouse(
+                con, person, person.message_ids | done.exported_message_ids)
+            done.rows.update(warehouse_rows)
     warehouse.rewrite()
     secure_store.rewrite()
-    erased = {place: count for place, count in rows.items() if count}
+    reports = [ErasureReport(request_id, len(person.digests()), {place: n for place, n in done.rows.items() if n},
+                             done.export_files, done.log_rows_marked, done.days)
+               for request_id, person, done in zip(request_ids, people, erased)]
     with warehouse.get_connection() as con:
-        complete_request(con, request_id, erased, files, marked)
-    return ErasureReport(request_id, len(person.digests()), erased, files, marked, days)
+        for report in reports:
+            complete_request(con, report.request_id, report.rows_erased, report.export_files_rewritten,
+                             report.log_rows_marked)
+    return reports
 
 
 def find_person(con, secure_con, user_ids: list[str], anonymous_ids: list[str]) -> Person:
@@ -253,33 +320,41 @@ def erase_from_secure_store(secure_con, person: Person) -> int:
     ).fetchone()[0]
 
 
-def erase_from_exports(store, person: Person) -> tuple[dict[str, int], int, set[str]]:
-    """Write every export file that holds one of the person's rows again without it; returns the
-    rows erased per destination (`exports/<destination>`), how many files were written, and the
-    message ids of the rows erased.
+def erase_from_exports(store, people: list[Person]) -> list[_Erased]:
+    """Write every export file that holds a row of one of `people` again without it; returns, per
+    person, the rows erased per destination (`exports/<destination>`), the files written that held
+    theirs, and the message ids of their rows.
 
     A day of 1M events has 1.36 GB of exports, so rows are not parsed to be looked at: one regex
-    pass finds the id fields (`"user_id":"..."`) whose value is one of the person's (3 s for that
-    day, where parsing every row took 45 s), only those rows are parsed, to decide exactly, and a
-    file none of whose rows is theirs is left as it is."""
-    spellings = {column: _json_spellings(ids) for column, ids in (
-        ("user_id", person.user_ids), ("anonymous_id", person.anonymous_ids), ("conversation_id", person.conversation_ids))}
-    rows, files, message_ids = {}, 0, set()
+    pass finds the id fields (`"user_id":"..."`) whose value is one of theirs (3 s for that day,
+    where parsing every row took 45 s), only those rows are parsed, to decide exactly whose they
+    are, and a file none of whose rows is anyone's is left as it is."""
+    spellings = {column: _json_spellings(value for person in people for value in getattr(person, ids))
+                 for column, ids in (("user_id", "user_ids"), ("anonymous_id", "anonymous_ids"),
+                                     ("conversation_id", "conversation_ids"))}
+    erased = [_Erased() for _ in people]
     for obj in store.list_objects(EXPORTS_PREFIX):
         if not obj.key.endswith(".jsonl.gz"):
             continue
         with contextlib.closing(store.open(obj.key)) as stream:
             lines = igzip.decompress(stream.read())
-        erased = [(start, end, row) for start, end in _lines_naming(lines, spellings)
-                  if person.owns(row := json.loads(lines[start:end]))]
-        if not erased:
+        owned = []  # (start, end, whose, row)
+        for start, end in _lines_naming(lines, spellings):
+            row = json.loads(lines[start:end])
+            whose = next((i for i, person in enumerate(people) if person.owns(row)), None)
+            if whose is not None:
+                owned.append((start, end, whose, row))
+        if not owned:
             continue
-        store.put(obj.key, gzip_member(_without(lines, [(start, end) for start, end, _ in erased])))
+        store.put(obj.key, gzip_member(_without(lines, [(start, end) for start, end, *_ in owned])))
         place = EXPORTS_PREFIX + obj.key.removeprefix(EXPORTS_PREFIX).split("/")[0]
-        rows[place] = rows.get(place, 0) + len(erased)
-        message_ids.update(row["message_id"] for *_, row in erased if row.get("message_id") is not None)
-        files += 1
-    return rows, files, message_ids
+        for whose in {whose for _, _, whose, _ in owned}:
+            erased[whose].export_files += 1
+        for _, _, whose, row in owned:
+            erased[whose].rows[place] = erased[whose].rows.get(place, 0) + 1
+            if row.get("message_id") is not None:
+                erased[whose].exported_message_ids.add(row["message_id"])
+    return erased
 
 
 # an id field and its string value, escapes included (the loop unrolled: twice as fast as `(?:[^"\\]|\\.)*`)
