@@ -375,3 +375,14 @@ def test_telemetry_erase_on_a_landed_day_prints_what_it_erased_and_the_checks_st
     # all but the drift warning: a generated day plants more bad lines than its 1% band allows
     assert checked[0] == f"{DAY}  22 of 23 checks passed"
     assert [line.split()[:3] for line in checked[1:]] == [["WARNING", "metrics/safety_daily", "safety_drift:"]]
+
+
+def test_telemetry_erase_that_stops_part_way_exits_1_saying_how_to_finish(tmp_path, monkeypatch, capsys):
+    def stops(*args):
+        raise erasure.ErasureIncomplete("erasure r-1 stopped part-way (OSError: disk full); ...")
+
+    monkeypatch.setenv("TELEMETRY_HOME", str(tmp_path / "home"))
+    (tmp_path / "home" / "lake").mkdir(parents=True)
+    monkeypatch.setattr(erasure, "erase_people", stops)
+    assert main(["erase", "--user-id", "u1"]) == 1
+    assert capsys.readouterr().err == "telemetry erase: erasure r-1 stopped part-way (OSError: disk full); ...\n"

@@ -66,7 +66,8 @@ ERASURE_COLUMNS = {
     "log_rows_marked": "BIGINT",  # governance-log rows of the person's events, stamped erased_at (not deleted)
 }
 ERASED_SCHEMAS = ("governed", "analytics", "sources")  # the schemas holding rows about people
-ID_COLUMNS = ("user_id", "anonymous_id", "conversation_id")
+# the id columns a row is someone's by, and the temp table of the person's ids each is matched against
+ID_LISTS = {"user_id": "erase_user_ids", "anonymous_id": "erase_anonymous_ids", "conversation_id": "erase_conversation_ids"}
 SECURE_PLACE = "secure_store.raw_text"
 EXPORTS_PREFIX = "exports/"
 
@@ -84,7 +85,7 @@ class Person:
     def digests(self) -> list[str]:
         """What ingest and the source loads match calls and rows against. A conversation id or a
         message id is not an id a person sends as theirs, so neither suppresses anything."""
-        return sorted({id_digest(value) for value in self.user_ids | self.anonymous_ids})
+        return digests(self.user_ids | self.anonymous_ids)
 
     def owns(self, row: dict) -> bool:
         return (row.get("user_id") in self.user_ids or row.get("anonymous_id") in self.anonymous_ids
@@ -104,6 +105,11 @@ class ErasureReport:
 def id_digest(value: str) -> str:
     """The SHA-256 of an id as lowercase hex: what DuckDB's `sha256` gives, so SQL can match it."""
     return hashlib.sha256(value.encode()).hexdigest()
+
+
+def digests(ids) -> list[str]:
+    """The ids' digests, each once, sorted: how a request's are stored and compared."""
+    return sorted({id_digest(value) for value in ids})
 
 
 def load_erased_ids(con) -> int:
@@ -131,7 +137,7 @@ class Request:
     anonymous_ids: tuple[str, ...] = ()
 
     def named_digests(self) -> list[str]:
-        return sorted({id_digest(value) for value in (*self.user_ids, *self.anonymous_ids)})
+        return digests((*self.user_ids, *self.anonymous_ids))
 
 
 class RequestsError(ValueError):
@@ -146,10 +152,8 @@ def load_requests(path) -> list[Request]:
     `{"user_id": "u1", "anonymous_id": ["a1", "a2"]}`, or anonymous ids alone; each value an id or
     a list of ids, every id a non-empty string. Blank lines are skipped; anything else is refused
     whole, naming the line, before anything is erased."""
-    requests = []
-    for number, line in enumerate(open(path, encoding="utf-8"), 1):
-        if line.strip():
-            requests.append(_request(line, f"{path} line {number}"))
+    with open(path, encoding="utf-8") as lines:
+        requests = [_request(line, f"{path} line {number}") for number, line in enumerate(lines, 1) if line.strip()]
     if not requests:
         raise RequestsError(f"{path} names nobody")
     return requests
@@ -231,7 +235,7 @@ def find_person(con, secure_con, user_ids: list[str], anonymous_ids: list[str]) 
             anonymous |= _values(con, f"SELECT anonymous_id FROM {table} WHERE user_id IN (SELECT id FROM erase_user_ids)")
     anonymous |= _values(secure_con, "SELECT anonymous_id FROM raw_text WHERE user_id IN (SELECT id FROM erase_user_ids)")
     _register_ids(con, "erase_anonymous_ids", anonymous)
-    _register_ids(con, "erase_conversation_ids", [])
+    _register_ids(con, "erase_conversation_ids", [])  # none is known theirs yet: found by their ids alone
     conversations = set()
     for table, columns in tables:
         if "conversation_id" in columns:
@@ -274,9 +278,7 @@ def erase_from_warehouse(con, person: Person, message_ids: set[str]) -> tuple[di
     erased, and each raw object's `audit.ingest_files` row counts the identity links it gave that
     were erased since (`identity_links_erased`). Both start again from nothing when the day is
     landed again, since ingest then drops the person's calls itself."""
-    for name, ids in (("erase_user_ids", person.user_ids), ("erase_anonymous_ids", person.anonymous_ids),
-                      ("erase_conversation_ids", person.conversation_ids), ("erase_message_ids", message_ids)):
-        _register_ids(con, name, ids)
+    _register_person(con, person, message_ids)
     rows, days = {}, set()
     con.execute("BEGIN TRANSACTION")
     try:
@@ -311,9 +313,7 @@ def _count_erased_links(con) -> None:
 def erase_from_secure_store(secure_con, person: Person) -> int:
     """Delete the person's archived text: by their ids, or by the message ids of their events
     (rows archived before the store kept `anonymous_id`, or without the user id, are found so)."""
-    _register_ids(secure_con, "erase_user_ids", person.user_ids)
-    _register_ids(secure_con, "erase_anonymous_ids", person.anonymous_ids)
-    _register_ids(secure_con, "erase_message_ids", person.message_ids)
+    _register_person(secure_con, person, person.message_ids)
     return secure_con.execute(
         """DELETE FROM raw_text WHERE user_id IN (SELECT id FROM erase_user_ids)
            OR anonymous_id IN (SELECT id FROM erase_anonymous_ids) OR message_id IN (SELECT id FROM erase_message_ids)"""
@@ -397,13 +397,20 @@ def _person_tables(con) -> list[tuple[str, set[str]]]:
     """The tables of the erased schemas with an id column, each with its columns."""
     tables = sorted(t for t in existing_tables(con) if t.split(".")[0] in ERASED_SCHEMAS)
     with_columns = [(table, existing_columns(con, table)) for table in tables]
-    return [(table, columns) for table, columns in with_columns if columns & set(ID_COLUMNS)]
+    return [(table, columns) for table, columns in with_columns if columns & set(ID_LISTS)]
 
 
 def _owned_sql(columns: set[str]) -> str:
     """A row is the person's when any id column it has holds one of their ids."""
-    lists = {"user_id": "erase_user_ids", "anonymous_id": "erase_anonymous_ids", "conversation_id": "erase_conversation_ids"}
-    return " OR ".join(f'"{column}" IN (SELECT id FROM {ids})' for column, ids in lists.items() if column in columns)
+    return " OR ".join(f'"{column}" IN (SELECT id FROM {ids})' for column, ids in ID_LISTS.items() if column in columns)
+
+
+def _register_person(con, person: Person, message_ids) -> None:
+    """The person's ids as the temp tables `ID_LISTS` names, and `message_ids` as `erase_message_ids`."""
+    for column, ids in (("user_id", person.user_ids), ("anonymous_id", person.anonymous_ids),
+                        ("conversation_id", person.conversation_ids)):
+        _register_ids(con, ID_LISTS[column], ids)
+    _register_ids(con, "erase_message_ids", message_ids)
 
 
 def _register_ids(con, name: str, ids) -> None:
