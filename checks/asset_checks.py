@@ -28,8 +28,10 @@ from resources.warehouse import Warehouse
 from telemetry_assets import settings
 from telemetry_assets.analytics.joins import orphan_turns
 from telemetry_assets.defs.ingest.assets import EVENT_TABLES
+from telemetry_assets.defs.erasure.assets import ERASURE_REQUESTS
 from telemetry_assets.defs.partitions import daily_partitions
 from telemetry_assets.defs.retention.assets import RAW_TEXT_EXPIRY
+from telemetry_assets.govern.erasure import audit_erasures
 from telemetry_assets.govern.flight import WAREHOUSE, text_fields
 from telemetry_assets.govern.policy import SECURE_DESTINATION, load_policy
 from telemetry_assets.govern.retention import retention_cutoff, texts_kept_past, utc_today
@@ -179,6 +181,20 @@ def no_raw_text_past_retention(secure_store: SecureStore) -> dg.AssetCheckResult
         "days_past_retention": ", ".join(day.isoformat() for day in kept) or "none"})
 
 
+@dg.asset_check(asset=ERASURE_REQUESTS, name="no_erased_person_held", pool="warehouse",
+                description="Every erasure request completed, and no row of the governed, analytics and sources tables "
+                            "or the secure store, on any day, carries an id a request erased or an erased event's "
+                            "message id.")
+def no_erased_person_held(warehouse: Warehouse, secure_store: SecureStore) -> dg.AssetCheckResult:
+    with warehouse.get_connection() as con, secure_store.get_connection() as secure_con:
+        audit = audit_erasures(con, secure_con)
+    return dg.AssetCheckResult(passed=audit.passed, metadata={
+        "requests": audit.requests, "requests_unfinished": len(audit.unfinished),
+        "unfinished_request_ids": ", ".join(audit.unfinished) or "none",
+        **{f"rows_held/{place}": rows for place, rows in sorted(audit.held.items())},
+        "rows_held": sum(audit.held.values())})
+
+
 def all_asset_checks() -> list[dg.AssetChecksDefinition]:
     tables = [*GOVERNED_TABLES, IDENTITY_LINKS_MODEL.table,
               *(spec.table for spec in load_sources(settings.sources_path()).values()),
@@ -187,5 +203,5 @@ def all_asset_checks() -> list[dg.AssetChecksDefinition]:
         *(valid_rows_check(table) for table in tables),
         *(no_pii_leak_check(table) for table in GOVERNED_TABLES),
         no_pii_in_exports, lines_reconcile, turns_belong_to_conversations, safety_invariants, safety_drift,
-        no_raw_text_past_retention,
+        no_raw_text_past_retention, no_erased_person_held,
     ]

@@ -170,7 +170,8 @@ def _erase_command(args) -> int:
     for day in sorted({day for report in reports for day in report.days}):
         if all(_run_day(defs, stage, day, instance, failed) for stage in ("join_day", "measure_day")):
             print(f"{day}  joins and metrics computed again")
-    return 1 if failed else 0
+    held_none = _erasure_check(defs, instance)
+    return 1 if failed or not held_none else 0
 
 
 def _print_erasure(report) -> None:
@@ -300,9 +301,28 @@ def check_partitions(start: date, end: date) -> int:
             print(f"  DID NOT RUN {step}: {message} (run {result.run_id}; `telemetry ui` has the logs)")
         if crashed or any(not c.passed and c.severity.value == "ERROR" for c in evaluations):
             failed.append(day)
+    held_none = _erasure_check(defs, instance)
     if failed:
         print(f"{len(failed)} of {len(days)} days failed a check: {', '.join(map(str, failed))}", file=sys.stderr)
-    return 1 if failed else 0
+    return 1 if failed or not held_none else 0
+
+
+def _erasure_check(defs, instance) -> bool:
+    """Run `erasure_check` (every day at once, so once per command) and print what it found; False
+    when it failed or could not run."""
+    result = defs.resolve_job_def("erasure_check").execute_in_process(
+        instance=instance, raise_on_error=False, run_config=SILENT_CONSOLE)
+    evaluations = result.get_asset_check_evaluations()
+    if not evaluations:
+        print(f"erasure       check DID NOT RUN {_first_failure(result)} (run {result.run_id}; `telemetry ui` has the logs)")
+        return False
+    (evaluation,) = evaluations
+    if not evaluation.passed:
+        print("erasure       " + _check_failure_line(evaluation))
+        return False
+    requests = evaluation.metadata["requests"].value
+    print(f"erasure       no erased person held anywhere ({requests} {'request' if requests == 1 else 'requests'}, every one completed)")
+    return True
 
 
 def _days(start: date, end: date) -> list[date]:

@@ -302,6 +302,35 @@ def test_an_erasure_that_fails_part_way_keeps_the_person_out_and_finishes_when_r
         assert con.execute(f"SELECT count(*), count(completed_at) FROM {ERASURE_TABLE}").fetchone() == (1, 1)
 
 
+def test_the_erasure_audit_finds_a_person_brought_back_in_any_place_and_a_request_left_unfinished(
+        home, secure_store, lake):
+    warehouse, land = home
+    land()
+    with warehouse.get_connection() as con, secure_store.get_connection() as secure_con:
+        assert erasure.audit_erasures(con, secure_con) == erasure.ErasureAudit(0, [], {})
+    report = erase(lake, warehouse, secure_store, ["usr_gone"], [])
+    with warehouse.get_connection() as con, secure_store.get_connection() as secure_con:
+        assert erasure.audit_erasures(con, secure_con) == erasure.ErasureAudit(1, [], {})
+        [(erased_event,)] = con.execute("SELECT message_id FROM audit.governance_log WHERE erased_at IS NOT NULL "
+                                        "AND event = 'ai_llm_response_received'").fetchall()
+        # brought back, as a restored backup or a hand edit would: by user id, by an anonymous id
+        # found linked (never named), by the message id of an erased event, and in the secure store
+        con.execute("INSERT INTO governed.ai_user_action SELECT * REPLACE ('usr_gone' AS user_id) "
+                    "FROM governed.ai_user_action")
+        con.execute(f"INSERT INTO {IDENTITY_LINKS} SELECT * REPLACE ('anon_gone_2' AS anonymous_id) FROM {IDENTITY_LINKS}")
+        con.execute("INSERT INTO analytics.ai_responses SELECT * REPLACE (? AS message_id) FROM analytics.ai_responses",
+                    [erased_event])
+        secure_con.execute("INSERT INTO raw_text SELECT * REPLACE ('anon_gone_1' AS anonymous_id) FROM raw_text LIMIT 2")
+        con.execute(f"INSERT INTO {ERASURE_TABLE} (request_id, named_sha256s) VALUES ('r-unfinished', [])")
+
+        audit = erasure.audit_erasures(con, secure_con)
+
+    assert audit.requests == 2 and audit.unfinished == ["r-unfinished"] and not audit.passed
+    assert audit.held == {"governed.ai_user_action": 1, IDENTITY_LINKS: 1, "analytics.ai_responses": 1,
+                          "secure_store.raw_text": 2}
+    assert report.request_id not in audit.unfinished
+
+
 def test_an_id_that_json_escapes_is_found_in_the_exports(lake, plan, policy, secure_store, tmp_path):
     """The exports are searched as bytes, where DuckDB wrote the id JSON-escaped: a quote, a
     backslash and a non-ASCII letter must still be found, and nobody else's row taken with them.
@@ -364,7 +393,8 @@ def test_telemetry_erase_on_a_landed_day_prints_what_it_erased_and_the_checks_st
 
     assert re.fullmatch(r"erasure [0-9a-f-]{36}: \d+ ids, whose calls ingest drops from now on", erased[0])
     assert any(re.fullmatch(r"  governed\.ai_user_prompt_created +[1-9][\d,]* rows erased", line) for line in erased)
-    assert erased[-1] == f"{DAY}  joins and metrics computed again"
+    assert erased[-2:] == [f"{DAY}  joins and metrics computed again",
+                           "erasure       no erased person held anywhere (1 request, every one completed)"]
     assert user.encode() not in warehouse.read_bytes()
     instance = dg.DagsterInstance.from_config(str(tmp_path / "home" / "dagster"))
     reported = instance.get_latest_materialization_event(dg.AssetKey(["audit", "erasure_requests"])).asset_materialization
@@ -374,7 +404,18 @@ def test_telemetry_erase_on_a_landed_day_prints_what_it_erased_and_the_checks_st
     checked = telemetry("check", "--start", str(DAY), "--end", str(DAY))
     # all but the drift warning: a generated day plants more bad lines than its 1% band allows
     assert checked[0] == f"{DAY}  22 of 23 checks passed"
-    assert [line.split()[:3] for line in checked[1:]] == [["WARNING", "metrics/safety_daily", "safety_drift:"]]
+    assert [line.split()[:3] for line in checked[1:-1]] == [["WARNING", "metrics/safety_daily", "safety_drift:"]]
+    assert checked[-1] == "erasure       no erased person held anywhere (1 request, every one completed)"
+
+    with duckdb.connect(str(warehouse)) as con:  # a restored backup brings one of their conversions back
+        con.execute("INSERT INTO sources.conversions BY NAME SELECT 'c-restored' AS conversion_id, ? AS user_id, "
+                    "dt, 'upgrade' AS type FROM sources.conversions LIMIT 1", [user])
+    done = subprocess.run([sys.executable, "-m", "telemetry_assets.cli", "check", "--start", str(DAY), "--end", str(DAY)],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1
+    assert done.stdout.splitlines()[-1] == (
+        "erasure       FAILED audit/erasure_requests no_erased_person_held: requests=1, requests_unfinished=0, "
+        "unfinished_request_ids=none, rows_held/sources.conversions=1, rows_held=1")
 
 
 def test_telemetry_erase_that_stops_part_way_exits_1_saying_how_to_finish(tmp_path, monkeypatch, capsys):

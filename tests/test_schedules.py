@@ -6,6 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import dagster as dg
 import duckdb
+import pytest
 
 from checks.sources import load_sources
 from resources.object_store import LocalObjectStore
@@ -18,6 +19,7 @@ from telemetry_assets.defs.schedules import (
     RECHECK_DAYS,
     checks_only_schedule,
     daily_pipeline_schedule,
+    erasure_check_schedule,
     late_objects_sensor,
     raw_text_expiry_schedule,
 )
@@ -46,11 +48,15 @@ def test_the_check_only_schedule_rechecks_the_last_week_by_partition_tag():
     assert all(r.partition_key is None for r in runs)
 
 
-def test_the_raw_text_expiry_schedule_runs_once_a_night_and_is_on_unless_switched_off():
-    run = raw_text_expiry_schedule(dg.build_schedule_context(scheduled_execution_time=MORNING))
-    assert run.run_key == "expiry@2026-09-10" and run.partition_key is None
-    assert raw_text_expiry_schedule.job_name == "expire_raw_text"
-    assert raw_text_expiry_schedule.default_status == dg.DefaultScheduleStatus.RUNNING
+@pytest.mark.parametrize("schedule, job, run_key", [
+    (raw_text_expiry_schedule, "expire_raw_text", "expiry@2026-09-10"),
+    (erasure_check_schedule, "erasure_check", "erasure check@2026-09-10"),
+])
+def test_the_privacy_schedules_run_once_a_night_and_are_on_unless_switched_off(schedule, job, run_key):
+    run = schedule(dg.build_schedule_context(scheduled_execution_time=MORNING))
+    assert run.run_key == run_key and run.partition_key is None
+    assert schedule.job_name == job
+    assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
 
 
 class LandedLake:

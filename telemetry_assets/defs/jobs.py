@@ -5,6 +5,7 @@ metrics the next week's conversations. Run day by day, they would miss what arri
 
 import dagster as dg
 
+from telemetry_assets.defs.erasure.assets import ERASURE_REQUESTS
 from telemetry_assets.defs.retention.assets import RAW_TEXT_EXPIRY
 
 LANDED = dg.AssetSelection.groups("ingest", "governed", "sources") | dg.AssetSelection.assets(["metrics", "safety_daily"])
@@ -12,6 +13,8 @@ JOINED = dg.AssetSelection.groups("analytics")
 MEASURED = dg.AssetSelection.groups("metrics") - LANDED
 
 RETENTION = dg.AssetSelection.groups("retention")
+# the checks that look at every day at once, not at a partition
+EVERY_DAY_CHECKS = dg.AssetSelection.checks_for_assets(RAW_TEXT_EXPIRY, ERASURE_REQUESTS)
 
 daily_pipeline = dg.define_asset_job(
     name="daily_pipeline",
@@ -30,13 +33,17 @@ measure_job = dg.define_asset_job(
     description="Performance, business and version-comparison metrics for one joined day.",
 )
 checks_only = dg.define_asset_job(
-    # the retention check looks at every day at once: it runs with the expiry, not per day
-    name="checks_only", selection=dg.AssetSelection.all_asset_checks() - dg.AssetSelection.checks_for_assets(RAW_TEXT_EXPIRY),
+    name="checks_only", selection=dg.AssetSelection.all_asset_checks() - EVERY_DAY_CHECKS,
     description="Every asset check on a day already landed, rewriting nothing. Launch it with the tag "
                 "`dagster/partition=<day>` (Dagster cannot infer a partitioning from checks alone).",
 )
 expire_raw_text = dg.define_asset_job(
     name="expire_raw_text", selection=RETENTION,
     description="Clear the secure store's raw text of every day past the policy's retention, and check none is left.",
+)
+erasure_check = dg.define_asset_job(
+    name="erasure_check", selection=dg.AssetSelection.checks_for_assets(ERASURE_REQUESTS),
+    description="Check that every erasure request completed and that no table or the secure store holds an erased "
+                "person on any day. Writes nothing.",
 )
 STAGES = ("land_day", "join_day", "measure_day")

@@ -28,6 +28,9 @@ no longer expect those events where they were delivered. The metric tables hold 
 `telemetry erase` computes the joins and metrics of every day it erased from again, so they no
 longer count the person. The raw dumps in the lake are the user's own, under their own bucket
 lifecycle, as for retention.
+
+`audit_erasures` is what the `no_erased_person_held` check looks for afterwards, on every day: a
+request left unfinished, or a row of an erased person back in a table or the secure store.
 """
 
 from __future__ import annotations
@@ -393,11 +396,66 @@ def complete_request(con, request_id: str, rows_erased: dict[str, int], files: i
         [files, log_rows_marked, list(rows_erased), list(rows_erased.values()), request_id])
 
 
+@dataclass(frozen=True)
+class ErasureAudit:
+    """What the `no_erased_person_held` check finds: requests that stopped part-way, and rows of
+    erased people still held, per place (counts only: the check knows people by digests)."""
+
+    requests: int
+    unfinished: list[str]  # request ids not completed: their people are suppressed, not yet erased everywhere
+    held: dict[str, int]  # place -> rows still held that an erased id or an erased event's message id names
+
+    @property
+    def passed(self) -> bool:
+        return not self.unfinished and not self.held
+
+
+def audit_erasures(con, secure_con) -> ErasureAudit:
+    """Look for what every erasure request should have taken out, over every day: rows of the erased
+    schemas and of the secure store whose user or anonymous id digests to one a request suppresses,
+    or whose message id is one of an event the governance log stamped `erased_at`. That catches a
+    table restored from a backup, a hand edit, or a load that did not drop the person, as well as a
+    request left unfinished. Ids are hashed once each, not once per row."""
+    if ERASURE_TABLE not in existing_tables(con):
+        return ErasureAudit(0, [], {})
+    requests, unfinished = con.execute(
+        f"SELECT count(*), coalesce(list(request_id ORDER BY requested_at) FILTER (completed_at IS NULL), []) "
+        f"FROM {ERASURE_TABLE}").fetchone()
+    load_erased_ids(con)
+    erased_events = _values(con, "SELECT message_id FROM audit.governance_log WHERE erased_at IS NOT NULL") \
+        if "erased_at" in existing_columns(con, "audit.governance_log") else set()
+    _register_ids(con, "erase_message_ids", erased_events)
+    held = {}
+    for table, columns in _tables_with(con, {"user_id", "anonymous_id", "message_id"}):
+        held[table] = con.execute(f"SELECT count(*) FROM {table} WHERE {_erased_row_sql(table, columns)}").fetchone()[0]
+    secure_con.register("erased_ids", con.execute("SELECT id_sha256 FROM erased_ids").fetchdf())
+    _register_ids(secure_con, "erase_message_ids", erased_events)
+    held[SECURE_PLACE] = secure_con.execute(
+        f"SELECT count(*) FROM raw_text WHERE {_erased_row_sql('raw_text', {'user_id', 'anonymous_id', 'message_id'})}"
+    ).fetchone()[0]
+    return ErasureAudit(requests, unfinished, {place: rows for place, rows in held.items() if rows})
+
+
+def _erased_row_sql(table: str, columns: set[str]) -> str:
+    """A row an erasure should have taken: an erased id in `user_id` or `anonymous_id` (each
+    distinct value hashed once), or the message id of an erased event (`erase_message_ids`)."""
+    matches = [f'"{column}" IN (SELECT v FROM (SELECT DISTINCT "{column}" AS v FROM {table}) WHERE {erased_sql("v")})'
+               for column in ("user_id", "anonymous_id") if column in columns]
+    if "message_id" in columns:
+        matches.append('"message_id" IN (SELECT id FROM erase_message_ids)')
+    return " OR ".join(matches)
+
+
 def _person_tables(con) -> list[tuple[str, set[str]]]:
     """The tables of the erased schemas with an id column, each with its columns."""
+    return _tables_with(con, set(ID_LISTS))
+
+
+def _tables_with(con, id_columns: set[str]) -> list[tuple[str, set[str]]]:
+    """The tables of the erased schemas with one of `id_columns`, each with all its columns."""
     tables = sorted(t for t in existing_tables(con) if t.split(".")[0] in ERASED_SCHEMAS)
     with_columns = [(table, existing_columns(con, table)) for table in tables]
-    return [(table, columns) for table, columns in with_columns if columns & set(ID_LISTS)]
+    return [(table, columns) for table, columns in with_columns if columns & id_columns]
 
 
 def _owned_sql(columns: set[str]) -> str:
