@@ -175,7 +175,8 @@ def _erase_command(args) -> int:
 
 
 def _print_erasure(report) -> None:
-    print(f"erasure {report.request_id}: {report.ids_suppressed} ids, whose calls ingest drops from now on")
+    print(f"erasure {report.request_id}: {report.ids_suppressed} ids and {report.conversations_suppressed} "
+          "conversations, whose calls ingest drops from now on")
     for place, rows in sorted(report.rows_erased.items()):
         print(f"  {place:<40} {rows:>8,} rows erased")
     if not report.rows_erased:

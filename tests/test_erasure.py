@@ -43,7 +43,8 @@ DAY = date(2026, 9, 14)
 GONE = ("usr_gone", "anon_gone_1", "anon_gone_2")  # named; seen with usr_gone on an event; linked by an identify call
 GONE_TEXT = "quokka-gone-4411"  # in the person's free text: never PII, so the warehouse keeps it redacted or not
 STAY_TEXT = "heron-stay-8023"
-PERSON_LINES = 7  # every raw line below that carries one of GONE
+CONVERSATIONS = ("conv_gone_a", "conv_gone_b", "conv_gone_c")  # theirs, found by their ids
+PERSON_LINES = 8  # every raw line below that carries one of GONE or of their conversations
 
 
 def track(event, user, anonymous, conversation, consent=None, **properties):
@@ -71,6 +72,8 @@ def raw_day():
         track(action, "usr_gone", "anon_gone_1", "conv_gone_a", feedback=f"{GONE_TEXT} thanks"),
         identify("usr_gone", "anon_gone_2"),
         track(prompt, None, "anon_gone_2", "conv_gone_b", prompt_text=f"{GONE_TEXT} on another device"),
+        # the answer, sent by the backend under its own anonymous id: theirs only by the conversation
+        track(response, None, "anon_backend", "conv_gone_b", response_text=f"{GONE_TEXT} answered"),
         track(prompt, "usr_gone", "anon_gone_1", "conv_gone_c", consent=no_analytics, prompt_text=f"{GONE_TEXT} private"),
         gone_page,
         track(prompt, "usr_stay", "anon_stay", "conv_stay", prompt_text=f"{STAY_TEXT} hello"),
@@ -82,7 +85,8 @@ def raw_day():
 
 SOURCE_FILES = {
     "sources/support_tickets/dt=2026-09-14/tickets.csv": "ticket_id,user_id,conversation_id,created_at,channel,status,category\n"
-    "t1,usr_gone,conv_gone_a,2026-09-14T09:00:00Z,email,open,billing\nt2,usr_stay,conv_stay,2026-09-14T09:00:00Z,chat,open,bug\n",
+    "t1,usr_gone,conv_gone_a,2026-09-14T09:00:00Z,email,open,billing\nt2,usr_stay,conv_stay,2026-09-14T09:00:00Z,chat,open,bug\n"
+    "t3,usr_agent,conv_gone_b,2026-09-14T09:30:00Z,chat,open,bug\n",  # an agent's, on their conversation
     "sources/conversions/dt=2026-09-14/conversions.csv": "conversion_id,user_id,conversation_id,occurred_at,type,revenue\n"
     "c1,usr_gone,,2026-09-14T10:00:00Z,upgrade,20\nc2,usr_stay,,2026-09-14T10:00:00Z,upgrade,20\n",
     "sources/user_profiles/profiles.csv": "user_id,plan,country,signup_at\n"
@@ -139,11 +143,20 @@ def mentioning(places: dict[str, list[str]], ids) -> dict[str, int]:
     return {place: n for place, n in found.items() if n}
 
 
+def rows_of_the_person(places: dict[str, list[str]]) -> dict[str, int]:
+    """Rows per place that are the erased person's: those naming one of their ids or conversations,
+    and in the secure store the backend's answer, archived under no id of theirs (found by its
+    message id)."""
+    found = mentioning(places, GONE + CONVERSATIONS)
+    found["secure_store.raw_text"] += 1
+    return found
+
+
 def test_erasure_takes_one_person_out_of_every_place_and_leaves_everyone_else(home, secure_store, lake, policy, plan):
     warehouse, land = home
     land()
     before = everything(warehouse, secure_store, lake)
-    theirs = mentioning(before, GONE + ("conv_gone_a", "conv_gone_b", "conv_gone_c"))
+    theirs = rows_of_the_person(before)
     assert {"governed.ai_user_prompt_created", "governed.ai_llm_response_received", "governed.ai_user_action",
             IDENTITY_LINKS, "analytics.ai_turns", "analytics.ai_conversations", "sources.support_tickets",
             "sources.conversions", "sources.user_profiles", "secure_store.raw_text", "exports/ai_observability",
@@ -154,24 +167,27 @@ def test_erasure_takes_one_person_out_of_every_place_and_leaves_everyone_else(ho
     report = erase(lake, warehouse, secure_store, ["usr_gone"], [])
 
     after = everything(warehouse, secure_store, lake)
-    assert mentioning(after, GONE) == {}
+    assert mentioning(after, GONE + CONVERSATIONS) == {}
     assert report.rows_erased == theirs  # every row of theirs, and nothing else, counted where it was
     for place, rows in before.items():
-        assert after.get(place, []) == [row for row in rows if not any(i in row for i in GONE + ("conv_gone",))], place
+        assert after.get(place, []) == [row for row in rows if not any(i in row for i in (*GONE, "conv_gone", GONE_TEXT))], place
     for path in (warehouse.database, secure_store.database):
         assert GONE_TEXT.encode() not in open(path, "rb").read()
         assert STAY_TEXT.encode() in open(path, "rb").read()
     assert stat.S_IMODE(os.stat(secure_store.database).st_mode) == 0o600
 
     with duckdb.connect(warehouse.database) as con:
-        (named, digests, completed, rows, files, marked), = con.execute(
-            f"SELECT named_sha256s, id_sha256s, completed_at IS NOT NULL, rows_erased, export_files_rewritten, "
+        (named, digests, conversations, completed, rows, files, marked), = con.execute(
+            f"SELECT named_sha256s, id_sha256s, conversation_sha256s, completed_at IS NOT NULL, rows_erased, export_files_rewritten, "
             f"log_rows_marked FROM {ERASURE_TABLE} WHERE request_id = ?", [report.request_id]).fetchall()
         assert named == [id_digest("usr_gone")] and digests == sorted(map(id_digest, GONE)) and "usr_gone" not in str(digests)
+        # conv_gone_c never reached the warehouse (no analytics consent), where conversations are found;
+        # its one call carries their user id
+        assert conversations == sorted(map(id_digest, ("conv_gone_a", "conv_gone_b")))
         assert completed and rows == report.rows_erased and files == report.export_files_rewritten > 0
-        # the five AI events of theirs are stamped in the log; the three of the other person are not
-        assert marked == report.log_rows_marked == 5
-        assert con.execute("SELECT count(*) FILTER (erased_at IS NULL), count(*) FROM audit.governance_log").fetchone() == (3, 8)
+        # the six AI events of theirs are stamped in the log; the three of the other person are not
+        assert marked == report.log_rows_marked == 6
+        assert con.execute("SELECT count(*) FILTER (erased_at IS NULL), count(*) FROM audit.governance_log").fetchone() == (3, 9)
         # the ledgers still reconcile with what is left
         landed = landed_row_counts(con, DAY)
         events = [governed_table(name) for name in plan.events]
@@ -191,11 +207,11 @@ def test_a_day_and_its_sources_loaded_again_leave_the_erased_person_out(home, se
 
     report, sources = land()
 
-    assert mentioning(everything(warehouse, secure_store, lake), GONE) == {}
+    assert mentioning(everything(warehouse, secure_store, lake), GONE + CONVERSATIONS) == {}
     assert report.total("erased_events") == PERSON_LINES and report.total("valid_events") == 3
     assert report.total("non_ai_events") == 1  # the other person's identify call; theirs and their page view are erased
     assert {table: s.erased for table, s in sources.items()} == {
-        "sources.support_tickets": 1, "sources.conversions": 1, "sources.user_profiles": 1}
+        "sources.support_tickets": 2, "sources.conversions": 1, "sources.user_profiles": 1}
     with duckdb.connect(warehouse.database, read_only=True) as con:
         # the new landing's ledgers start from nothing erased: ingest dropped the person itself
         assert con.execute("SELECT sum(identity_links), coalesce(sum(identity_links_erased), 0), sum(erased_events) "
@@ -221,7 +237,7 @@ def test_several_people_in_one_run_read_each_export_once_and_each_request_counts
 
     exports = [key for key in opened if key.startswith("exports/")]
     assert exports and len(exports) == len(set(exports))
-    assert gone.rows_erased == mentioning(before, GONE + ("conv_gone_a", "conv_gone_b", "conv_gone_c"))
+    assert gone.rows_erased == rows_of_the_person(before)
     assert stays.rows_erased == mentioning(before, ("usr_stay", "anon_stay", "anon_stay_2", "conv_stay"))
     assert mentioning(everything(warehouse, secure_store, lake), GONE + ("usr_stay", "anon_stay", "anon_stay_2")) == {}
     with duckdb.connect(warehouse.database, read_only=True) as con:
@@ -266,9 +282,12 @@ def test_an_anonymous_id_alone_erases_only_what_was_sent_under_it(home, secure_s
 
     after = everything(warehouse, secure_store, lake)
     assert mentioning(after, ["anon_gone_2", "conv_gone_b"]) == {}
-    for place, rows in before.items():  # the sign-in that linked it to usr_gone went, and nothing else of usr_gone
-        assert after.get(place, []) == [row for row in rows if "anon_gone_2" not in row and "conv_gone_b" not in row], place
-    assert report.ids_suppressed == 1
+    # the sign-in that linked it to usr_gone went, and the conversation held under it with the backend's
+    # answer in it (which the secure store keeps under the backend's id only), and nothing else of usr_gone
+    for place, rows in before.items():
+        assert after.get(place, []) == [row for row in rows if not any(i in row for i in ("anon_gone_2", "conv_gone_b",
+                                                                                          "anon_backend"))], place
+    assert report.ids_suppressed == 1 and report.conversations_suppressed == 1
     assert report.rows_erased[IDENTITY_LINKS] == 1 and report.rows_erased["governed.ai_user_prompt_created"] == 1
 
 
@@ -286,7 +305,7 @@ def test_an_erasure_that_fails_part_way_keeps_the_person_out_and_finishes_when_r
                                                          "again finishes it"):
         erase(lake, warehouse, secure_store, ["usr_gone"], [])
     with duckdb.connect(warehouse.database) as con:
-        assert load_erased_ids(con) == 3  # the suppression holds from the start
+        assert load_erased_ids(con) == 5  # the suppression holds from the start: three ids, two conversations
         [(first, completed)] = con.execute(f"SELECT request_id, completed_at FROM {ERASURE_TABLE}").fetchall()
         assert completed is None
     # the exports were written again before the secure store failed; the warehouse still holds them
@@ -312,14 +331,17 @@ def test_the_erasure_audit_finds_a_person_brought_back_in_any_place_and_a_reques
     with warehouse.get_connection() as con, secure_store.get_connection() as secure_con:
         assert erasure.audit_erasures(con, secure_con) == erasure.ErasureAudit(1, [], {})
         [(erased_event,)] = con.execute("SELECT message_id FROM audit.governance_log WHERE erased_at IS NOT NULL "
-                                        "AND event = 'ai_llm_response_received'").fetchall()
+                                        "AND event = 'ai_llm_response_received' LIMIT 1").fetchall()
         # brought back, as a restored backup or a hand edit would: by user id, by an anonymous id
-        # found linked (never named), by the message id of an erased event, and in the secure store
+        # found linked (never named), by a conversation of theirs, by the message id of an erased
+        # event, and in the secure store
         con.execute("INSERT INTO governed.ai_user_action SELECT * REPLACE ('usr_gone' AS user_id) "
                     "FROM governed.ai_user_action")
         con.execute(f"INSERT INTO {IDENTITY_LINKS} SELECT * REPLACE ('anon_gone_2' AS anonymous_id) FROM {IDENTITY_LINKS}")
         con.execute("INSERT INTO analytics.ai_responses SELECT * REPLACE (? AS message_id) FROM analytics.ai_responses",
                     [erased_event])
+        con.execute("INSERT INTO sources.support_tickets SELECT * REPLACE ('conv_gone_a' AS conversation_id) "
+                    "FROM sources.support_tickets")
         secure_con.execute("INSERT INTO raw_text SELECT * REPLACE ('anon_gone_1' AS anonymous_id) FROM raw_text LIMIT 2")
         con.execute(f"INSERT INTO {ERASURE_TABLE} (request_id, named_sha256s) VALUES ('r-unfinished', [])")
 
@@ -327,8 +349,19 @@ def test_the_erasure_audit_finds_a_person_brought_back_in_any_place_and_a_reques
 
     assert audit.requests == 2 and audit.unfinished == ["r-unfinished"] and not audit.passed
     assert audit.held == {"governed.ai_user_action": 1, IDENTITY_LINKS: 1, "analytics.ai_responses": 1,
-                          "secure_store.raw_text": 2}
+                          "sources.support_tickets": 1, "secure_store.raw_text": 2}
     assert report.request_id not in audit.unfinished
+
+
+def test_requests_recorded_before_conversations_were_still_suppress_their_ids():
+    with duckdb.connect() as con:
+        con.execute("CREATE SCHEMA audit")
+        con.execute(f"CREATE TABLE {ERASURE_TABLE} (request_id VARCHAR, id_sha256s VARCHAR[])")
+        con.execute(f"INSERT INTO {ERASURE_TABLE} VALUES ('r-old', [?, ?])", [id_digest("usr_old"), id_digest("anon_old")])
+        assert load_erased_ids(con) == 2
+        con.execute(f"ALTER TABLE {ERASURE_TABLE} ADD COLUMN conversation_sha256s VARCHAR[]")  # as `erase` extends it
+        con.execute(f"INSERT INTO {ERASURE_TABLE} VALUES ('r-new', [?], [?])", [id_digest("usr_new"), id_digest("conv_new")])
+        assert load_erased_ids(con) == 4
 
 
 def test_an_id_that_json_escapes_is_found_in_the_exports(lake, plan, policy, secure_store, tmp_path):
@@ -391,7 +424,7 @@ def test_telemetry_erase_on_a_landed_day_prints_what_it_erased_and_the_checks_st
 
     erased = telemetry("erase", "--user-id", user)
 
-    assert re.fullmatch(r"erasure [0-9a-f-]{36}: \d+ ids, whose calls ingest drops from now on", erased[0])
+    assert re.fullmatch(r"erasure [0-9a-f-]{36}: \d+ ids and \d+ conversations, whose calls ingest drops from now on", erased[0])
     assert any(re.fullmatch(r"  governed\.ai_user_prompt_created +[1-9][\d,]* rows erased", line) for line in erased)
     assert erased[-2:] == [f"{DAY}  joins and metrics computed again",
                            "erasure       no erased person held anywhere (1 request, every one completed)"]

@@ -6,10 +6,11 @@ each request:
 1. Finds what is theirs: the anonymous ids their user id was seen with (identity links, governed
    events, the secure store), and every conversation any of their ids held, so that the turns of a
    conversation begun before sign-in go too.
-2. Records the request in `audit.erasure_requests` with SHA-256 digests of those ids, never the ids.
-   From then on ingest drops every call that carries one (counted per raw object as
-   `erased_events`) and the source loads drop every row (`erased`), so a re-landed day, a late
-   object or a backfill never brings the person back. The request is recorded before anything is
+2. Records the request in `audit.erasure_requests` with SHA-256 digests of those ids and of their
+   conversations' ids, never the ids. From then on ingest drops every call that carries one
+   (counted per raw object as `erased_events`) and the source loads drop every row (`erased`), so
+   a re-landed day, a late object or a backfill never brings the person back: not even an event of
+   their conversation sent under another id (a backend's own), or a ticket an agent filed on it. The request is recorded before anything is
    deleted: a failure part-way leaves the suppression on, and the same request run again resumes
    it (the same `request_id`) and finishes.
 3. Deletes their rows: from every export file in the lake that holds one, which is written again
@@ -62,6 +63,7 @@ ERASURE_COLUMNS = {
     "requested_at": "TIMESTAMPTZ",
     "named_sha256s": "VARCHAR[]",  # the ids the request named, as digests: the same request run again resumes it
     "id_sha256s": "VARCHAR[]",  # the ids named and found linked, as digests: what ingest and the source loads drop
+    "conversation_sha256s": "VARCHAR[]",  # the conversations held under those ids, as digests: dropped too
     "completed_at": "TIMESTAMPTZ",  # NULL until every place was erased
     # place -> rows the run that completed it erased: governed.ai_user_action, secure_store.raw_text, exports/...
     "rows_erased": "MAP(VARCHAR, BIGINT)",
@@ -86,9 +88,12 @@ class Person:
     message_ids: frozenset[str]
 
     def digests(self) -> list[str]:
-        """What ingest and the source loads match calls and rows against. A conversation id or a
-        message id is not an id a person sends as theirs, so neither suppresses anything."""
+        """The digests of the person's own ids, which ingest and the source loads match calls and
+        rows against, with `conversation_digests`. A message id names one event, already erased."""
         return digests(self.user_ids | self.anonymous_ids)
+
+    def conversation_digests(self) -> list[str]:
+        return digests(self.conversation_ids)
 
     def owns(self, row: dict) -> bool:
         return (row.get("user_id") in self.user_ids or row.get("anonymous_id") in self.anonymous_ids
@@ -99,6 +104,7 @@ class Person:
 class ErasureReport:
     request_id: str
     ids_suppressed: int
+    conversations_suppressed: int
     rows_erased: dict[str, int]  # place -> rows, places with none left out
     export_files_rewritten: int
     log_rows_marked: int  # governance-log rows of the person's events, stamped `erased_at`
@@ -116,10 +122,15 @@ def digests(ids) -> list[str]:
 
 
 def load_erased_ids(con) -> int:
-    """The digests of every erased id into the temp table `erased_ids`; returns how many."""
+    """The digests of every erased id, user, anonymous and conversation alike, into the temp table
+    `erased_ids`; returns how many. (One list: an id of one kind spelt as an erased id of another
+    would be dropped too, which ids made as user, device and conversation ids never are.)"""
     con.execute("CREATE OR REPLACE TEMP TABLE erased_ids (id_sha256 VARCHAR)")
     if ERASURE_TABLE in existing_tables(con):
-        con.execute(f"INSERT INTO erased_ids SELECT DISTINCT unnest(id_sha256s) FROM {ERASURE_TABLE}")
+        # a request recorded before conversations were has none
+        lists = [c for c in ("id_sha256s", "conversation_sha256s") if c in existing_columns(con, ERASURE_TABLE)]
+        con.execute(f"INSERT INTO erased_ids SELECT DISTINCT unnest(flatten([{', '.join(f'coalesce({c}, [])' for c in lists)}])) "
+                    f"FROM {ERASURE_TABLE}")
     return con.execute("SELECT count(*) FROM erased_ids").fetchone()[0]
 
 
@@ -214,7 +225,8 @@ def _erase(request_ids: list[str], people: list[Person], store, warehouse, secur
             done.rows.update(warehouse_rows)
     warehouse.rewrite()
     secure_store.rewrite()
-    reports = [ErasureReport(request_id, len(person.digests()), {place: n for place, n in done.rows.items() if n},
+    reports = [ErasureReport(request_id, len(person.digests()), len(person.conversation_digests()),
+                             {place: n for place, n in done.rows.items() if n},
                              done.export_files, done.log_rows_marked, done.days)
                for request_id, person, done in zip(request_ids, people, erased)]
     with warehouse.get_connection() as con:
@@ -263,13 +275,21 @@ def record_request(con, named: list[str], person: Person) -> str:
                              [named]).fetchall()
     if unfinished:
         [(request_id,)] = unfinished
-        con.execute(f"UPDATE {ERASURE_TABLE} SET id_sha256s = list_sort(list_distinct(list_concat(id_sha256s, ?))) "
-                    "WHERE request_id = ?", [person.digests(), request_id])
+        con.execute(f"""UPDATE {ERASURE_TABLE} SET id_sha256s = {_joined("id_sha256s")},
+                        conversation_sha256s = {_joined("conversation_sha256s")} WHERE request_id = $request_id""",
+                    {"id_sha256s": person.digests(), "conversation_sha256s": person.conversation_digests(),
+                     "request_id": request_id})
         return request_id
     request_id, now = str(uuid.uuid4()), datetime.now(timezone.utc)
-    con.execute(f"INSERT INTO {ERASURE_TABLE} (dt, request_id, requested_at, named_sha256s, id_sha256s) "
-                "VALUES (?, ?, ?, ?, ?)", [now.date(), request_id, now, named, person.digests()])
+    con.execute(f"INSERT INTO {ERASURE_TABLE} (dt, request_id, requested_at, named_sha256s, id_sha256s, "
+                "conversation_sha256s) VALUES (?, ?, ?, ?, ?, ?)",
+                [now.date(), request_id, now, named, person.digests(), person.conversation_digests()])
     return request_id
+
+
+def _joined(column: str) -> str:
+    """The recorded digests of `column` with those of the parameter of the same name, each once, sorted."""
+    return f"list_sort(list_distinct(list_concat(coalesce({column}, []), ${column})))"
 
 
 def erase_from_warehouse(con, person: Person, message_ids: set[str]) -> tuple[dict[str, int], list[date], int]:
@@ -412,8 +432,8 @@ class ErasureAudit:
 
 def audit_erasures(con, secure_con) -> ErasureAudit:
     """Look for what every erasure request should have taken out, over every day: rows of the erased
-    schemas and of the secure store whose user or anonymous id digests to one a request suppresses,
-    or whose message id is one of an event the governance log stamped `erased_at`. That catches a
+    schemas and of the secure store whose user, anonymous or conversation id digests to one a request
+    suppresses, or whose message id is one of an event the governance log stamped `erased_at`. That catches a
     table restored from a backup, a hand edit, or a load that did not drop the person, as well as a
     request left unfinished. Ids are hashed once each, not once per row."""
     if ERASURE_TABLE not in existing_tables(con):
@@ -426,7 +446,7 @@ def audit_erasures(con, secure_con) -> ErasureAudit:
         if "erased_at" in existing_columns(con, "audit.governance_log") else set()
     _register_ids(con, "erase_message_ids", erased_events)
     held = {}
-    for table, columns in _tables_with(con, {"user_id", "anonymous_id", "message_id"}):
+    for table, columns in _tables_with(con, {*ID_LISTS, "message_id"}):
         held[table] = con.execute(f"SELECT count(*) FROM {table} WHERE {_erased_row_sql(table, columns)}").fetchone()[0]
     secure_con.register("erased_ids", con.execute("SELECT id_sha256 FROM erased_ids").fetchdf())
     _register_ids(secure_con, "erase_message_ids", erased_events)
@@ -437,10 +457,10 @@ def audit_erasures(con, secure_con) -> ErasureAudit:
 
 
 def _erased_row_sql(table: str, columns: set[str]) -> str:
-    """A row an erasure should have taken: an erased id in `user_id` or `anonymous_id` (each
-    distinct value hashed once), or the message id of an erased event (`erase_message_ids`)."""
+    """A row an erasure should have taken: an erased id in an id column (each distinct value hashed
+    once), or the message id of an erased event (`erase_message_ids`)."""
     matches = [f'"{column}" IN (SELECT v FROM (SELECT DISTINCT "{column}" AS v FROM {table}) WHERE {erased_sql("v")})'
-               for column in ("user_id", "anonymous_id") if column in columns]
+               for column in ID_LISTS if column in columns]
     if "message_id" in columns:
         matches.append('"message_id" IN (SELECT id FROM erase_message_ids)')
     return " OR ".join(matches)

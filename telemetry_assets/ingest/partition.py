@@ -292,10 +292,12 @@ def _classify(con, namespace: str, screen_erased: bool) -> None:
     """One parse per line for the envelope; `try` makes an unparseable line's fields NULL instead of
     failing the chunk. Only malformed lines are parsed again, to say what they are. An empty
     messageId is no id: dedupe never takes two such events for copies of one (validation
-    quarantines them as Required-Missing). A call of any type whose userId or anonymousId was
-    erased is `erased`; the ids are read and hashed only when someone was."""
-    paths = ["$.type", "$.event", "$.messageId", *(["$.userId", "$.anonymousId"] if screen_erased else [])]
-    erased = f"WHEN {erased_sql('fields[4]')} OR {erased_sql('fields[5]')} THEN 'erased'" if screen_erased else ""
+    quarantines them as Required-Missing). A call of any type whose userId, anonymousId or
+    conversation_id was erased is `erased`; the ids are read and hashed only when someone was."""
+    erasable = ["$.userId", "$.anonymousId", "$.properties.conversation_id"] if screen_erased else []
+    paths = ["$.type", "$.event", "$.messageId", *erasable]
+    erased = ("WHEN " + " OR ".join(erased_sql(f"fields[{position}]") for position in range(4, 4 + len(erasable)))
+              + " THEN 'erased'") if screen_erased else ""
     con.execute(
         rf"""CREATE OR REPLACE TEMP TABLE chunk AS
         WITH envelope AS (

@@ -13,8 +13,8 @@ them whole in Python took the process to 1.3 GB.
 Dated sources read `sources/<name>/dt=<day>/`. A snapshot source (`dated: false`) reads every file
 under `sources/<name>/` whose `dt=` folder (if any) is not after the day, and keeps, per key, the
 row of the latest file: the table's `dt` is the day the snapshot describes.
-A row whose `user_id` belongs to a person who asked to be erased is counted as `erased` and goes
-no further (`telemetry_assets/govern/erasure.py`).
+A row whose `user_id` belongs to a person who asked to be erased, or whose `conversation_id` is one
+of theirs, is counted as `erased` and goes no further (`telemetry_assets/govern/erasure.py`).
 Reconciliation per day: rows read = valid + quarantined + duplicates + erased (+ blank and header lines).
 `audit.source_files` is the ledger of the files each load read, with the version it listed, as
 `audit.ingest_files` is for raw events: a file that arrives after its day was loaded, or is written
@@ -264,13 +264,13 @@ def _typed(column) -> str:
 
 
 def _drop_erased(con, spec: SourceSpec) -> int:
-    """Delete the rows of erased people from `source_rows` before they are typed; returns how many.
-    The ledger of files read has counted them already."""
-    user_id = next((c for c in spec.columns if c.column == "user_id"), None)
-    if user_id is None or not load_erased_ids(con):
+    """Delete the rows of erased people, or of their conversations, from `source_rows` before they
+    are typed; returns how many. The ledger of files read has counted them already."""
+    ids = [c for c in spec.columns if c.column in ("user_id", "conversation_id")]
+    if not ids or not load_erased_ids(con):
         return 0
-    raw_user_id = f'"{raw_column(user_id)}"'
-    return con.execute(f"DELETE FROM source_rows WHERE {erased_sql(raw_user_id)}").fetchone()[0]
+    erased = " OR ".join(erased_sql(f'"{raw_column(c)}"') for c in ids)
+    return con.execute(f"DELETE FROM source_rows WHERE {erased}").fetchone()[0]
 
 
 def _validate_and_land(con, spec: SourceSpec, day: date) -> tuple[int, list, int]:

@@ -20,6 +20,7 @@ def erasure_materialization(report: ErasureReport) -> dg.AssetMaterialization:
     """What the UI shows of one request: counts and days, never an id."""
     return dg.AssetMaterialization(asset_key=ERASURE_REQUESTS, metadata={
         "request_id": report.request_id, "ids_suppressed": report.ids_suppressed,
+        "conversations_suppressed": report.conversations_suppressed,
         **{f"rows_erased/{place}": rows for place, rows in sorted(report.rows_erased.items())},
         "export_files_rewritten": report.export_files_rewritten, "log_rows_marked": report.log_rows_marked,
         "days": ", ".join(day.isoformat() for day in report.days) or "none",
