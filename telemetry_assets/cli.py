@@ -185,6 +185,11 @@ def _print_erasure(report) -> None:
           f"{report.export_files_rewritten} export files written again")
 
 
+def _counted(n: int, noun: str) -> str:
+    """`1 request`, `2 requests`: the nouns counted here all take an s."""
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
+
+
 def _an_id(text: str) -> str:
     """A user or anonymous id as the calls carry it: any text but an empty one."""
     if not text.strip():
@@ -322,7 +327,7 @@ def _erasure_check(defs, instance) -> bool:
         print("erasure       " + _check_failure_line(evaluation))
         return False
     requests = evaluation.metadata["requests"].value
-    print(f"erasure       no erased person held anywhere ({requests} {'request' if requests == 1 else 'requests'}, every one completed)")
+    print(f"erasure       no erased person held anywhere ({_counted(requests, 'request')}, every one completed)")
     return True
 
 
@@ -467,9 +472,9 @@ def _progress_line(day: date, row: dict | None) -> str:
     if row is None:
         return f"{day}  no raw objects"
     gap = unaccounted_lines(row)
-    verdict = f"GAP {gap:+d}" if gap else "reconciled"
+    verdict = f"GAP {gap:+,d}" if gap else "reconciled"
     erased = f" + {row['erased_events']:,} erased" if row["erased_events"] else ""
-    return (f"{day}  {row['objects']} objects  {row['lines_read']:>9,} lines = {row['valid_events']:,} valid"
+    return (f"{day}  {_counted(row['objects'], 'object'):<10} {row['lines_read']:>9,} lines = {row['valid_events']:,} valid"
             f" + {row['quarantined']:,} quarantined + {row['duplicates']:,} duplicates"
             f" + {row['non_ai_events']:,} non-AI{erased} + {row['blank_lines']:,} blank  [{verdict}]")
 
@@ -480,7 +485,7 @@ def _print_summary(rows: list[dict], by_type: dict[str, int], safety: dict) -> N
     total = {key: sum(r[key] for r in rows) for key in RECONCILED_COLUMNS}
     percent = lambda rate: "n/a" if rate is None else f"{rate:.1%}"
     print()
-    print(f"events read   {total['lines_read']:>10,}  lines over {len(rows)} partitions")
+    print(f"events read   {total['lines_read']:>10,}  lines over {_counted(len(rows), 'partition')}")
     print(f"valid events  {total['valid_events']:>10,}  passed the tracking plan")
     print(f"governed      {safety['in_warehouse']:>10,}  in the warehouse (consent to analytics)")
     print(f"quarantined   {total['quarantined']:>10,}  " + ", ".join(f"{k} {v:,}" for k, v in by_type.items()))

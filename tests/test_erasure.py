@@ -15,6 +15,7 @@ import dagster as dg
 import duckdb
 import pytest
 
+from checks import asset_checks
 from checks.sources import load_sources
 from resources.object_store import LocalObjectStore
 from resources.warehouse import Warehouse
@@ -449,6 +450,21 @@ def test_telemetry_erase_on_a_landed_day_prints_what_it_erased_and_the_checks_st
     assert done.stdout.splitlines()[-1] == (
         "erasure       FAILED audit/erasure_requests no_erased_person_held: requests=1, requests_unfinished=0, "
         "unfinished_request_ids=none, rows_held/sources.conversions=1, rows_held=1")
+
+
+def test_telemetry_erase_whose_check_then_finds_a_person_held_exits_1_saying_where(tmp_path, monkeypatch, capsys):
+    """As a warehouse written by another process meanwhile would: the erasure itself is stubbed, the
+    check runs through Dagster and finds rows."""
+    monkeypatch.setenv("TELEMETRY_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    (tmp_path / "home" / "lake").mkdir(parents=True)
+    monkeypatch.setattr(erasure, "erase_people", lambda *args: [])
+    monkeypatch.setattr(asset_checks, "audit_erasures",
+                        lambda con, secure_con: erasure.ErasureAudit(1, [], {"governed.ai_user_action": 2}))
+    assert main(["erase", "--user-id", "u1"]) == 1
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        "erasure       FAILED audit/erasure_requests no_erased_person_held: requests=1, requests_unfinished=0, "
+        "unfinished_request_ids=none, rows_held/governed.ai_user_action=2, rows_held=2")
 
 
 def test_telemetry_erase_that_stops_part_way_exits_1_saying_how_to_finish(tmp_path, monkeypatch, capsys):

@@ -255,7 +255,7 @@ sys.exit(main(sys.argv[1:]))
     assert "2026-09-02  land_day FAILED in ingest_ai_events: OSError: the lake went away" in second.stdout
     day = manifest["per_day"]["2026-09-01"]
     lines = sum(day[k] for k in ("ai_events", "non_ai_events", "resent", "blank_lines")) + sum(day["bad_lines"].values())
-    assert re.search(r"^events read +([\d,]+) +lines over 1 partitions$", second.stdout, re.M)[1] == f"{lines:,}"
+    assert re.search(r"^events read +([\d,]+) +lines over 1 partition$", second.stdout, re.M)[1] == f"{lines:,}"
     assert second.stderr.rstrip().endswith("1 of 2 days failed: 2026-09-02")
 
 
