@@ -133,8 +133,9 @@ def _bench_command(args) -> int:
 def _erase_command(args) -> int:
     """Erase outside Dagster: a run's config and logs are kept in its instance, and the ids would be
     kept there too. The request is then reported to the instance as a materialisation of
-    `audit/erasure_requests` (counts, no ids), and the joins and metrics of each day erased from are
-    computed again through Dagster, so no aggregate counts the person any more."""
+    `audit/erasure_requests` (counts, no ids), the joins and metrics of each day erased from are
+    computed again through Dagster, so no aggregate counts the person any more, and the privacy
+    checks say whether anything of theirs is still held."""
     from telemetry_assets.govern.erasure import ErasureIncomplete, Request, RequestsError, erase_people, load_requests
 
     if args.requests and (args.user_id or args.anonymous_id):
@@ -170,8 +171,8 @@ def _erase_command(args) -> int:
     for day in sorted({day for report in reports for day in report.days}):
         if all(_run_day(defs, stage, day, instance, failed) for stage in ("join_day", "measure_day")):
             print(f"{day}  joins and metrics computed again")
-    held_none = _erasure_check(defs, instance)
-    return 1 if failed or not held_none else 0
+    private = _privacy_checks(defs, instance)
+    return 1 if failed or not private else 0
 
 
 def _print_erasure(report) -> None:
@@ -283,8 +284,9 @@ def _expire_raw_text(defs, instance) -> bool:
 
 def check_partitions(start: date, end: date) -> int:
     """Run the `checks_only` job on every day of the range, on the instance the UI reads, and print
-    each check that did not pass with its metadata (where and how many, never a value). Exit 1 when
-    a check of severity error failed or could not run; a failed warning is printed and exits 0."""
+    each check that did not pass with its metadata (where and how many, never a value), then the
+    privacy checks, once. Exit 1 when a check of severity error failed or could not run; a failed
+    warning is printed and exits 0."""
     days = _days(start, end)
     _check_configuration()
     instance = _dagster_instance()
@@ -307,28 +309,39 @@ def check_partitions(start: date, end: date) -> int:
             print(f"  DID NOT RUN {step}: {message} (run {result.run_id}; `telemetry ui` has the logs)")
         if crashed or any(not c.passed and c.severity.value == "ERROR" for c in evaluations):
             failed.append(day)
-    held_none = _erasure_check(defs, instance)
+    private = _privacy_checks(defs, instance)
     if failed:
         print(f"{len(failed)} of {len(days)} days failed a check: {', '.join(map(str, failed))}", file=sys.stderr)
-    return 1 if failed or not held_none else 0
+    return 1 if failed or not private else 0
 
 
-def _erasure_check(defs, instance) -> bool:
-    """Run `erasure_check` (every day at once, so once per command) and print what it found; False
-    when it failed or could not run."""
-    result = defs.resolve_job_def("erasure_check").execute_in_process(
+PRIVACY_CHECKS = {"no_raw_text_past_retention": "raw text", "no_erased_person_held": "erasure"}  # in the order printed
+
+
+def _privacy_checks(defs, instance) -> bool:
+    """Run `privacy_checks` (they look at every day at once, so once per command) and print a line
+    for each; False when one failed or could not run."""
+    result = defs.resolve_job_def("privacy_checks").execute_in_process(
         instance=instance, raise_on_error=False, run_config=SILENT_CONSOLE)
-    evaluations = result.get_asset_check_evaluations()
-    if not evaluations:
-        print(f"erasure       check DID NOT RUN {_first_failure(result)} (run {result.run_id}; `telemetry ui` has the logs)")
-        return False
-    (evaluation,) = evaluations
-    if not evaluation.passed:
-        print("erasure       " + _check_failure_line(evaluation))
-        return False
-    requests = evaluation.metadata["requests"].value
-    print(f"erasure       no erased person held anywhere ({_counted(requests, 'request')}, every one completed)")
-    return True
+    evaluations = {evaluation.check_name: evaluation for evaluation in result.get_asset_check_evaluations()}
+    for name, label in PRIVACY_CHECKS.items():
+        evaluation = evaluations.get(name)
+        if evaluation is None:
+            crash = next((message for step, _, message in _step_failures(result) if step.endswith(name)), "no step failed")
+            print(f"{label:<13} {name} DID NOT RUN: {crash} (run {result.run_id}; `telemetry ui` has the logs)")
+        elif not evaluation.passed:
+            print(f"{label:<13} {_check_failure_line(evaluation)}")
+        else:
+            print(f"{label:<13} {_privacy_pass_line(name, evaluation.metadata)}")
+    return all(name in evaluations and evaluations[name].passed for name in PRIVACY_CHECKS)
+
+
+def _privacy_pass_line(name: str, metadata) -> str:
+    if name == "no_erased_person_held":
+        return f"no erased person held anywhere ({_counted(metadata['requests'].value, 'request')}, every one completed)"
+    if "kept_from" in metadata:
+        return f"none held past retention (text kept from {metadata['kept_from'].value})"
+    return "kept until deleted by hand (the policy sets no raw_text_retention_days)"
 
 
 def _days(start: date, end: date) -> list[date]:

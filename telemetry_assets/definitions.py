@@ -21,11 +21,11 @@ from telemetry_assets.defs.ingest.assets import ingest_ai_events
 from telemetry_assets.defs.jobs import (
     checks_only,
     daily_pipeline,
-    erasure_check,
     expire_raw_text,
     join_job,
     land_job,
     measure_job,
+    privacy_checks,
 )
 from telemetry_assets.defs.metrics.assets import alerts, business_daily, performance_daily, safety_daily, version_comparison
 from telemetry_assets.defs.retention.assets import raw_text_expiry
@@ -33,8 +33,8 @@ from telemetry_assets.defs.schedules import (
     alert_sensor,
     checks_only_schedule,
     daily_pipeline_schedule,
-    erasure_check_schedule,
     late_objects_sensor,
+    privacy_checks_schedule,
     raw_text_expiry_schedule,
     run_failure_alert,
 )
@@ -46,8 +46,8 @@ defs = dg.Definitions(
         version_comparison, alerts, raw_text_expiry, erasure_requests,
     ],
     asset_checks=all_asset_checks(),
-    jobs=[daily_pipeline, land_job, join_job, measure_job, checks_only, expire_raw_text, erasure_check],
-    schedules=[daily_pipeline_schedule, checks_only_schedule, raw_text_expiry_schedule, erasure_check_schedule],
+    jobs=[daily_pipeline, land_job, join_job, measure_job, checks_only, expire_raw_text, privacy_checks],
+    schedules=[daily_pipeline_schedule, checks_only_schedule, raw_text_expiry_schedule, privacy_checks_schedule],
     sensors=[alert_sensor, late_objects_sensor, run_failure_alert],
     executor=dg.in_process_executor,
     resources={

@@ -427,8 +427,9 @@ def test_telemetry_erase_on_a_landed_day_prints_what_it_erased_and_the_checks_st
 
     assert re.fullmatch(r"erasure [0-9a-f-]{36}: \d+ ids and \d+ conversations, whose calls ingest drops from now on", erased[0])
     assert any(re.fullmatch(r"  governed\.ai_user_prompt_created +[1-9][\d,]* rows erased", line) for line in erased)
-    assert erased[-2:] == [f"{DAY}  joins and metrics computed again",
-                           "erasure       no erased person held anywhere (1 request, every one completed)"]
+    assert erased[-3] == f"{DAY}  joins and metrics computed again"
+    assert erased[-2].startswith("raw text      none held past retention (text kept from ")
+    assert erased[-1] == "erasure       no erased person held anywhere (1 request, every one completed)"
     assert user.encode() not in warehouse.read_bytes()
     instance = dg.DagsterInstance.from_config(str(tmp_path / "home" / "dagster"))
     reported = instance.get_latest_materialization_event(dg.AssetKey(["audit", "erasure_requests"])).asset_materialization
@@ -438,8 +439,8 @@ def test_telemetry_erase_on_a_landed_day_prints_what_it_erased_and_the_checks_st
     checked = telemetry("check", "--start", str(DAY), "--end", str(DAY))
     # all but the drift warning: a generated day plants more bad lines than its 1% band allows
     assert checked[0] == f"{DAY}  22 of 23 checks passed"
-    assert [line.split()[:3] for line in checked[1:-1]] == [["WARNING", "metrics/safety_daily", "safety_drift:"]]
-    assert checked[-1] == "erasure       no erased person held anywhere (1 request, every one completed)"
+    assert [line.split()[:3] for line in checked[1:-2]] == [["WARNING", "metrics/safety_daily", "safety_drift:"]]
+    assert checked[-2:] == erased[-2:]  # the checks that look at every day, once
 
     with duckdb.connect(str(warehouse)) as con:  # a restored backup brings one of their conversions back
         con.execute("INSERT INTO sources.conversions BY NAME SELECT 'c-restored' AS conversion_id, ? AS user_id, "
@@ -452,19 +453,31 @@ def test_telemetry_erase_on_a_landed_day_prints_what_it_erased_and_the_checks_st
         "unfinished_request_ids=none, rows_held/sources.conversions=1, rows_held=1")
 
 
-def test_telemetry_erase_whose_check_then_finds_a_person_held_exits_1_saying_where(tmp_path, monkeypatch, capsys):
+def held(con, secure_con):
+    return erasure.ErasureAudit(1, [], {"governed.ai_user_action": 2})
+
+
+def unreadable(con, secure_con):
+    raise OSError("secure.duckdb: Input/output error")
+
+
+@pytest.mark.parametrize("audit, line", [
+    (held, "erasure       FAILED audit/erasure_requests no_erased_person_held: requests=1, requests_unfinished=0, "
+           "unfinished_request_ids=none, rows_held/governed.ai_user_action=2, rows_held=2"),
+    (unreadable, "erasure       no_erased_person_held DID NOT RUN: OSError: secure.duckdb: Input/output error (run "),
+])
+def test_telemetry_erase_whose_check_then_fails_exits_1_saying_why(audit, line, tmp_path, monkeypatch, capsys):
     """As a warehouse written by another process meanwhile would: the erasure itself is stubbed, the
-    check runs through Dagster and finds rows."""
+    check runs through Dagster and finds rows, or cannot look."""
     monkeypatch.setenv("TELEMETRY_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
     (tmp_path / "home" / "lake").mkdir(parents=True)
     monkeypatch.setattr(erasure, "erase_people", lambda *args: [])
-    monkeypatch.setattr(asset_checks, "audit_erasures",
-                        lambda con, secure_con: erasure.ErasureAudit(1, [], {"governed.ai_user_action": 2}))
+    monkeypatch.setattr(asset_checks, "audit_erasures", audit)
     assert main(["erase", "--user-id", "u1"]) == 1
-    assert capsys.readouterr().out.splitlines()[-1] == (
-        "erasure       FAILED audit/erasure_requests no_erased_person_held: requests=1, requests_unfinished=0, "
-        "unfinished_request_ids=none, rows_held/governed.ai_user_action=2, rows_held=2")
+    *_, retention, erasure_line = capsys.readouterr().out.splitlines()
+    assert retention.startswith("raw text      none held past retention (text kept from ")  # the other check ran
+    assert erasure_line.startswith(line)
 
 
 def test_telemetry_erase_that_stops_part_way_exits_1_saying_how_to_finish(tmp_path, monkeypatch, capsys):

@@ -19,8 +19,8 @@ from telemetry_assets.defs.schedules import (
     RECHECK_DAYS,
     checks_only_schedule,
     daily_pipeline_schedule,
-    erasure_check_schedule,
     late_objects_sensor,
+    privacy_checks_schedule,
     raw_text_expiry_schedule,
 )
 from telemetry_assets.ingest.reconcile import objects_changed_since_landing
@@ -50,7 +50,7 @@ def test_the_check_only_schedule_rechecks_the_last_week_by_partition_tag():
 
 @pytest.mark.parametrize("schedule, job, run_key", [
     (raw_text_expiry_schedule, "expire_raw_text", "expiry@2026-09-10"),
-    (erasure_check_schedule, "erasure_check", "erasure check@2026-09-10"),
+    (privacy_checks_schedule, "privacy_checks", "privacy checks@2026-09-10"),
 ])
 def test_the_privacy_schedules_run_once_a_night_and_are_on_unless_switched_off(schedule, job, run_key):
     run = schedule(dg.build_schedule_context(scheduled_execution_time=MORNING))

@@ -160,7 +160,7 @@ def test_the_check_only_job_reruns_every_check_on_a_landed_day_and_rewrites_noth
         con.execute("UPDATE audit.ingest_files SET identity_links = NULL, identity_links_blocked = NULL")
     result, evaluations = run_checks_only(built, copy)
     every_check = {(k.asset_key.to_user_string(), k.name) for k in defs.resolve_asset_graph().asset_check_keys}
-    # these look at every day at once: they run with the expiry and in `erasure_check`, not by day
+    # these look at every day at once: they run in `privacy_checks` (and the retention one with the expiry), not by day
     every_check -= {("audit/raw_text_expiry", "no_raw_text_past_retention"), ("audit/erasure_requests", "no_erased_person_held")}
     assert result.success and set(evaluations) == every_check and len(every_check) >= 20
     assert all(c.passed for c in evaluations.values())

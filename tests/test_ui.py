@@ -60,10 +60,10 @@ def test_the_ui_serves_every_asset_check_schedule_and_sensor(tmp_path):
         location = wait_for_location(port, process)
         (repository,) = location["repositories"]
         assert {s["name"] for s in repository["schedules"]} == {"daily_pipeline_schedule", "checks_only_schedule",
-                                                                 "raw_text_expiry_schedule", "erasure_check_schedule"}
+                                                                 "raw_text_expiry_schedule", "privacy_checks_schedule"}
         assert {s["name"] for s in repository["sensors"]} == {"alert_sensor", "late_objects_sensor", "run_failure_alert"}
         assert {"daily_pipeline", "land_day", "join_day", "measure_day", "checks_only", "expire_raw_text",
-            "erasure_check"} \
+            "privacy_checks"} \
             <= {j["name"] for j in repository["jobs"]}
         nodes = graphql(port, ASSETS)["assetNodes"]
         served = {"/".join(n["assetKey"]["path"]): n for n in nodes}

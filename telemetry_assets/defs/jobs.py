@@ -41,9 +41,9 @@ expire_raw_text = dg.define_asset_job(
     name="expire_raw_text", selection=RETENTION,
     description="Clear the secure store's raw text of every day past the policy's retention, and check none is left.",
 )
-erasure_check = dg.define_asset_job(
-    name="erasure_check", selection=dg.AssetSelection.checks_for_assets(ERASURE_REQUESTS),
-    description="Check that every erasure request completed and that no table or the secure store holds an erased "
-                "person on any day. Writes nothing.",
+privacy_checks = dg.define_asset_job(
+    name="privacy_checks", selection=EVERY_DAY_CHECKS,
+    description="The checks that look at every day at once: no raw text kept past the policy's retention, and every "
+                "erasure request completed with no erased person held in any table or the secure store. Writes nothing.",
 )
 STAGES = ("land_day", "join_day", "measure_day")

@@ -21,7 +21,7 @@ from resources.object_store import ObjectStore
 from resources.warehouse import Warehouse
 from telemetry_assets import settings
 from telemetry_assets.analytics.alerts import AlertLedger, deliver
-from telemetry_assets.defs.jobs import checks_only, daily_pipeline, erasure_check, expire_raw_text
+from telemetry_assets.defs.jobs import checks_only, daily_pipeline, expire_raw_text, privacy_checks
 from telemetry_assets.ingest.reconcile import objects_changed_since_landing
 
 SCHEDULE_HOUR_UTC = 2
@@ -66,17 +66,18 @@ def raw_text_expiry_schedule(context: dg.ScheduleEvaluationContext):
     return dg.RunRequest(run_key=f"expiry@{today}")
 
 
-ERASURE_CHECK_HOUR_UTC = 4
+PRIVACY_CHECKS_HOUR_UTC = 4
 
 
-@dg.schedule(job=erasure_check, cron_schedule=f"0 {ERASURE_CHECK_HOUR_UTC} * * *", execution_timezone="UTC",
+@dg.schedule(job=privacy_checks, cron_schedule=f"0 {PRIVACY_CHECKS_HOUR_UTC} * * *", execution_timezone="UTC",
              default_status=dg.DefaultScheduleStatus.RUNNING)
-def erasure_check_schedule(context: dg.ScheduleEvaluationContext):
-    """Each night, after the day has landed and raw text expired, check that no erased person is held
-    anywhere: a warehouse restored from a backup or a table edited by hand would bring them back
-    without any run saying so. Running by default, as the expiry does; it writes nothing."""
+def privacy_checks_schedule(context: dg.ScheduleEvaluationContext):
+    """Each night, after the day has landed and raw text expired, check that no text outlived its
+    retention and no erased person is held anywhere: a warehouse or secure store restored from a
+    backup, or a table edited by hand, would bring them back without any run saying so. Running by
+    default, as the expiry does; it writes nothing."""
     today = (context.scheduled_execution_time or datetime.utcnow()).date()
-    return dg.RunRequest(run_key=f"erasure check@{today}")
+    return dg.RunRequest(run_key=f"privacy checks@{today}")
 
 
 LATE_OBJECT_DAYS = 7
