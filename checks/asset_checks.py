@@ -181,7 +181,9 @@ def no_raw_text_past_retention(secure_store: SecureStore) -> dg.AssetCheckResult
         "days_past_retention": ", ".join(day.isoformat() for day in kept) or "none"})
 
 
-@dg.asset_check(asset=ERASURE_REQUESTS, name="no_erased_person_held", pool="warehouse",
+# blocking, as the retention check is: nothing is downstream, but a failure then fails the nightly
+# run, and `run_failure_alert` sends it
+@dg.asset_check(asset=ERASURE_REQUESTS, name="no_erased_person_held", blocking=True, pool="warehouse",
                 description="Every erasure request completed, and no row of the governed, analytics and sources tables "
                             "or the secure store, on any day, carries an id a request erased or an erased event's "
                             "message id.")

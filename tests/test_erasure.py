@@ -449,7 +449,7 @@ def test_telemetry_erase_on_a_landed_day_prints_what_it_erased_and_the_checks_st
                           env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 1
     assert done.stdout.splitlines()[-1] == (
-        "erasure       FAILED audit/erasure_requests no_erased_person_held: requests=1, requests_unfinished=0, "
+        "erasure       FAILED (blocking) audit/erasure_requests no_erased_person_held: requests=1, requests_unfinished=0, "
         "unfinished_request_ids=none, rows_held/sources.conversions=1, rows_held=1")
 
 
@@ -462,8 +462,8 @@ def unreadable(con, secure_con):
 
 
 @pytest.mark.parametrize("audit, line", [
-    (held, "erasure       FAILED audit/erasure_requests no_erased_person_held: requests=1, requests_unfinished=0, "
-           "unfinished_request_ids=none, rows_held/governed.ai_user_action=2, rows_held=2"),
+    (held, "erasure       FAILED (blocking) audit/erasure_requests no_erased_person_held: requests=1, "
+           "requests_unfinished=0, unfinished_request_ids=none, rows_held/governed.ai_user_action=2, rows_held=2"),
     (unreadable, "erasure       no_erased_person_held DID NOT RUN: OSError: secure.duckdb: Input/output error (run "),
 ])
 def test_telemetry_erase_whose_check_then_fails_exits_1_saying_why(audit, line, tmp_path, monkeypatch, capsys):
@@ -478,6 +478,9 @@ def test_telemetry_erase_whose_check_then_fails_exits_1_saying_why(audit, line, 
     *_, retention, erasure_line = capsys.readouterr().out.splitlines()
     assert retention.startswith("raw text      none held past retention (text kept from ")  # the other check ran
     assert erasure_line.startswith(line)
+    # the run failed, as the nightly one would, so `run_failure_alert` sends it
+    [run] = dg.DagsterInstance.from_config(str(tmp_path / "home" / "dagster")).get_runs(limit=1)
+    assert (run.job_name, run.status) == ("privacy_checks", dg.DagsterRunStatus.FAILURE)
 
 
 def test_telemetry_erase_that_stops_part_way_exits_1_saying_how_to_finish(tmp_path, monkeypatch, capsys):
