@@ -10,9 +10,9 @@ each request:
    conversations' ids, never the ids. From then on ingest drops every call that carries one
    (counted per raw object as `erased_events`) and the source loads drop every row (`erased`), so
    a re-landed day, a late object or a backfill never brings the person back: not even an event of
-   their conversation sent under another id (a backend's own), or a ticket an agent filed on it. The request is recorded before anything is
-   deleted: a failure part-way leaves the suppression on, and the same request run again resumes
-   it (the same `request_id`) and finishes.
+   their conversation sent under another id (a backend's own), or a ticket an agent filed on it.
+   The request is recorded before anything is deleted: a failure part-way leaves the suppression
+   on, and the same request run again resumes it (the same `request_id`) and finishes.
 3. Deletes their rows: from every export file in the lake that holds one, which is written again
    without them (the exports are read once for all the requests of one run); from the secure store, by their ids or by the message ids of their events (rows
    archived before the store kept `anonymous_id` are found that way); and, in one transaction, from
