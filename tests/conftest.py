@@ -11,6 +11,18 @@ from telemetry_assets.ingest.partition import ingest_partition
 from telemetry_assets.settings import CONFIG_DIR
 
 DAY = date(2026, 9, 14)
+SUMMARY = "summary"  # a test's `record_property` lines under this name are printed at the end of the run
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Print the figures tests recorded for people to read (redaction recall). Printing them from the
+    test itself shows nothing when the test ran on an xdist worker; its recorded properties come back."""
+    lines = [value for report in terminalreporter.stats.get("passed", []) + terminalreporter.stats.get("failed", [])
+             if report.when == "call" for name, value in report.user_properties if name == SUMMARY]
+    if lines:
+        terminalreporter.section("figures")
+        for line in lines:
+            terminalreporter.write_line(line)
 
 
 @pytest.fixture

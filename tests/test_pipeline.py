@@ -4,6 +4,7 @@ import json
 import os
 import random
 import re
+import shutil
 import subprocess
 import sys
 from collections import Counter
@@ -113,24 +114,43 @@ def test_launched_runs_execute_every_step_in_one_process():
     assert {job.executor_def.name for job in jobs} == {"in_process"}
 
 
-@pytest.mark.parametrize("command", [["demo", "--days", "2", "--events-per-day", "400", "--users", "40",
-                                      "--start", "2026-09-01"]])
-def test_cli_demo_prints_a_reconciled_line_per_partition_and_a_summary(tmp_path, command):
-    env = {**os.environ, "TELEMETRY_HOME": str(tmp_path / "home")}
+def telemetry(home: Path, *arguments: str, script: str | None = None, **environment: str) -> subprocess.CompletedProcess:
+    """The CLI in its own process on `home`, as a user runs it; `script` stands in for the module."""
+    env = {**os.environ, "TELEMETRY_HOME": str(home), **environment}
     env.pop("DAGSTER_HOME", None)
-    done = subprocess.run([sys.executable, "-m", "telemetry_assets.cli", *command], env=env,
-                          capture_output=True, text=True, timeout=300)
+    program = ["-c", script] if script else ["-m", "telemetry_assets.cli"]
+    return subprocess.run([sys.executable, *program, *arguments], env=env, capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    """`telemetry demo` over two days, run once for the tests that read it; a test that changes
+    the home works on its own copy (`copied_demo_home`)."""
+    home = tmp_path_factory.mktemp("demo") / "home"
+    done = telemetry(home, "demo", "--days", "2", "--events-per-day", "400", "--users", "40", "--start", "2026-09-01")
     assert done.returncode == 0, done.stderr
+    return home, done
+
+
+@pytest.fixture
+def copied_demo_home(demo, tmp_path) -> Path:
+    home = tmp_path / "home"
+    shutil.copytree(demo[0], home)
+    return home
+
+
+def test_cli_demo_prints_a_reconciled_line_per_partition_and_a_summary(demo):
+    home, done = demo
     lines = done.stdout.splitlines()
     assert [line[:10] for line in lines if line.endswith("[reconciled]")] == ["2026-09-01", "2026-09-02"]
     assert any(line.startswith("quarantined") and "Malformed-Line" in line for line in lines)
-    runs = list((tmp_path / "home" / "dagster" / "storage").iterdir())
+    runs = list((home / "dagster" / "storage").iterdir())
     assert len(runs) >= 2  # the runs were recorded on the persistent instance the UI reads
-    manifest = json.loads((tmp_path / "home" / "lake" / "generator" / "manifest.json").read_text())
+    manifest = json.loads((home / "lake" / "generator" / "manifest.json").read_text())
     valid = sum(day["ai_events"] for day in manifest["per_day"].values())
     assert any(line.split()[:3] == ["valid", "events", f"{valid:,}"] for line in lines)
     assert any("consent enforcement 100.0%" in line and "audit completeness 100.0%" in line for line in lines)
-    assert (tmp_path / "home" / "secure.duckdb").stat().st_mode & 0o077 == 0
+    assert (home / "secure.duckdb").stat().st_mode & 0o077 == 0
     # September is past the shipped 30-day retention: those days were archived without their text
     assert any(line.startswith("raw text      kept from ") and line.endswith("(30 days): none older left to expire")
                for line in lines)
@@ -138,9 +158,7 @@ def test_cli_demo_prints_a_reconciled_line_per_partition_and_a_summary(tmp_path,
 
 @pytest.mark.parametrize("command", ["run", "check"])
 def test_cli_rejects_an_inverted_range(tmp_path, command):
-    env = {**os.environ, "TELEMETRY_HOME": str(tmp_path / "home")}
-    done = subprocess.run([sys.executable, "-m", "telemetry_assets.cli", command, "--start", "2026-09-02",
-                           "--end", "2026-09-01"], env=env, capture_output=True, text=True, timeout=120)
+    done = telemetry(tmp_path / "home", command, "--start", "2026-09-02", "--end", "2026-09-01")
     assert done.returncode == 2 and "before --start" in done.stderr
 
 
@@ -158,11 +176,8 @@ def test_cli_refuses_a_count_below_one_before_writing_anything(tmp_path, monkeyp
 
 
 def test_a_day_without_events_is_measured_as_empty_and_reported(tmp_path):
-    env = {**os.environ, "TELEMETRY_HOME": str(tmp_path / "home")}
-
     def cli(*arguments):
-        return subprocess.run([sys.executable, "-m", "telemetry_assets.cli", *arguments], env=env,
-                              capture_output=True, text=True, timeout=300)
+        return telemetry(tmp_path / "home", *arguments)
 
     too_early = cli("report", "--date", "2026-09-01")
     assert too_early.returncode == 2 and "no warehouse at" in too_early.stderr
@@ -183,10 +198,7 @@ def test_a_day_without_events_is_measured_as_empty_and_reported(tmp_path):
 def test_a_secure_store_that_cannot_be_opened_stops_the_run_before_any_day(tmp_path):
     home = tmp_path / "home"
     (home / "secure.duckdb").mkdir(parents=True)
-    env = {**os.environ, "TELEMETRY_HOME": str(home)}
-    env.pop("DAGSTER_HOME", None)
-    done = subprocess.run([sys.executable, "-m", "telemetry_assets.cli", "run", "--start", "2026-09-01", "--end", "2026-09-01"],
-                          env=env, capture_output=True, text=True, timeout=300)
+    done = telemetry(home, "run", "--start", "2026-09-01", "--end", "2026-09-01")
     assert done.returncode == 2
     assert done.stderr.startswith("telemetry run: TELEMETRY_HOME: IO Error: ")
     assert f'{home / "secure.duckdb"}": Is a directory' in done.stderr
@@ -197,14 +209,11 @@ def run_a_day_where(tmp_path, module: str, function: str, error: str) -> subproc
     """`telemetry run` over one generated day, in a process where `module.function` raises OSError(error)."""
     home = tmp_path / "home"
     generate(LocalObjectStore(root=str(home / "lake")), GeneratorConfig(days=1, users=20, events_per_day=50, seed=1, start=START))
-    env = {**os.environ, "TELEMETRY_HOME": str(home)}
-    env.pop("DAGSTER_HOME", None)
     script = (f"import sys\nimport {module} as patched\n"
               f"def fails(*args, **kwargs):\n    raise OSError({error!r})\n"
               f"patched.{function} = fails\n"
               "from telemetry_assets.cli import main\nsys.exit(main(sys.argv[1:]))\n")
-    return subprocess.run([sys.executable, "-c", script, "run", "--start", "2026-09-01", "--end", "2026-09-01"],
-                          env=env, capture_output=True, text=True, timeout=300)
+    return telemetry(home, "run", "--start", "2026-09-01", "--end", "2026-09-01", script=script)
 
 
 def test_a_run_whose_days_all_fail_says_where_and_why_and_exits_1_without_a_traceback(tmp_path):
@@ -225,17 +234,10 @@ def test_a_run_whose_raw_text_expiry_fails_says_so_and_exits_1_after_landing_eve
     assert "Traceback" not in done.stderr
 
 
-def test_a_run_where_one_day_fails_sums_up_only_the_days_it_landed(tmp_path):
-    """The failed day landed in an earlier run; its old rows are not this run's to report. The
-    second run lands through a wrapper that makes the second day's ingest fail."""
-    env = {**os.environ, "TELEMETRY_HOME": str(tmp_path / "home")}
-    env.pop("DAGSTER_HOME", None)
-    manifest = generate(LocalObjectStore(root=str(tmp_path / "home" / "lake")),
-                        GeneratorConfig(days=2, users=20, events_per_day=60, seed=2, start=START))
-    days = ["run", "--start", "2026-09-01", "--end", "2026-09-02"]
-    first = subprocess.run([sys.executable, "-m", "telemetry_assets.cli", *days], env=env, capture_output=True, text=True,
-                           timeout=300)
-    assert first.returncode == 0, first.stderr
+def test_a_run_where_one_day_fails_sums_up_only_the_days_it_landed(copied_demo_home):
+    """The failed day landed in an earlier run (the demo); its old rows are not this run's to
+    report. This run lands through a wrapper that makes the second day's ingest fail."""
+    manifest = json.loads((copied_demo_home / "lake" / "generator" / "manifest.json").read_text())
     failing_second_day = """
 import sys
 from datetime import date
@@ -249,8 +251,7 @@ assets.ingest_partition = fails_on_the_second_day
 from telemetry_assets.cli import main
 sys.exit(main(sys.argv[1:]))
 """
-    second = subprocess.run([sys.executable, "-c", failing_second_day, *days], env=env, capture_output=True, text=True,
-                            timeout=300)
+    second = telemetry(copied_demo_home, "run", "--start", "2026-09-01", "--end", "2026-09-02", script=failing_second_day)
     assert second.returncode == 1
     assert "2026-09-02  land_day FAILED in ingest_ai_events: OSError: the lake went away" in second.stdout
     day = manifest["per_day"]["2026-09-01"]
@@ -261,9 +262,8 @@ sys.exit(main(sys.argv[1:]))
 
 @pytest.mark.parametrize("value", ["yesterday", "20260901"])
 def test_cli_names_a_partitions_start_it_cannot_use(tmp_path, value):
-    env = {**os.environ, "TELEMETRY_HOME": str(tmp_path / "home"), "TELEMETRY_PARTITIONS_START": value}
-    done = subprocess.run([sys.executable, "-m", "telemetry_assets.cli", "run", "--start", "2026-09-01",
-                           "--end", "2026-09-01"], env=env, capture_output=True, text=True, timeout=120)
+    done = telemetry(tmp_path / "home", "run", "--start", "2026-09-01", "--end", "2026-09-01",
+                     TELEMETRY_PARTITIONS_START=value)
     assert done.returncode == 2
     assert f"telemetry run: TELEMETRY_PARTITIONS_START='{value}' is not a date (YYYY-MM-DD)" in done.stderr
 
@@ -358,18 +358,11 @@ def test_run_on_a_lake_folder_this_user_cannot_read_stops_before_any_day(tmp_pat
     assert not (tmp_path / "home").exists()
 
 
-def test_cli_check_reruns_every_check_and_exits_1_only_on_a_failed_error_or_a_check_that_could_not_run(tmp_path):
+def test_cli_check_reruns_every_check_and_exits_1_only_on_a_failed_error_or_a_check_that_could_not_run(
+        copied_demo_home):
     """At 400 events a day the quarantined share is over the drift suite's 1%: a warning, printed,
     that does not fail the command. A planted leak and a table dropped by hand do."""
-    env = {**os.environ, "TELEMETRY_HOME": str(tmp_path / "home")}
-    env.pop("DAGSTER_HOME", None)
-
-    def cli(*arguments):
-        return subprocess.run([sys.executable, "-m", "telemetry_assets.cli", *arguments], env=env,
-                              capture_output=True, text=True, timeout=300)
-
-    assert cli("demo", "--days", "2", "--events-per-day", "400", "--users", "40", "--start", "2026-09-01").returncode == 0
-    clean = cli("check", "--start", "2026-09-01", "--end", "2026-09-03")
+    clean = telemetry(copied_demo_home, "check", "--start", "2026-09-01", "--end", "2026-09-03")
     assert clean.returncode == 0, clean.stderr
     lines = clean.stdout.splitlines()
     every = int(lines[0].split()[3])
@@ -378,11 +371,11 @@ def test_cli_check_reruns_every_check_and_exits_1_only_on_a_failed_error_or_a_ch
     assert f"2026-09-03  {every} of {every} checks passed (no raw objects landed for this day)" in lines
     assert "Traceback" not in clean.stderr
 
-    with duckdb.connect(str(tmp_path / "home" / "warehouse.duckdb")) as con:
+    with duckdb.connect(str(copied_demo_home / "warehouse.duckdb")) as con:
         con.execute("UPDATE governed.ai_user_action SET feedback = 'mail me at jo@example.com' "
                     "WHERE dt = '2026-09-02' AND feedback IS NOT NULL")
         con.execute("DROP TABLE analytics.ai_turns")
-    broken = cli("check", "--start", "2026-09-02", "--end", "2026-09-02")
+    broken = telemetry(copied_demo_home, "check", "--start", "2026-09-02", "--end", "2026-09-02")
     assert broken.returncode == 1
     lines = broken.stdout.splitlines()
     assert any(line.startswith("  FAILED (blocking) governed/ai_user_action no_pii_leak: ") and "leaks/email=" in line

@@ -4,6 +4,7 @@ import pandas as pd
 import pytest
 
 from telemetry_assets.govern.redact import TAGS, Redactor
+from tests.conftest import SUMMARY
 from tests.pii_corpus import BENIGN, labelled_examples
 
 STRUCTURED = ("email", "phone", "card", "ssn", "iban", "ipv4", "ipv6")
@@ -24,17 +25,17 @@ def test_corpus_is_large_enough():
     assert {entity for entity, _, _ in examples} == set(TAGS)
 
 
-def test_recall_on_structured_entities_and_names(capsys):
+def test_recall_on_structured_entities_and_names(record_property):
+    """The recall per entity is printed at the end of every run (`tests/conftest.py`)."""
     examples = labelled_examples()
     out = redact([sentence for _, _, sentence in examples])
     caught: dict[str, list[bool]] = {}
     for (entity, value, _), text, counts in zip(examples, out.texts, found(out)):
         hit = value not in text and f"<{TAGS[entity]}>" in text and counts.get(entity, 0) >= 1
         caught.setdefault(entity, []).append(hit)
-    with capsys.disabled():
-        for entity, hits in sorted(caught.items()):
-            missed = [v for (e, v, _), h in zip([x for x in examples if x[0] == entity], hits) if not h]
-            print(f"\nrecall {entity:7s} {sum(hits)}/{len(hits)} = {sum(hits) / len(hits):.3f}  missed: {missed}")
+    for entity, hits in sorted(caught.items()):
+        missed = [v for (e, v, _), h in zip([x for x in examples if x[0] == entity], hits) if not h]
+        record_property(SUMMARY, f"recall {entity:7s} {sum(hits)}/{len(hits)} = {sum(hits) / len(hits):.3f}  missed: {missed}")
     structured = [hit for entity in STRUCTURED for hit in caught[entity]]
     assert sum(structured) / len(structured) >= 0.99
     assert sum(caught["person"]) / len(caught["person"]) >= 0.8
