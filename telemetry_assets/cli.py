@@ -161,7 +161,6 @@ def _erase_command(args) -> int:
         return 1
     instance = _dagster_instance()
     from telemetry_assets.defs.erasure.assets import erasure_materialization
-    from telemetry_assets.definitions import defs
 
     for report in reports:
         _print_erasure(report)
@@ -169,9 +168,9 @@ def _erase_command(args) -> int:
     print("warehouse and secure store files rewritten")
     failed = []
     for day in sorted({day for report in reports for day in report.days}):
-        if all(_run_day(defs, stage, day, instance, failed) for stage in ("join_day", "measure_day")):
+        if all(_run_day(stage, day, instance, failed) for stage in ("join_day", "measure_day")):
             print(f"{day}  joins and metrics computed again")
-    private = _privacy_checks(defs, instance)
+    private = _privacy_checks(instance)
     return 1 if failed or not private else 0
 
 
@@ -235,23 +234,22 @@ def run_partitions(start: date, end: date) -> int:
     days = _days(start, end)
     _check_configuration()
     instance = _dagster_instance()
-    from telemetry_assets.definitions import defs
     from telemetry_assets.govern.safety import safety_over
     from telemetry_assets.ingest.reconcile import line_reconciliation, quarantined_by_type
 
     warehouse = _warehouse()
     failed = []
     for day in days:
-        if _run_day(defs, "land_day", day, instance, failed):
+        if _run_day("land_day", day, instance, failed):
             with warehouse.get_connection() as con:
                 (row,) = line_reconciliation(con, day, day) or [None]
             print(_progress_line(day, row))
     landed = [day for day in days if day not in failed]
     for stage, done in (("join_day", "joined to outcomes"), ("measure_day", "metrics computed")):
         for day in days:
-            if day not in failed and _run_day(defs, stage, day, instance, failed):
+            if day not in failed and _run_day(stage, day, instance, failed):
                 print(f"{day}  {done}")
-    expired = _expire_raw_text(defs, instance)
+    expired = _expire_raw_text(instance)
     _deliver_alerts(start, end)
     if landed:  # over the days this run landed: a failed day's rows, if any, are an earlier run's
         with warehouse.get_connection() as con:
@@ -263,11 +261,10 @@ def run_partitions(start: date, end: date) -> int:
     return 1 if failed or not expired else 0
 
 
-def _expire_raw_text(defs, instance) -> bool:
+def _expire_raw_text(instance) -> bool:
     """Run `expire_raw_text` once the range is measured: days landed before may have aged past the
     retention since (a day this run landed already past it was archived without its text)."""
-    result = defs.resolve_job_def("expire_raw_text").execute_in_process(
-        instance=instance, raise_on_error=False, run_config=QUIET_CONSOLE)
+    result = _execute("expire_raw_text", instance, QUIET_CONSOLE)
     if not result.success:
         print(f"raw text      expiry FAILED {_first_failure(result)} (run {result.run_id}; `telemetry ui` has the logs)")
         return False
@@ -292,12 +289,10 @@ def check_partitions(start: date, end: date) -> int:
     instance = _dagster_instance()
     from telemetry_assets.definitions import defs
 
-    checks_only = defs.resolve_job_def("checks_only")
-    every_check = len(checks_only.asset_layer.asset_graph.asset_check_keys)
+    every_check = len(defs.resolve_job_def("checks_only").asset_layer.asset_graph.asset_check_keys)
     failed = []
     for day in days:
-        result = checks_only.execute_in_process(
-            tags={"dagster/partition": day.isoformat()}, instance=instance, raise_on_error=False, run_config=SILENT_CONSOLE)
+        result = _execute("checks_only", instance, SILENT_CONSOLE, tags={"dagster/partition": day.isoformat()})
         evaluations = result.get_asset_check_evaluations()
         print(f"{day}  {sum(c.passed for c in evaluations)} of {every_check} checks passed"
               + ("" if _objects_landed(day) else " (no raw objects landed for this day)"))
@@ -309,7 +304,7 @@ def check_partitions(start: date, end: date) -> int:
             print(f"  DID NOT RUN {step}: {message} (run {result.run_id}; `telemetry ui` has the logs)")
         if crashed or any(not c.passed and c.severity.value == "ERROR" for c in evaluations):
             failed.append(day)
-    private = _privacy_checks(defs, instance)
+    private = _privacy_checks(instance)
     if failed:
         print(f"{len(failed)} of {len(days)} days failed a check: {', '.join(map(str, failed))}", file=sys.stderr)
     return 1 if failed or not private else 0
@@ -318,11 +313,10 @@ def check_partitions(start: date, end: date) -> int:
 PRIVACY_CHECKS = {"no_raw_text_past_retention": "raw text", "no_erased_person_held": "erasure"}  # in the order printed
 
 
-def _privacy_checks(defs, instance) -> bool:
+def _privacy_checks(instance) -> bool:
     """Run `privacy_checks` (they look at every day at once, so once per command) and print a line
     for each; False when one failed or could not run."""
-    result = defs.resolve_job_def("privacy_checks").execute_in_process(
-        instance=instance, raise_on_error=False, run_config=SILENT_CONSOLE)
+    result = _execute("privacy_checks", instance, SILENT_CONSOLE)
     evaluations = {evaluation.check_name: evaluation for evaluation in result.get_asset_check_evaluations()}
     for name, label in PRIVACY_CHECKS.items():
         evaluation = evaluations.get(name)
@@ -441,10 +435,19 @@ def _deliver_alerts(start: date, end: date) -> None:
         print(f"  [{alert['severity']}] {alert['dt']} {alert['rule']}: {alert['group_key']}")
 
 
-def _run_day(defs, job_name: str, day: date, instance, failed: list) -> bool:
-    result = defs.resolve_job_def(job_name).execute_in_process(
-        partition_key=day.isoformat(), instance=instance, raise_on_error=False, run_config=QUIET_CONSOLE
-    )
+def _execute(job_name: str, instance, console: dict, **options):
+    """Run a job in this process on the resources the environment picks now. The code location
+    picked its own when it was first imported: a caller that moved TELEMETRY_HOME since (a test
+    calling `main`) would otherwise run on the old home."""
+    from telemetry_assets import environment
+    from telemetry_assets.definitions import defs
+
+    return defs.resolve_job_def(job_name).execute_in_process(
+        instance=instance, resources=environment.resources(), raise_on_error=False, run_config=console, **options)
+
+
+def _run_day(job_name: str, day: date, instance, failed: list) -> bool:
+    result = _execute(job_name, instance, QUIET_CONSOLE, partition_key=day.isoformat())
     if not result.success:
         failed.append(day)
         print(f"{day}  {job_name} FAILED {_first_failure(result)} (run {result.run_id}; `telemetry ui` has the logs)")

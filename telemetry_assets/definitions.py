@@ -12,8 +12,6 @@ them one at a time anyway.
 import dagster as dg
 
 from checks.asset_checks import all_asset_checks
-from resources.alert_sinks import alert_router_from_env
-from resources.secrets import governance_secrets
 from telemetry_assets import environment
 from telemetry_assets.defs.analytics.assets import join_outcomes
 from telemetry_assets.defs.erasure.assets import erasure_requests
@@ -50,11 +48,5 @@ defs = dg.Definitions(
     schedules=[daily_pipeline_schedule, checks_only_schedule, raw_text_expiry_schedule, privacy_checks_schedule],
     sensors=[alert_sensor, late_objects_sensor, run_failure_alert],
     executor=dg.in_process_executor,
-    resources={
-        "lake": environment.lake(),
-        "warehouse": environment.warehouse(),
-        "secure_store": environment.secure_store(),
-        "secrets": governance_secrets(),
-        "alert_router": alert_router_from_env(),
-    },
+    resources=environment.resources(),
 )

@@ -7,7 +7,9 @@ location (`definitions.py`) and the CLI's own steps (its checks before a run, pr
 `$TELEMETRY_HOME/warehouse.duckdb`, raw text only in `$TELEMETRY_HOME/secure.duckdb` (mode 0600).
 """
 
+from resources.alert_sinks import alert_router_from_env
 from resources.object_store import ObjectStore, object_store_from_url
+from resources.secrets import governance_secrets
 from resources.secure_store import SecureStore
 from resources.warehouse import Warehouse
 from telemetry_assets import settings
@@ -23,3 +25,9 @@ def warehouse() -> Warehouse:
 
 def secure_store() -> SecureStore:
     return SecureStore(database=str(settings.secure_store_path()), lock_wait_seconds=settings.lock_wait_seconds())
+
+
+def resources() -> dict:
+    """Every resource the jobs use, as the environment picks them when this is called."""
+    return {"lake": lake(), "warehouse": warehouse(), "secure_store": secure_store(), "secrets": governance_secrets(),
+            "alert_router": alert_router_from_env()}

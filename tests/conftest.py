@@ -25,6 +25,14 @@ def pytest_terminal_summary(terminalreporter):
             terminalreporter.write_line(line)
 
 
+@pytest.fixture(autouse=True)
+def own_telemetry_home(tmp_path_factory, monkeypatch):
+    """Every test starts on a home of its own (a test that needs a particular one sets it), so none
+    writes into the `.telemetry` that `make test` exports, where a developer's demo lives, and no
+    two xdist workers share a warehouse."""
+    monkeypatch.setenv("TELEMETRY_HOME", str(tmp_path_factory.mktemp("home")))
+
+
 @pytest.fixture
 def plan():
     return load_tracking_plan(CONFIG_DIR / "tracking_plan.yaml")

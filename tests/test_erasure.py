@@ -468,13 +468,24 @@ def unreadable(con, secure_con):
 ])
 def test_telemetry_erase_whose_check_then_fails_exits_1_saying_why(audit, line, tmp_path, monkeypatch, capsys):
     """As a warehouse written by another process meanwhile would: the erasure itself is stubbed, the
-    check runs through Dagster and finds rows, or cannot look."""
+    check runs through Dagster and finds rows, or cannot look. The code location was imported before
+    the home was set, as in any process that calls `main` more than once: the check still looks at
+    the home the command was given."""
+    import telemetry_assets.definitions  # noqa: F401  (picks its resources now, from another home)
+
     monkeypatch.setenv("TELEMETRY_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
     (tmp_path / "home" / "lake").mkdir(parents=True)
     monkeypatch.setattr(erasure, "erase_people", lambda *args: [])
-    monkeypatch.setattr(asset_checks, "audit_erasures", audit)
+    checked = []
+
+    def audited(con, secure_con):
+        checked.append(con.execute("SELECT path FROM duckdb_databases() WHERE database_name = current_database()").fetchone()[0])
+        return audit(con, secure_con)
+
+    monkeypatch.setattr(asset_checks, "audit_erasures", audited)
     assert main(["erase", "--user-id", "u1"]) == 1
+    assert checked == [str(tmp_path / "home" / "warehouse.duckdb")]
     *_, retention, erasure_line = capsys.readouterr().out.splitlines()
     assert retention.startswith("raw text      none held past retention (text kept from ")  # the other check ran
     assert erasure_line.startswith(line)
