@@ -1,4 +1,10 @@
-"""Generated days run through the real Dagster jobs, for tests that need a whole pipeline's output."""
+"""Generated days run through the real Dagster jobs, for tests that need a whole pipeline's output,
+and the CLI run in its own process, as a user runs it."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import dagster as dg
 
@@ -31,3 +37,12 @@ def run_generated(home, config: GeneratorConfig, stages=STAGES, warehouse_name: 
                 assert result.success and failed == [], failed
             failures.extend(failed)
     return lake, manifest, failures
+
+
+def telemetry(home: Path, *arguments: str, script: str | None = None, **environment: str) -> subprocess.CompletedProcess:
+    """`telemetry ...` in its own process on `home` (on a Dagster instance under it, whatever
+    DAGSTER_HOME says); `script` stands in for the module, to patch something first."""
+    env = {**os.environ, "TELEMETRY_HOME": str(home), **environment}
+    env.pop("DAGSTER_HOME", None)
+    program = ["-c", script] if script else ["-m", "telemetry_assets.cli"]
+    return subprocess.run([sys.executable, *program, *arguments], env=env, capture_output=True, text=True, timeout=600)

@@ -2,9 +2,6 @@
 
 import gzip
 import json
-import os
-import subprocess
-import sys
 from datetime import date
 from pathlib import Path
 
@@ -17,15 +14,14 @@ from telemetry_assets.bench import cgroup_limits, machine, print_table
 from telemetry_assets.cli import main
 from telemetry_assets.generate.traffic import GeneratorConfig, generate
 from telemetry_assets.ingest.layouts import partition_objects
+from tests.pipeline_runs import telemetry
 
 STAGES = {"list+read", "parse", "dedupe", "validate", "redact+classify", "route+exports", "land", "sources", "joins",
           "metrics", "checks"}
 
 
 def bench_json(home, *arguments):
-    env = {**os.environ, "TELEMETRY_HOME": str(home)}
-    done = subprocess.run([sys.executable, "-m", "telemetry_assets.cli", "bench", *arguments, "--json"],
-                          env=env, capture_output=True, text=True, timeout=600)
+    done = telemetry(home, "bench", *arguments, "--json")
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)  # nothing else on stdout: no progress bar, no note
 

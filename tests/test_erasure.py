@@ -7,8 +7,6 @@ import json
 import os
 import re
 import stat
-import subprocess
-import sys
 from datetime import date, timedelta
 
 import dagster as dg
@@ -39,6 +37,7 @@ from telemetry_assets.ingest.reconcile import landed_row_counts
 from telemetry_assets.ingest.tables import IDENTITY_LINKS, governed_table
 from telemetry_assets.sources.load import load_source
 from tests.builders import ai_call, gz, page_call, segment_consent
+from tests.pipeline_runs import telemetry
 
 DAY = date(2026, 9, 14)
 GONE = ("usr_gone", "anon_gone_1", "anon_gone_2")  # named; seen with usr_gone on an event; linked by an identify call
@@ -405,25 +404,22 @@ def test_telemetry_erase_refuses_a_request_that_names_nobody(arguments, message,
 def test_telemetry_erase_on_a_landed_day_prints_what_it_erased_and_the_checks_still_pass(tmp_path):
     """Through the command, on a generated day: the joins and metrics are computed again without
     the person, and `telemetry check` then passes every blocking check, the reconciliations included."""
-    env = {**os.environ, "TELEMETRY_HOME": str(tmp_path / "home")}
-    env.pop("DAGSTER_HOME", None)
-    generate(LocalObjectStore(root=str(tmp_path / "home" / "lake")),
-             GeneratorConfig(days=1, users=20, events_per_day=150, seed=5, start=DAY))
+    home = tmp_path / "home"
+    generate(LocalObjectStore(root=str(home / "lake")), GeneratorConfig(days=1, users=20, events_per_day=150, seed=5, start=DAY))
 
-    def telemetry(*arguments):
-        done = subprocess.run([sys.executable, "-m", "telemetry_assets.cli", *arguments], env=env,
-                              capture_output=True, text=True, timeout=300)
+    def succeeds(*arguments):
+        done = telemetry(home, *arguments)
         assert done.returncode == 0, done.stdout + done.stderr
         return done.stdout.splitlines()
 
-    telemetry("run", "--start", str(DAY), "--end", str(DAY))
+    succeeds("run", "--start", str(DAY), "--end", str(DAY))
     warehouse = tmp_path / "home" / "warehouse.duckdb"
     with duckdb.connect(str(warehouse), read_only=True) as con:
         [(user,)] = con.execute("SELECT user_id FROM governed.ai_user_prompt_created WHERE user_id IS NOT NULL "
                                 "GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1").fetchall()
     assert user.encode() in warehouse.read_bytes()
 
-    erased = telemetry("erase", "--user-id", user)
+    erased = succeeds("erase", "--user-id", user)
 
     assert re.fullmatch(r"erasure [0-9a-f-]{36}: \d+ ids and \d+ conversations, whose calls ingest drops from now on", erased[0])
     assert any(re.fullmatch(r"  governed\.ai_user_prompt_created +[1-9][\d,]* rows erased", line) for line in erased)
@@ -436,7 +432,7 @@ def test_telemetry_erase_on_a_landed_day_prints_what_it_erased_and_the_checks_st
     assert reported.metadata["request_id"].value == erased[0].split()[1].rstrip(":")
     assert reported.metadata["rows_erased/governed.ai_user_prompt_created"].value > 0
     assert user not in str(reported.metadata)
-    checked = telemetry("check", "--start", str(DAY), "--end", str(DAY))
+    checked = succeeds("check", "--start", str(DAY), "--end", str(DAY))
     # all but the drift warning: a generated day plants more bad lines than its 1% band allows
     assert checked[0] == f"{DAY}  22 of 23 checks passed"
     assert [line.split()[:3] for line in checked[1:-2]] == [["WARNING", "metrics/safety_daily", "safety_drift:"]]
@@ -445,8 +441,7 @@ def test_telemetry_erase_on_a_landed_day_prints_what_it_erased_and_the_checks_st
     with duckdb.connect(str(warehouse)) as con:  # a restored backup brings one of their conversions back
         con.execute("INSERT INTO sources.conversions BY NAME SELECT 'c-restored' AS conversion_id, ? AS user_id, "
                     "dt, 'upgrade' AS type FROM sources.conversions LIMIT 1", [user])
-    done = subprocess.run([sys.executable, "-m", "telemetry_assets.cli", "check", "--start", str(DAY), "--end", str(DAY)],
-                          env=env, capture_output=True, text=True, timeout=300)
+    done = telemetry(home, "check", "--start", str(DAY), "--end", str(DAY))
     assert done.returncode == 1
     assert done.stdout.splitlines()[-1] == (
         "erasure       FAILED (blocking) audit/erasure_requests no_erased_person_held: requests=1, requests_unfinished=0, "

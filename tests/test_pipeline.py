@@ -6,7 +6,6 @@ import random
 import re
 import shutil
 import subprocess
-import sys
 from collections import Counter
 from datetime import date
 from pathlib import Path
@@ -26,6 +25,7 @@ from telemetry_assets.defs.ingest.assets import ingest_ai_events
 from telemetry_assets.generate.traffic import BAD_LINE_KINDS, GeneratorConfig, _LineSpool, generate
 from telemetry_assets.report import not_measured
 from tests.builders import PRICES_HEADER
+from tests.pipeline_runs import telemetry
 
 START = date(2026, 9, 1)
 
@@ -112,14 +112,6 @@ def test_launched_runs_execute_every_step_in_one_process():
     jobs = [defs.resolve_job_def(name) for name in ("daily_pipeline", "land_day", "join_day", "measure_day", "checks_only")]
     jobs.append(defs.resolve_implicit_global_asset_job_def())  # what "Materialize" in the UI launches
     assert {job.executor_def.name for job in jobs} == {"in_process"}
-
-
-def telemetry(home: Path, *arguments: str, script: str | None = None, **environment: str) -> subprocess.CompletedProcess:
-    """The CLI in its own process on `home`, as a user runs it; `script` stands in for the module."""
-    env = {**os.environ, "TELEMETRY_HOME": str(home), **environment}
-    env.pop("DAGSTER_HOME", None)
-    program = ["-c", script] if script else ["-m", "telemetry_assets.cli"]
-    return subprocess.run([sys.executable, *program, *arguments], env=env, capture_output=True, text=True, timeout=300)
 
 
 @pytest.fixture(scope="module")
