@@ -261,6 +261,9 @@ def run_partitions(start: date, end: date) -> int:
     return 1 if failed or not expired else 0
 
 
+NO_RETENTION = "kept until deleted by hand (the policy sets no raw_text_retention_days)"
+
+
 def _expire_raw_text(instance) -> bool:
     """Run `expire_raw_text` once the range is measured: days landed before may have aged past the
     retention since (a day this run landed already past it was archived without its text)."""
@@ -271,7 +274,7 @@ def _expire_raw_text(instance) -> bool:
     (materialization,) = result.asset_materializations_for_node("audit__raw_text_expiry")
     metadata = {key: value.value for key, value in materialization.metadata.items()}
     if "kept_from" not in metadata:
-        print("raw text      kept until deleted by hand (the policy sets no raw_text_retention_days)")
+        print(f"raw text      {NO_RETENTION}")
     else:
         expired_now = (f"{metadata['rows_expired']:,} rows of {metadata['days_expired']} days expired now"
                        if metadata["rows_expired"] else "none older left to expire")
@@ -335,7 +338,7 @@ def _privacy_pass_line(name: str, metadata) -> str:
         return f"no erased person held anywhere ({_counted(metadata['requests'].value, 'request')}, every one completed)"
     if "kept_from" in metadata:
         return f"none held past retention (text kept from {metadata['kept_from'].value})"
-    return "kept until deleted by hand (the policy sets no raw_text_retention_days)"
+    return NO_RETENTION
 
 
 def _days(start: date, end: date) -> list[date]:

@@ -413,7 +413,7 @@ def test_telemetry_erase_on_a_landed_day_prints_what_it_erased_and_the_checks_st
         return done.stdout.splitlines()
 
     succeeds("run", "--start", str(DAY), "--end", str(DAY))
-    warehouse = tmp_path / "home" / "warehouse.duckdb"
+    warehouse = home / "warehouse.duckdb"
     with duckdb.connect(str(warehouse), read_only=True) as con:
         [(user,)] = con.execute("SELECT user_id FROM governed.ai_user_prompt_created WHERE user_id IS NOT NULL "
                                 "GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1").fetchall()
@@ -427,7 +427,7 @@ def test_telemetry_erase_on_a_landed_day_prints_what_it_erased_and_the_checks_st
     assert erased[-2].startswith("raw text      none held past retention (text kept from ")
     assert erased[-1] == "erasure       no erased person held anywhere (1 request, every one completed)"
     assert user.encode() not in warehouse.read_bytes()
-    instance = dg.DagsterInstance.from_config(str(tmp_path / "home" / "dagster"))
+    instance = dg.DagsterInstance.from_config(str(home / "dagster"))
     reported = instance.get_latest_materialization_event(dg.AssetKey(["audit", "erasure_requests"])).asset_materialization
     assert reported.metadata["request_id"].value == erased[0].split()[1].rstrip(":")
     assert reported.metadata["rows_erased/governed.ai_user_prompt_created"].value > 0

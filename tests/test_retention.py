@@ -13,6 +13,7 @@ import pytest
 from checks.asset_checks import no_raw_text_past_retention
 from resources.secure_store import SecureStore
 from resources.warehouse import Warehouse
+from telemetry_assets.cli import main
 from telemetry_assets.govern.policy import PolicyError
 from telemetry_assets.govern.retention import expire_raw_text, retention_cutoff, text_expired, utc_today
 from telemetry_assets.govern.safety import compute_safety
@@ -180,3 +181,15 @@ def test_a_policy_without_retention_expires_nothing(landed_days, secure_store, w
     result, metadata, check = expire(resources)
     assert result.success and check.passed
     assert metadata["retention"].startswith("none") and secure_rows(secure_store) == before
+
+
+def test_a_policy_without_retention_is_said_so_by_the_privacy_checks_of_a_command(tmp_path, monkeypatch, capsys):
+    custom_policy(tmp_path, lambda p: p.pop("raw_text_retention_days"))
+    monkeypatch.setenv("TELEMETRY_POLICY", str(tmp_path / "policy.yaml"))
+    monkeypatch.setenv("TELEMETRY_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    (tmp_path / "home" / "lake").mkdir(parents=True)
+    main(["check", "--start", "2026-09-01", "--end", "2026-09-01"])  # a day never landed: its own checks cannot run
+    *_, retention, erasure = capsys.readouterr().out.splitlines()
+    assert retention == "raw text      kept until deleted by hand (the policy sets no raw_text_retention_days)"
+    assert erasure == "erasure       no erased person held anywhere (0 requests, every one completed)"
