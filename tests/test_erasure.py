@@ -7,6 +7,7 @@ import json
 import os
 import re
 import stat
+from collections import Counter
 from datetime import date, timedelta
 
 import dagster as dg
@@ -44,7 +45,7 @@ GONE = ("usr_gone", "anon_gone_1", "anon_gone_2")  # named; seen with usr_gone o
 GONE_TEXT = "quokka-gone-4411"  # in the person's free text: never PII, so the warehouse keeps it redacted or not
 STAY_TEXT = "heron-stay-8023"
 CONVERSATIONS = ("conv_gone_a", "conv_gone_b", "conv_gone_c")  # theirs, found by their ids
-PERSON_LINES = 8  # every raw line below that carries one of GONE or of their conversations
+PERSON_LINES = 9  # every raw line below that carries one of GONE or of their conversations
 
 
 def track(event, user, anonymous, conversation, consent=None, **properties):
@@ -75,6 +76,8 @@ def raw_day():
         # the answer, sent by the backend under its own anonymous id: theirs only by the conversation
         track(response, None, "anon_backend", "conv_gone_b", response_text=f"{GONE_TEXT} answered"),
         track(prompt, "usr_gone", "anon_gone_1", "conv_gone_c", consent=no_analytics, prompt_text=f"{GONE_TEXT} private"),
+        # a conversation the warehouse never gets: found in the exports, with its answer under another backend id
+        track(response, None, "anon_server", "conv_gone_c", consent=no_analytics, response_text=f"{GONE_TEXT} private answer"),
         gone_page,
         track(prompt, "usr_stay", "anon_stay", "conv_stay", prompt_text=f"{STAY_TEXT} hello"),
         track(response, "usr_stay", "anon_stay", "conv_stay", response_text=f"{STAY_TEXT} answer"),
@@ -86,7 +89,8 @@ def raw_day():
 SOURCE_FILES = {
     "sources/support_tickets/dt=2026-09-14/tickets.csv": "ticket_id,user_id,conversation_id,created_at,channel,status,category\n"
     "t1,usr_gone,conv_gone_a,2026-09-14T09:00:00Z,email,open,billing\nt2,usr_stay,conv_stay,2026-09-14T09:00:00Z,chat,open,bug\n"
-    "t3,usr_agent,conv_gone_b,2026-09-14T09:30:00Z,chat,open,bug\n",  # an agent's, on their conversation
+    "t3,usr_agent,conv_gone_b,2026-09-14T09:30:00Z,chat,open,bug\n"  # an agent's, on their conversation
+    "t4,usr_agent,conv_gone_c,2026-09-14T09:40:00Z,chat,open,bug\n",  # and on the one only the exports show
     "sources/conversions/dt=2026-09-14/conversions.csv": "conversion_id,user_id,conversation_id,occurred_at,type,revenue\n"
     "c1,usr_gone,,2026-09-14T10:00:00Z,upgrade,20\nc2,usr_stay,,2026-09-14T10:00:00Z,upgrade,20\n",
     "sources/user_profiles/profiles.csv": "user_id,plan,country,signup_at\n"
@@ -145,10 +149,10 @@ def mentioning(places: dict[str, list[str]], ids) -> dict[str, int]:
 
 def rows_of_the_person(places: dict[str, list[str]]) -> dict[str, int]:
     """Rows per place that are the erased person's: those naming one of their ids or conversations,
-    and in the secure store the backend's answer, archived under no id of theirs (found by its
-    message id)."""
+    and in the secure store the backends' two answers, archived under no id of theirs (found by their
+    message ids)."""
     found = mentioning(places, GONE + CONVERSATIONS)
-    found["secure_store.raw_text"] += 1
+    found["secure_store.raw_text"] += 2
     return found
 
 
@@ -181,13 +185,12 @@ def test_erasure_takes_one_person_out_of_every_place_and_leaves_everyone_else(ho
             f"SELECT named_sha256s, id_sha256s, conversation_sha256s, completed_at IS NOT NULL, rows_erased, export_files_rewritten, "
             f"log_rows_marked FROM {ERASURE_TABLE} WHERE request_id = ?", [report.request_id]).fetchall()
         assert named == [id_digest("usr_gone")] and digests == sorted(map(id_digest, GONE)) and "usr_gone" not in str(digests)
-        # conv_gone_c never reached the warehouse (no analytics consent), where conversations are found;
-        # its one call carries their user id
-        assert conversations == sorted(map(id_digest, ("conv_gone_a", "conv_gone_b")))
+        # conv_gone_c never reached the warehouse (no analytics consent): it was found in the exports
+        assert conversations == sorted(map(id_digest, CONVERSATIONS)) and report.conversations_suppressed == 3
         assert completed and rows == report.rows_erased and files == report.export_files_rewritten > 0
-        # the six AI events of theirs are stamped in the log; the three of the other person are not
-        assert marked == report.log_rows_marked == 6
-        assert con.execute("SELECT count(*) FILTER (erased_at IS NULL), count(*) FROM audit.governance_log").fetchone() == (3, 9)
+        # the seven AI events of theirs are stamped in the log; the three of the other person are not
+        assert marked == report.log_rows_marked == 7
+        assert con.execute("SELECT count(*) FILTER (erased_at IS NULL), count(*) FROM audit.governance_log").fetchone() == (3, 10)
         # the ledgers still reconcile with what is left
         landed = landed_row_counts(con, DAY)
         events = [governed_table(name) for name in plan.events]
@@ -211,7 +214,7 @@ def test_a_day_and_its_sources_loaded_again_leave_the_erased_person_out(home, se
     assert report.total("erased_events") == PERSON_LINES and report.total("valid_events") == 3
     assert report.total("non_ai_events") == 1  # the other person's identify call; theirs and their page view are erased
     assert {table: s.erased for table, s in sources.items()} == {
-        "sources.support_tickets": 2, "sources.conversions": 1, "sources.user_profiles": 1}
+        "sources.support_tickets": 3, "sources.conversions": 1, "sources.user_profiles": 1}
     with duckdb.connect(warehouse.database, read_only=True) as con:
         # the new landing's ledgers start from nothing erased: ingest dropped the person itself
         assert con.execute("SELECT sum(identity_links), coalesce(sum(identity_links_erased), 0), sum(erased_events) "
@@ -219,24 +222,31 @@ def test_a_day_and_its_sources_loaded_again_leave_the_erased_person_out(home, se
         assert con.execute("SELECT count(*) FROM audit.governance_log WHERE erased_at IS NOT NULL").fetchone() == (0,)
 
 
-def test_several_people_in_one_run_read_each_export_once_and_each_request_counts_its_own(
-        home, secure_store, lake, monkeypatch):
-    warehouse, land = home
-    land()
-    before = everything(warehouse, secure_store, lake)
-    opened = []
-    reading = LocalObjectStore.open
+@pytest.fixture
+def export_reads(monkeypatch) -> Counter:
+    """How many times each export file is opened from now on."""
+    reads, reading = Counter(), LocalObjectStore.open
 
     def open_counted(store, key):
-        opened.append(key)
+        if key.startswith("exports/"):
+            reads[key] += 1
         return reading(store, key)
 
     monkeypatch.setattr(LocalObjectStore, "open", open_counted)
+    return reads
+
+
+def test_several_people_in_one_run_read_the_exports_together_and_each_request_counts_its_own(
+        home, secure_store, lake, export_reads):
+    warehouse, land = home
+    land()
+    before = everything(warehouse, secure_store, lake)
+    export_reads.clear()
 
     gone, stays = erase_people(lake, warehouse, secure_store, [Request(("usr_gone",)), Request(("usr_stay",))])
 
-    exports = [key for key in opened if key.startswith("exports/")]
-    assert exports and len(exports) == len(set(exports))
+    # read once for both, and once more for the conversation found there (conv_gone_c)
+    assert export_reads and set(export_reads.values()) == {2}
     assert gone.rows_erased == rows_of_the_person(before)
     assert stays.rows_erased == mentioning(before, ("usr_stay", "anon_stay", "anon_stay_2", "conv_stay"))
     assert mentioning(everything(warehouse, secure_store, lake), GONE + ("usr_stay", "anon_stay", "anon_stay_2")) == {}
@@ -273,12 +283,15 @@ def test_a_requests_file_with_a_bad_line_is_refused_whole_naming_the_line(line, 
     assert not (tmp_path / "home").exists()
 
 
-def test_an_anonymous_id_alone_erases_only_what_was_sent_under_it(home, secure_store, lake):
+def test_an_anonymous_id_alone_erases_only_what_was_sent_under_it(home, secure_store, lake, export_reads):
     warehouse, land = home
     land()
     before = everything(warehouse, secure_store, lake)
+    export_reads.clear()
 
     report = erase(lake, warehouse, secure_store, [], ["anon_gone_2"])
+
+    assert export_reads and set(export_reads.values()) == {1}  # no conversation found only in the exports
 
     after = everything(warehouse, secure_store, lake)
     assert mentioning(after, ["anon_gone_2", "conv_gone_b"]) == {}
@@ -305,7 +318,7 @@ def test_an_erasure_that_fails_part_way_keeps_the_person_out_and_finishes_when_r
                                                          "again finishes it"):
         erase(lake, warehouse, secure_store, ["usr_gone"], [])
     with duckdb.connect(warehouse.database) as con:
-        assert load_erased_ids(con) == 5  # the suppression holds from the start: three ids, two conversations
+        assert load_erased_ids(con) == 6  # the suppression holds: three ids, two conversations, one found in the exports
         [(first, completed)] = con.execute(f"SELECT request_id, completed_at FROM {ERASURE_TABLE}").fetchall()
         assert completed is None
     # the exports were written again before the secure store failed; the warehouse still holds them
@@ -316,9 +329,46 @@ def test_an_erasure_that_fails_part_way_keeps_the_person_out_and_finishes_when_r
     report = erase(lake, warehouse, secure_store, ["usr_gone"], [])
 
     assert report.request_id == first
-    assert mentioning(everything(warehouse, secure_store, lake), GONE) == {}
+    # conv_gone_c too, though no export names it any more: its ticket is found by the digest recorded
+    assert mentioning(everything(warehouse, secure_store, lake), GONE + CONVERSATIONS) == {}
     with duckdb.connect(warehouse.database) as con:
         assert con.execute(f"SELECT count(*), count(completed_at) FROM {ERASURE_TABLE}").fetchone() == (1, 1)
+
+
+def test_a_conversation_found_in_the_exports_is_erased_when_a_run_stopped_before_reading_them_again(
+        home, secure_store, lake, monkeypatch):
+    """The first run found conv_gone_c from the person's own row and wrote that row's file without it,
+    then stopped before it read the files again for the backend's answer. The run after it cannot
+    find the conversation again (no row of the person's names it now), so it erases it by the
+    digest the first run recorded."""
+    warehouse, land = home
+    land()
+    passes = []
+    one_pass = erasure._erase_export_rows
+
+    def stop_on_the_second_pass(*args):
+        passes.append(1)
+        if len(passes) == 2:
+            raise OSError("connection reset")
+        return one_pass(*args)
+
+    monkeypatch.setattr(erasure, "_erase_export_rows", stop_on_the_second_pass)
+    with pytest.raises(erasure.ErasureIncomplete, match="connection reset"):
+        erase(lake, warehouse, secure_store, ["usr_gone"], [])
+    left = mentioning(everything(warehouse, secure_store, lake), ["usr_gone", "conv_gone_c", "anon_server"])
+    assert left["exports/ai_observability"] == 1  # the backend's answer alone: their own rows went
+    assert left["sources.support_tickets"] == 2  # theirs, and the agent's on conv_gone_c
+    with duckdb.connect(warehouse.database) as con:
+        [(recorded,)] = con.execute(f"SELECT conversation_sha256s FROM {ERASURE_TABLE}").fetchall()
+        assert id_digest("conv_gone_c") in recorded
+    monkeypatch.undo()
+
+    report = erase(lake, warehouse, secure_store, ["usr_gone"], [])
+
+    after = everything(warehouse, secure_store, lake)
+    assert mentioning(after, GONE + CONVERSATIONS) == {}
+    assert not any("private answer" in row for rows in after.values() for row in rows)  # nor in the secure store
+    assert report.conversations_suppressed == 3 and report.rows_erased["exports/ai_observability"] == 1
 
 
 def test_the_erasure_audit_finds_a_person_brought_back_in_any_place_and_a_request_left_unfinished(

@@ -5,7 +5,8 @@ each request:
 
 1. Finds what is theirs: the anonymous ids their user id was seen with (identity links, governed
    events, the secure store), and every conversation any of their ids held, so that the turns of a
-   conversation begun before sign-in go too.
+   conversation begun before sign-in go too. Conversations are found in the warehouse; one whose
+   calls never reached it (no analytics consent) is found in step 3, in the exports.
 2. Records the request in `audit.erasure_requests` with SHA-256 digests of those ids and of their
    conversations' ids, never the ids. From then on ingest drops every call that carries one
    (counted per raw object as `erased_events`) and the source loads drop every row (`erased`), so
@@ -14,10 +15,14 @@ each request:
    The request is recorded before anything is deleted: a failure part-way leaves the suppression
    on, and the same request run again resumes it (the same `request_id`) and finishes.
 3. Deletes their rows: from every export file in the lake that holds one, which is written again
-   without them (the exports are read once for all the requests of one run); from the secure store, by their ids or by the message ids of their events (rows
-   archived before the store kept `anonymous_id` are found that way); and, in one transaction, from
-   every table of the `governed`, `analytics` and `sources` schemas that has a `user_id`,
-   `anonymous_id` or `conversation_id` column.
+   without them (the exports are read once for all the requests of one run, twice when a
+   conversation is found there); from the secure store, by their ids or by the message ids of their
+   events (rows archived before the store kept `anonymous_id`, and a backend's answer in their
+   conversation, are found that way); and, in one transaction, from every table of the `governed`,
+   `analytics` and `sources` schemas that has a `user_id`, `anonymous_id` or `conversation_id`
+   column. A run that resumes a request also erases the conversations the run before it recorded,
+   even where the rows that revealed them are gone: the exports are matched by digest, and the
+   warehouse looks such a digest's id up.
 4. Rewrites the warehouse and secure store files (`rewrite_database`, once per run), since DuckDB
    leaves deleted values in its files' free blocks.
 5. Completes the request's row with the rows erased from each place.
@@ -41,8 +46,9 @@ import hashlib
 import json
 import re
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timezone
+from functools import lru_cache
 
 import pandas as pd
 from isal import igzip
@@ -95,10 +101,6 @@ class Person:
     def conversation_digests(self) -> list[str]:
         return digests(self.conversation_ids)
 
-    def owns(self, row: dict) -> bool:
-        return (row.get("user_id") in self.user_ids or row.get("anonymous_id") in self.anonymous_ids
-                or row.get("conversation_id") in self.conversation_ids)
-
 
 @dataclass(frozen=True)
 class ErasureReport:
@@ -106,7 +108,7 @@ class ErasureReport:
     ids_suppressed: int
     conversations_suppressed: int
     rows_erased: dict[str, int]  # place -> rows, places with none left out
-    export_files_rewritten: int
+    export_files_rewritten: int  # files that held a row of theirs, each counted once
     log_rows_marked: int  # governance-log rows of the person's events, stamped `erased_at`
     days: list[date]  # days of warehouse rows erased: their joins and metrics are computed again
 
@@ -196,8 +198,10 @@ def erase_people(store, warehouse, secure_store, requests: list[Request]) -> lis
         ensure_audit_tables(con)  # a warehouse landed by an older version gains the columns erasure stamps
         people = [find_person(con, secure_con, list(r.user_ids), list(r.anonymous_ids)) for r in requests]
         request_ids = [record_request(con, r.named_digests(), person) for r, person in zip(requests, people)]
+        # a resumed request also erases the conversations its earlier run recorded
+        recorded = [recorded_conversations(con, request_id) for request_id in request_ids]
     try:
-        return _erase(request_ids, people, store, warehouse, secure_store)
+        return _erase(request_ids, people, recorded, store, warehouse, secure_store)
     except Exception as error:
         raise ErasureIncomplete(
             f"erasure {', '.join(request_ids)} stopped part-way ({type(error).__name__}: {error}); the calls of "
@@ -209,31 +213,55 @@ class _Erased:
     """What has been erased of one person so far."""
 
     rows: dict[str, int] = field(default_factory=dict)  # place -> rows
-    export_files: int = 0
+    export_files: set[str] = field(default_factory=set)  # keys of the files written again without their rows
     exported_message_ids: set[str] = field(default_factory=set)
+    conversation_ids: set[str] = field(default_factory=set)  # theirs, with those of their rows in the exports
+    conversation_sha256s: set[str] = field(default_factory=set)  # recorded theirs, with those found in the exports
     log_rows_marked: int = 0
     days: list[date] = field(default_factory=list)
 
 
-def _erase(request_ids: list[str], people: list[Person], store, warehouse, secure_store) -> list[ErasureReport]:
-    erased = erase_from_exports(store, people)
+def _erase(request_ids: list[str], people: list[Person], recorded: list[list[str]], store, warehouse,
+           secure_store) -> list[ErasureReport]:
+    def record_conversations(whose: int, conversation_sha256s: set[str]) -> None:
+        with warehouse.get_connection() as con:
+            add_conversations(con, request_ids[whose], conversation_sha256s)
+
+    erased = erase_from_exports(store, people, recorded, record_conversations)
     with warehouse.get_connection() as con, secure_store.get_connection() as secure_con:
+        people = [_with_found_conversations(con, person, done) for person, done in zip(people, erased)]
         for person, done in zip(people, erased):
-            done.rows[SECURE_PLACE] = erase_from_secure_store(secure_con, person)
-            warehouse_rows, done.days, done.log_rows_marked = erase_from_warehouse(
-                con, person, person.message_ids | done.exported_message_ids)
+            message_ids = person.message_ids | done.exported_message_ids
+            done.rows[SECURE_PLACE] = erase_from_secure_store(secure_con, person, message_ids)
+            warehouse_rows, done.days, done.log_rows_marked = erase_from_warehouse(con, person, message_ids)
             done.rows.update(warehouse_rows)
     warehouse.rewrite()
     secure_store.rewrite()
-    reports = [ErasureReport(request_id, len(person.digests()), len(person.conversation_digests()),
+    reports = [ErasureReport(request_id, len(person.digests()), len(done.conversation_sha256s),
                              {place: n for place, n in done.rows.items() if n},
-                             done.export_files, done.log_rows_marked, done.days)
+                             len(done.export_files), done.log_rows_marked, done.days)
                for request_id, person, done in zip(request_ids, people, erased)]
     with warehouse.get_connection() as con:
         for report in reports:
             complete_request(con, report.request_id, report.rows_erased, report.export_files_rewritten,
                              report.log_rows_marked)
     return reports
+
+
+def _with_found_conversations(con, person: Person, done: _Erased) -> Person:
+    """The person with the conversations the exports showed theirs. A recorded conversation whose id
+    neither the warehouse nor the exports gave (the run that found it stopped after erasing its
+    rows from the exports) is looked up by digest in the warehouse: rarely needed, and the only
+    place a conversation's every id is hashed."""
+    known = set(done.conversation_ids)
+    unknown = done.conversation_sha256s - set(digests(known))
+    if unknown:
+        _register_ids(con, "erase_conversation_sha256s", unknown)
+        for table, columns in _person_tables(con):
+            if "conversation_id" in columns:
+                known |= _values(con, f"SELECT DISTINCT v FROM (SELECT DISTINCT conversation_id AS v FROM {table}) "
+                                      "WHERE sha256(v) IN (SELECT id FROM erase_conversation_sha256s)")
+    return replace(person, conversation_ids=frozenset(known))
 
 
 def find_person(con, secure_con, user_ids: list[str], anonymous_ids: list[str]) -> Person:
@@ -287,6 +315,20 @@ def record_request(con, named: list[str], person: Person) -> str:
     return request_id
 
 
+def recorded_conversations(con, request_id: str) -> list[str]:
+    """The conversation digests the request has recorded so far."""
+    [(recorded,)] = con.execute(f"SELECT coalesce(conversation_sha256s, []) FROM {ERASURE_TABLE} WHERE request_id = ?",
+                                [request_id]).fetchall()
+    return recorded
+
+
+def add_conversations(con, request_id: str, conversation_sha256s) -> None:
+    """Record more conversations as the request's person's: suppressed from now on, like the rest."""
+    con.execute(f"UPDATE {ERASURE_TABLE} SET conversation_sha256s = {_joined('conversation_sha256s')} "
+                "WHERE request_id = $request_id",
+                {"conversation_sha256s": sorted(conversation_sha256s), "request_id": request_id})
+
+
 def _joined(column: str) -> str:
     """The recorded digests of `column` with those of the parameter of the same name, each once, sorted."""
     return f"list_sort(list_distinct(list_concat(coalesce({column}, []), ${column})))"
@@ -333,20 +375,30 @@ def _count_erased_links(con) -> None:
         WHERE f.dt = e.dt AND f.source_key = e.source_key""")
 
 
-def erase_from_secure_store(secure_con, person: Person) -> int:
+def erase_from_secure_store(secure_con, person: Person, message_ids: set[str]) -> int:
     """Delete the person's archived text: by their ids, or by the message ids of their events
-    (rows archived before the store kept `anonymous_id`, or without the user id, are found so)."""
-    _register_person(secure_con, person, person.message_ids)
+    (rows archived before the store kept `anonymous_id`, or without the user id, or a backend's
+    answer in their conversation, are found so)."""
+    _register_person(secure_con, person, message_ids)
     return secure_con.execute(
         """DELETE FROM raw_text WHERE user_id IN (SELECT id FROM erase_user_ids)
            OR anonymous_id IN (SELECT id FROM erase_anonymous_ids) OR message_id IN (SELECT id FROM erase_message_ids)"""
     ).fetchone()[0]
 
 
-def erase_from_exports(store, people: list[Person]) -> list[_Erased]:
+def erase_from_exports(store, people: list[Person], recorded: list[list[str]], record_conversations) -> list[_Erased]:
     """Write every export file that holds a row of one of `people` again without it; returns, per
     person, the rows erased per destination (`exports/<destination>`), the files written that held
-    theirs, and the message ids of their rows.
+    theirs, the message ids of their rows, and their conversations: `person.conversation_ids`, those
+    `recorded` for them before, and those found here.
+
+    A conversation whose calls never reached the warehouse (no analytics consent) is found here,
+    from the conversation id of a row under the person's own ids. Before a file losing such a row is
+    written, `record_conversations(whose, digests)` records the conversation as theirs, and once
+    every file has been read, they are all read again for its rows sent under other ids (a
+    backend's answer). A request run again after a failure still finds those rows though no row of
+    the person's names the conversation any more: a recorded conversation whose id is not known is
+    matched by digest (only then is every conversation id hashed).
 
     A day of 1M events has 1.36 GB of exports, so rows are not parsed to be looked at: one regex
     pass finds the id fields (`"user_id":"..."`) whose value is one of theirs (3 s for that day,
@@ -355,29 +407,65 @@ def erase_from_exports(store, people: list[Person]) -> list[_Erased]:
     spellings = {column: _json_spellings(value for person in people for value in getattr(person, ids))
                  for column, ids in (("user_id", "user_ids"), ("anonymous_id", "anonymous_ids"),
                                      ("conversation_id", "conversation_ids"))}
-    erased = [_Erased() for _ in people]
+    erased = [_Erased(conversation_ids=set(person.conversation_ids),
+                      conversation_sha256s={*person.conversation_digests(), *earlier})
+              for person, earlier in zip(people, recorded)]
+    unknown = set().union(*(set(earlier) - set(person.conversation_digests()) for person, earlier in zip(people, recorded)))
+    while _erase_export_rows(store, people, spellings, unknown, erased, record_conversations):
+        pass
+    return erased
+
+
+def _erase_export_rows(store, people: list[Person], spellings, unknown: set[str], erased: list[_Erased],
+                       record_conversations) -> bool:
+    """One pass over the export files; True when it found a conversation of someone's it did not know."""
+    found_new = False
     for obj in store.list_objects(EXPORTS_PREFIX):
         if not obj.key.endswith(".jsonl.gz"):
             continue
         with contextlib.closing(store.open(obj.key)) as stream:
             lines = igzip.decompress(stream.read())
         owned = []  # (start, end, whose, row)
-        for start, end in _lines_naming(lines, spellings):
+        for start, end in _lines_naming(lines, spellings, unknown):
             row = json.loads(lines[start:end])
-            whose = next((i for i, person in enumerate(people) if person.owns(row)), None)
+            whose = next((i for i, person in enumerate(people) if _owns(person, erased[i], row)), None)
             if whose is not None:
                 owned.append((start, end, whose, row))
         if not owned:
             continue
+        for whose, found in _new_conversations(owned, erased).items():
+            record_conversations(whose, digests(found))
+            erased[whose].conversation_sha256s.update(digests(found))
+            spellings["conversation_id"] |= _json_spellings(found)
+            found_new = True
         store.put(obj.key, gzip_member(_without(lines, [(start, end) for start, end, *_ in owned])))
         place = EXPORTS_PREFIX + obj.key.removeprefix(EXPORTS_PREFIX).split("/")[0]
-        for whose in {whose for _, _, whose, _ in owned}:
-            erased[whose].export_files += 1
         for _, _, whose, row in owned:
-            erased[whose].rows[place] = erased[whose].rows.get(place, 0) + 1
+            done = erased[whose]
+            done.export_files.add(obj.key)
+            done.rows[place] = done.rows.get(place, 0) + 1
             if row.get("message_id") is not None:
-                erased[whose].exported_message_ids.add(row["message_id"])
-    return erased
+                done.exported_message_ids.add(row["message_id"])
+            if isinstance(row.get("conversation_id"), str):
+                done.conversation_ids.add(row["conversation_id"])
+    return found_new
+
+
+def _owns(person: Person, done: _Erased, row: dict) -> bool:
+    conversation = row.get("conversation_id")
+    return (row.get("user_id") in person.user_ids or row.get("anonymous_id") in person.anonymous_ids
+            or conversation in done.conversation_ids
+            or (isinstance(conversation, str) and id_digest(conversation) in done.conversation_sha256s))
+
+
+def _new_conversations(owned, erased: list[_Erased]) -> dict[int, set[str]]:
+    """Per person, the ids of the conversations of their rows that are not yet known theirs."""
+    found: dict[int, set[str]] = {}
+    for _, _, whose, row in owned:
+        conversation = row.get("conversation_id")
+        if isinstance(conversation, str) and id_digest(conversation) not in erased[whose].conversation_sha256s:
+            found.setdefault(whose, set()).add(conversation)
+    return found
 
 
 # an id field and its string value, escapes included (the loop unrolled: twice as fast as `(?:[^"\\]|\\.)*`)
@@ -389,15 +477,25 @@ def _json_spellings(ids) -> set[bytes]:
     return {json.dumps(value, ensure_ascii=ascii)[1:-1].encode() for value in ids for ascii in (True, False)}
 
 
-def _lines_naming(lines: bytes, spellings: dict[str, set[bytes]]) -> list[tuple[int, int]]:
-    """(start, end) of each line with an id field whose value is one of `spellings` of that field."""
+def _lines_naming(lines: bytes, spellings: dict[str, set[bytes]], unknown: set[str]) -> list[tuple[int, int]]:
+    """(start, end) of each line with an id field whose value is one of `spellings` of that field,
+    or a conversation id whose digest is one of `unknown`."""
     found = {}
     for match in _ID_FIELD.finditer(lines):
-        if match[2] in spellings[match[1].decode()]:
+        field_name, value = match[1].decode(), match[2]
+        if value in spellings[field_name] or (unknown and field_name == "conversation_id"
+                                              and _json_string_digest(value) in unknown):
             start = lines.rfind(b"\n", 0, match.start()) + 1
             end = lines.find(b"\n", match.end())
             found[start] = len(lines) if end < 0 else end + 1
     return sorted(found.items())
+
+
+@lru_cache(maxsize=1 << 20)
+def _json_string_digest(inside: bytes) -> str:
+    """The digest of the id a JSON string's inside spells (escapes decoded). Cached: a
+    conversation's id recurs in every row of it."""
+    return id_digest(json.loads(b'"' + inside + b'"') if b"\\" in inside else inside.decode())
 
 
 def _without(lines: bytes, spans: list[tuple[int, int]]):
