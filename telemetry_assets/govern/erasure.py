@@ -48,7 +48,6 @@ import re
 import uuid
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timezone
-from functools import lru_cache
 
 import pandas as pd
 from isal import igzip
@@ -491,10 +490,8 @@ def _lines_naming(lines: bytes, spellings: dict[str, set[bytes]], unknown: set[s
     return sorted(found.items())
 
 
-@lru_cache(maxsize=1 << 20)
 def _json_string_digest(inside: bytes) -> str:
-    """The digest of the id a JSON string's inside spells (escapes decoded). Cached: a
-    conversation's id recurs in every row of it."""
+    """The digest of the id a JSON string's inside spells (escapes decoded)."""
     return id_digest(json.loads(b'"' + inside + b'"') if b"\\" in inside else inside.decode())
 
 
