@@ -451,9 +451,10 @@ def _erase_export_rows(store, people: list[Person], spellings, unknown: set[str]
 
 
 def _owns(person: Person, done: _Erased, row: dict) -> bool:
+    """The row names one of the person's ids, or one of their conversations (every one known has
+    its digest in `done.conversation_sha256s`, those known by digest alone too)."""
     conversation = row.get("conversation_id")
     return (row.get("user_id") in person.user_ids or row.get("anonymous_id") in person.anonymous_ids
-            or conversation in done.conversation_ids
             or (isinstance(conversation, str) and id_digest(conversation) in done.conversation_sha256s))
 
 
