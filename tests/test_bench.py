@@ -37,6 +37,8 @@ def test_bench_reports_every_stage_and_the_floor_as_json(tmp_path, capsys):
     assert sum(s["seconds"] for s in result["stages"].values()) <= result["seconds"]
     after_ingest = sum(result["stages"][name]["seconds"] for name in ("sources", "joins", "metrics", "checks"))
     assert 0 < result["ingest_seconds"] and result["ingest_seconds"] + after_ingest <= result["seconds"]
+    before, after = result["floor_runs_seconds"]  # the floor is timed on each side of the pipeline
+    assert before > 0 and after > 0 and result["floor_seconds"] == pytest.approx((before + after) / 2, abs=0.002)
     assert result["ratio_to_floor"] == pytest.approx(result["seconds"] / result["floor_seconds"], rel=0.02)
     machine = result["machine"]
     assert machine["cpu"] and machine["cpus"] >= 1 and machine["memory_gib"] > 0
@@ -47,6 +49,8 @@ def test_bench_reports_every_stage_and_the_floor_as_json(tmp_path, capsys):
     assert table[1].startswith(f"on {machine['cpu']}, {machine['cpus']} CPUs, {machine['memory_gib']} GiB; Python ")
     assert [line.split()[0] for line in table[3:3 + len(STAGES)]] == list(result["stages"])
     assert f"whole / floor = {result['ratio_to_floor']}" in table
+    floor = next(line for line in table if line.startswith("floor (read_json)"))
+    assert f"the mean of {before:.2f} s before the pipeline and {after:.2f} s after" in floor
     busy = next(line for line in table if line.startswith("of it, CPU"))
     assert busy.split()[3] == f"{result['cpu_seconds']:.2f}" and f"of {machine['cpus']} CPUs busy" in busy
 
