@@ -433,8 +433,9 @@ def _erase_export_rows(store, people: list[Person], spellings, unknown: set[str]
         if not owned:
             continue
         for whose, found in _new_conversations(owned, erased).items():
-            record_conversations(whose, digests(found))
-            erased[whose].conversation_sha256s.update(digests(found))
+            found_sha256s = digests(found)
+            record_conversations(whose, found_sha256s)
+            erased[whose].conversation_sha256s.update(found_sha256s)
             spellings["conversation_id"] |= _json_spellings(found)
             found_new = True
         store.put(obj.key, gzip_member(_without(lines, [(start, end) for start, end, *_ in owned])))
@@ -453,19 +454,24 @@ def _erase_export_rows(store, people: list[Person], spellings, unknown: set[str]
 def _owns(person: Person, done: _Erased, row: dict) -> bool:
     """The row names one of the person's ids, or one of their conversations (every one known has
     its digest in `done.conversation_sha256s`, those known by digest alone too)."""
-    conversation = row.get("conversation_id")
     return (row.get("user_id") in person.user_ids or row.get("anonymous_id") in person.anonymous_ids
-            or (isinstance(conversation, str) and id_digest(conversation) in done.conversation_sha256s))
+            or _conversation_digest(row) in done.conversation_sha256s)
 
 
 def _new_conversations(owned, erased: list[_Erased]) -> dict[int, set[str]]:
     """Per person, the ids of the conversations of their rows that are not yet known theirs."""
     found: dict[int, set[str]] = {}
     for _, _, whose, row in owned:
-        conversation = row.get("conversation_id")
-        if isinstance(conversation, str) and id_digest(conversation) not in erased[whose].conversation_sha256s:
-            found.setdefault(whose, set()).add(conversation)
+        digest = _conversation_digest(row)
+        if digest is not None and digest not in erased[whose].conversation_sha256s:
+            found.setdefault(whose, set()).add(row["conversation_id"])
     return found
+
+
+def _conversation_digest(row: dict) -> str | None:
+    """The digest of the row's conversation id; None when it has none (absent, null, not a string)."""
+    conversation = row.get("conversation_id")
+    return id_digest(conversation) if isinstance(conversation, str) else None
 
 
 # an id field and its string value, escapes included (the loop unrolled: twice as fast as `(?:[^"\\]|\\.)*`)
