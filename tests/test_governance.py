@@ -117,6 +117,17 @@ def test_events_that_carried_no_consent_are_counted_apart_from_refusals(lake, wa
     assert (safety["events_without_consent"], safety["no_consent_rate"]) == (2, 0.5)
 
 
+def test_a_policy_that_redacts_no_entity_lands_its_text_as_sent_with_no_redactions(tmp_path, lake, warehouse, ingest):
+    """`redaction.entities: []` is a policy a team may choose (its text fields then reach the
+    redacted destinations as sent); ingest must land it, not trip over an empty count table."""
+    texts = ["email me at jane.doe@example.org", "call +44 20 7946 0958"]
+    lake.put(KEY, gz(*(ai_call("ai_user_prompt_created", message_id=f"p{n}", prompt_text=text) for n, text in enumerate(texts))))
+    ingest(policy=custom_policy(tmp_path, lambda p: p["redaction"].update(entities=[])))
+    assert warehouse.execute("SELECT prompt_text FROM governed.ai_user_prompt_created ORDER BY message_id").fetchall() == [
+        (text,) for text in texts]
+    assert warehouse.execute("SELECT redactions, texts_present FROM audit.governance_log").fetchall() == [({}, 1)] * 2
+
+
 def test_missing_consent_allow_lets_unknown_categories_through(tmp_path, lake, warehouse, ingest):
     policy = custom_policy(tmp_path, lambda p: p["consent"].update(missing_consent="allow"))
     lake.put(KEY, gz(ai_call(message_id="m1", consent={}), ai_call(message_id="m2", consent=segment_consent(analytics=False))))

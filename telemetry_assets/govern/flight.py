@@ -176,7 +176,7 @@ class Governor:
         """Redacted text per field, `texts_present`, the redactions per entity summed over the
         event's fields (`redacted__<entity>` columns), and for prompts the intent."""
         out = pd.DataFrame({"row_id": raw["row_id"]})
-        totals = pd.DataFrame({entity: np.zeros(len(raw), dtype=np.int32) for entity in self.redactor.entities})
+        totals = np.zeros((len(raw), len(self.redactor.entities)), dtype=np.int32)
         sensitive = [f.column for f in self._text_fields(plan) if f.sensitive]
         out["texts_present"] = raw[sensitive].notna().sum(axis=1).astype("int32") if sensitive else 0
         for f in self._text_fields(plan):
@@ -184,9 +184,9 @@ class Governor:
                 continue  # sensitive but not listed: no redacted copy exists, so only raw destinations get it
             redacted = self.redactor.redact(raw[f.column])
             out[f.column] = redacted.texts.to_numpy()
-            totals += redacted.counts.to_numpy()
-        for entity in totals.columns:
-            out[f"redacted__{entity}"] = totals[entity].to_numpy()
+            totals += redacted.counts.to_numpy(dtype=np.int32)  # a frame of no entity has no dtype of its own
+        for column, entity in enumerate(self.redactor.entities):
+            out[f"redacted__{entity}"] = totals[:, column]
         if plan.name == PROMPT_EVENT:
             out["intent_label"], out["intent_source"] = self._intents(raw)
         return out
