@@ -48,6 +48,18 @@ def test_no_benign_look_alike_is_touched():
     assert all(counts == {} for counts in found(out))
 
 
+def test_look_alikes_between_real_values_keep_each_text_and_count_on_its_own_row():
+    """A pass writes back only the candidates it changed: each replaced text and its count must
+    land on its own row, with the look-alikes around it left as they were."""
+    texts = ["order 4111 1111 1111 1112 shipped", "card 4111 1111 1111 1111 please", None,
+             "tracking 4111 1111 1111 1113", "pay with 5500 0000 0000 0004 or 4111 1111 1111 1111"]
+    out = redact(texts)
+    assert out.texts.tolist()[:2] == ["order 4111 1111 1111 1112 shipped", "card <CARD> please"]
+    assert pd.isna(out.texts.iloc[2])
+    assert out.texts.tolist()[3:] == ["tracking 4111 1111 1111 1113", "pay with <CARD> or <CARD>"]
+    assert found(out) == [{}, {"card": 1}, {}, {}, {"card": 2}]
+
+
 def test_hash_replacement_is_stable_salted_and_joins():
     texts = ["mail JANE@example.org", "again jane@example.org", "other omar@example.org"]
     first = redact(texts, replacement="hash", salt="s3cret").texts.tolist()
