@@ -6,6 +6,7 @@ import pytest
 import yaml
 
 from checks.tracking_plan import TrackingPlanError, load_tracking_plan
+from telemetry_assets.config_files import parse_yaml
 from telemetry_assets.ingest.partition import ingest_partition
 from telemetry_assets.settings import CONFIG_DIR
 from tests.builders import ai_call, gz
@@ -87,6 +88,19 @@ def edited(change):
 def test_a_bad_plan_fails_on_load_naming_the_key(tmp_path, change, named):
     with pytest.raises(TrackingPlanError, match=re.escape(named)):
         load_tracking_plan(write_plan(tmp_path, edited(change)))
+
+
+def test_a_plan_that_is_not_yaml_fails_on_load_naming_the_file_and_line(tmp_path):
+    path = tmp_path / "plan.yaml"
+    path.write_text(yaml.safe_dump(SHIPPED).replace("events:", "events: [", 1))
+    with pytest.raises(TrackingPlanError, match=rf"(?s){re.escape(str(path))}: not valid YAML: .*line \d+"):
+        load_tracking_plan(path)
+
+
+@pytest.mark.parametrize("name", sorted(path.name for path in CONFIG_DIR.glob("*.yaml")))
+def test_every_shipped_config_reads_as_pyyamls_own_safe_loader_reads_it(name):
+    """Configs are parsed by LibYAML (`parse_yaml`, for speed): the documents must be the same."""
+    assert parse_yaml(CONFIG_DIR / name) == yaml.safe_load((CONFIG_DIR / name).read_text())
 
 
 def test_shipped_plan_has_a_version_and_history():

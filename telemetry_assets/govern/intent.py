@@ -20,8 +20,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import yaml
-
+from telemetry_assets.config_files import parse_yaml
 from telemetry_assets.settings import CONFIG_DIR
 
 OTHER = "other"
@@ -34,7 +33,7 @@ class IntentRules:
 
     @classmethod
     def load(cls, path: Path = CONFIG_DIR / "intents.yaml") -> "IntentRules":
-        raw = yaml.safe_load(Path(path).read_text())
+        raw = parse_yaml(path)
         return cls(str(raw["version"]), {name: tuple(words) for name, words in raw["intents"].items()})
 
     @property
