@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+
 from telemetry_assets.config_files import parse_yaml
 from telemetry_assets.settings import CONFIG_DIR
 
