@@ -377,11 +377,13 @@ def _check_configuration() -> None:
     from telemetry_assets import environment
     from telemetry_assets.analytics.alert_rules import load_alert_rules
     from telemetry_assets.analytics.joins import load_model_prices
+    from telemetry_assets.govern.intent import IntentRules
     from telemetry_assets.govern.policy import check_against_plan, load_policy
 
     with duckdb.connect() as scratch:  # the price table is read, and checked, by DuckDB
         loads = {
             "TELEMETRY_TRACKING_PLAN": lambda: load_tracking_plan(settings.tracking_plan_path()),
+            "TELEMETRY_INTENTS": IntentRules.load,  # before the policy, whose intents it names
             "TELEMETRY_POLICY": lambda: check_against_plan(load_policy(settings.policy_path()),
                                                            load_tracking_plan(settings.tracking_plan_path())),
             "TELEMETRY_SOURCES": lambda: load_sources(settings.sources_path()),

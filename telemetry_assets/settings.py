@@ -86,6 +86,11 @@ def policy_path() -> Path:
     return _config_file("TELEMETRY_POLICY", "policy.yaml")
 
 
+def intents_path() -> Path:
+    """The keyword rules prompts are classified by."""
+    return _config_file("TELEMETRY_INTENTS", "intents.yaml")
+
+
 def sources_path() -> Path:
     return _config_file("TELEMETRY_SOURCES", "sources.yaml")
 

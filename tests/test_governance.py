@@ -8,8 +8,10 @@ import stat
 
 import duckdb
 import pytest
+import yaml
 
-from telemetry_assets.govern.intent import in_sample_sql
+from telemetry_assets import settings
+from telemetry_assets.govern.intent import IntentRules, IntentRulesError, in_sample_sql
 from telemetry_assets.govern.policy import PolicyError
 from telemetry_assets.govern.safety import compute_safety
 from telemetry_assets.ingest.partition import ingest_partition
@@ -243,6 +245,58 @@ def test_intent_provided_kept_high_risk_always_classified_rest_sampled(tmp_path,
     ingest(policy=everybody)
     assert warehouse.execute("SELECT intent_label, intent_source FROM governed.ai_user_prompt_created WHERE message_id = 'plain'"
                              ).fetchone() == ("translation", "classified")
+
+
+def custom_intents(tmp_path, monkeypatch, change) -> None:
+    """The shipped intent rules with `change` applied to their YAML, named by TELEMETRY_INTENTS."""
+    raw = yaml.safe_load((settings.CONFIG_DIR / "intents.yaml").read_text())
+    change(raw)
+    path = tmp_path / "intents.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    monkeypatch.setenv("TELEMETRY_INTENTS", str(path))
+
+
+def test_intents_named_by_telemetry_intents_classify_prompts_and_bound_the_policy(tmp_path, monkeypatch, lake,
+                                                                                 warehouse, ingest):
+    def add_complaint(raw):
+        raw["intents"] = {"complaint": ["unacceptable", "disappointed"], **raw["intents"]}
+    custom_intents(tmp_path, monkeypatch, add_complaint)
+    assert IntentRules.load().labels[0] == "complaint"
+    flagged = custom_policy(tmp_path, lambda p: p["intent"].update(sample_rate=0.0, always_classify=["complaint"]))
+    lake.put(KEY, gz(ai_call("ai_user_prompt_created", message_id="angry",
+                             prompt_text="This refund delay is unacceptable, I am disappointed")))
+    ingest(policy=flagged)
+    assert warehouse.execute("SELECT intent_label, intent_source FROM governed.ai_user_prompt_created").fetchall() \
+        == [("complaint", "classified")]  # two hits against billing's one, and flagged, so classified unsampled
+    monkeypatch.delenv("TELEMETRY_INTENTS")  # the shipped rules have no such intent
+    with pytest.raises(PolicyError, match="intent.always_classify: 'complaint' is not one of security_risk"):
+        custom_policy(tmp_path, lambda p: p["intent"].update(always_classify=["complaint"]))
+
+
+@pytest.mark.parametrize("change, named", [
+    # a lone string would be read as its letters: every prompt with an `r` would be about billing
+    (lambda r: r["intents"].update(billing="refund"), "intents.billing: 'refund' is not a list of keywords"),
+    (lambda r: r["intents"].update(billing=[]), "intents.billing: [] is not a list of keywords"),
+    (lambda r: r["intents"].update(billing=["refund", 42]), "intents.billing: ['refund', 42] is not a list of keywords"),
+    (lambda r: r["intents"].update(billing=["refund", " "]), "intents.billing: ['refund', ' '] is not a list"),
+    (lambda r: r["intents"].update(other=["misc"]), "intents.other: is what a prompt no keyword matches gets"),
+    (lambda r: r.update(intents=["billing", "account"]), "intents: must map each intent's name to its list"),
+    (lambda r: r.update(intents={}), "intents: must map each intent's name to its list"),
+    (lambda r: r.update(keywords={"billing": ["refund"]}), "intents: unknown key 'keywords'"),
+    (lambda r: r.pop("changes"), "intents: missing required key 'changes'"),
+])
+def test_bad_intent_rules_fail_on_load_naming_the_key(tmp_path, monkeypatch, change, named):
+    custom_intents(tmp_path, monkeypatch, change)
+    with pytest.raises(IntentRulesError, match=re.escape(named)):
+        IntentRules.load()
+
+
+def test_intent_rules_that_are_not_yaml_fail_naming_the_file_and_line(tmp_path, monkeypatch):
+    path = tmp_path / "intents.yaml"
+    path.write_text((settings.CONFIG_DIR / "intents.yaml").read_text().replace("billing: [", "billing: [[", 1))
+    monkeypatch.setenv("TELEMETRY_INTENTS", str(path))
+    with pytest.raises(IntentRulesError, match=re.escape(f"{path}: not valid YAML") + r"(.|\n)*line \d+"):
+        IntentRules.load()
 
 
 def test_the_intent_sample_is_the_first_32_bits_of_md5_of_the_conversation():

@@ -290,7 +290,7 @@ def test_a_lake_url_that_is_neither_a_folder_nor_s3_is_refused(tmp_path, monkeyp
 @pytest.mark.parametrize("variable, read", [
     ("TELEMETRY_TRACKING_PLAN", settings.tracking_plan_path), ("TELEMETRY_POLICY", settings.policy_path),
     ("TELEMETRY_SOURCES", settings.sources_path), ("TELEMETRY_MODEL_PRICES", settings.model_prices_path),
-    ("TELEMETRY_ALERT_RULES", settings.alert_rules_path),
+    ("TELEMETRY_ALERT_RULES", settings.alert_rules_path), ("TELEMETRY_INTENTS", settings.intents_path),
 ])
 def test_a_config_variable_naming_no_file_is_refused_naming_the_variable(tmp_path, monkeypatch, variable, read):
     monkeypatch.delenv(variable, raising=False)
@@ -310,7 +310,10 @@ def test_a_config_variable_naming_no_file_is_refused_naming_the_variable(tmp_pat
     ("TELEMETRY_POLICY", "policy.yaml",  # checked against the tracking plan, not only on its own
      (settings.CONFIG_DIR / "policy.yaml").read_text().replace("success_actions: [accepted]", "success_actions: [accept]"),
      "TELEMETRY_POLICY: outcomes.success_actions: 'accept' is not an action_type"),
-], ids=["alert-rules", "negative-price", "price-not-a-number", "policy-against-plan"])
+    ("TELEMETRY_INTENTS", "intents.yaml",
+     re.sub(r"billing: \[.*\]", "billing: refund", (settings.CONFIG_DIR / "intents.yaml").read_text()),
+     "TELEMETRY_INTENTS: intents.billing: 'refund' is not a list of keywords"),
+], ids=["alert-rules", "negative-price", "price-not-a-number", "policy-against-plan", "intents"])
 def test_run_checks_every_config_file_before_the_first_day_lands(tmp_path, monkeypatch, capsys, variable, file_name,
                                                                  content, named):
     config = tmp_path / file_name

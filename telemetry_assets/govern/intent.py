@@ -21,10 +21,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from telemetry_assets.config_files import parse_yaml
-from telemetry_assets.settings import CONFIG_DIR
+from telemetry_assets import settings
+from telemetry_assets.config_files import load_versioned_yaml
 
 OTHER = "other"
+
+
+class IntentRulesError(ValueError):
+    """The intent rules file is not valid; the message names the offending key."""
 
 
 @dataclass(frozen=True)
@@ -33,9 +37,18 @@ class IntentRules:
     keywords: dict[str, tuple[str, ...]]
 
     @classmethod
-    def load(cls, path: Path = CONFIG_DIR / "intents.yaml") -> "IntentRules":
-        raw = parse_yaml(path)
-        return cls(str(raw["version"]), {name: tuple(words) for name, words in raw["intents"].items()})
+    def load(cls, path: Path | None = None) -> "IntentRules":
+        """The rules in `path` (by default `TELEMETRY_INTENTS`, else the shipped file), checked whole:
+        a lone string where a list of keywords belongs would be read as its letters, and every
+        prompt containing an `a` would get that intent."""
+        raw = load_versioned_yaml(path or settings.intents_path(), IntentRulesError,
+                                  {"version", "changes", "intents"}, {"intents"})
+        intents = raw["intents"]
+        if not isinstance(intents, dict) or not intents:
+            raise IntentRulesError("intents: must map each intent's name to its list of keywords")
+        for name, words in intents.items():
+            _check_intent(name, words)
+        return cls(str(raw["version"]), {name: tuple(words) for name, words in intents.items()})
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -58,6 +71,15 @@ def in_sample_sql(conversation_id: str, rate: float) -> str:
     """SQL for whether a conversation is sampled: the first 32 bits of md5(conversation_id), as a
     share of 2^32, below `rate`. A prompt without a conversation is not sampled."""
     return f"coalesce(('0x' || md5({conversation_id})[1:8])::UBIGINT / 4294967296 < {float(rate)!r}, false)"
+
+
+def _check_intent(name, words) -> None:
+    if not isinstance(name, str) or not name.strip():
+        raise IntentRulesError(f"intents: {name!r} is not an intent name")
+    if name == OTHER:
+        raise IntentRulesError(f"intents.{OTHER}: is what a prompt no keyword matches gets; it has no keywords")
+    if not isinstance(words, list) or not words or not all(isinstance(w, str) and w.strip() for w in words):
+        raise IntentRulesError(f"intents.{name}: {words!r} is not a list of keywords (words or phrases)")
 
 
 def _alternation(words: tuple[str, ...]) -> str:
