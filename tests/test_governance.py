@@ -7,10 +7,12 @@ import re
 import stat
 
 import duckdb
+import pyarrow as pa
 import pytest
 import yaml
 
 from telemetry_assets import settings
+from telemetry_assets.govern.exports import back_to_back, json_lines
 from telemetry_assets.govern.intent import IntentRules, IntentRulesError, in_sample_sql
 from telemetry_assets.govern.policy import PolicyError
 from telemetry_assets.govern.safety import compute_safety
@@ -69,6 +71,24 @@ def test_exported_timestamps_are_rfc3339_utc_and_name_the_instant_the_warehouse_
         "2026-09-14T08:00:00.123456Z", "2026-09-14T08:00:00.100000Z", "2026-09-14T08:00:00.900000Z")
     assert warehouse.execute("SELECT event_ts::VARCHAR FROM governed.ai_user_action").fetchall() == [
         ("2026-09-14 08:00:00.123456",)]
+
+def test_export_lines_are_the_bytes_duckdbs_json_writer_writes(tmp_path):
+    """Exports are built as JSON lines in SQL rather than by `COPY ... (FORMAT json)`, which took a
+    third longer: a consumer must not be able to tell."""
+    con = duckdb.connect()
+    tricky = con.sql(r"""SELECT * FROM (VALUES
+        ('say "hi" \ to C:\temp' || chr(10) || 'tab' || chr(9) || 'bell' || chr(7), 1.0e-7::DOUBLE, 42::BIGINT,
+         true, '2026-09-14T08:00:00.100000Z', [{'type': 'Datatype-Mismatch', 'message': 'a "b"'}]),
+        ('ünïcødé ✓ and </script>', 123456789.125::DOUBLE, NULL, false, NULL, []),
+        (NULL, NULL, -1, NULL, '', NULL)
+        ) AS t("text", "cost", "input_tokens", "flag", "sent_at", "plan_violations")""")
+    tricky.to_table("tricky")
+    con.execute(f"COPY tricky TO '{tmp_path / 'written.jsonl'}' (FORMAT json)")
+    assert b"".join(back_to_back(json_lines(con.table("tricky")))) == (tmp_path / "written.jsonl").read_bytes()
+    # the values of an Arrow string array, sliced and in several chunks, are read in order without a copy
+    sliced = pa.chunked_array([pa.array(["skipped\n", "a\n", "bc\n"]).slice(1), pa.array(["d\n"])])
+    assert b"".join(back_to_back(sliced)) == b"a\nbc\nd\n"
+
 
 def test_field_policies_per_destination(lake, warehouse, ingest, secure_store):
     lake.put(KEY, gz(ai_call("ai_user_action", message_id="a1", feedback="call +44 20 7946 0958", rating=2)))

@@ -22,7 +22,6 @@ from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from pathlib import Path
 from typing import Iterable
 
 import numpy as np
@@ -31,6 +30,7 @@ from isal import isal_zlib
 
 from checks.tracking_plan import EventPlan
 from telemetry_assets.govern.consent import decision_sql, with_consent_sql
+from telemetry_assets.govern.exports import back_to_back, export_prefix, json_lines
 from telemetry_assets.govern.intent import IntentRules, classify, in_sample_sql
 from telemetry_assets.govern.policy import SECURE_DESTINATION, Policy
 from telemetry_assets.govern.redact import Redactor
@@ -51,10 +51,6 @@ def text_fields(plan: EventPlan, policy: Policy):
     return [f for f in plan.fields if f.type == "string" and (f.sensitive or f.column in policy.redact_fields)]
 
 
-def export_prefix(destination: str, day: date) -> str:
-    return f"exports/{destination}/dt={day.isoformat()}/"
-
-
 def _as_rfc3339(plan: EventPlan) -> str:
     """A `REPLACE` clause writing the event's timestamps as RFC 3339 UTC (`2026-09-01T14:27:15.207000Z`),
     as the SDKs send them: DuckDB writes a TIMESTAMP as `2026-09-01 14:27:15.207`, which a consumer
@@ -64,12 +60,6 @@ def _as_rfc3339(plan: EventPlan) -> str:
         return ""
     rfc3339 = "'%Y-%m-%dT%H:%M:%S.%fZ'"
     return " REPLACE (" + ", ".join(f'strftime("{c}", {rfc3339}) AS "{c}"' for c in stamps) + ")"
-
-
-def _gzip_and_put(store, local: Path, key: str) -> None:
-    with open(local, "rb") as plain:
-        store.put(key, gzip_member(iter(lambda: plain.read(1 << 22), b"")))
-    local.unlink()
 
 
 def gzip_member(blocks: Iterable[bytes]) -> bytes:
@@ -87,7 +77,6 @@ class Governor:
     store: object  # ObjectStore: put, delete_prefix
     secure_con: object  # a connection to the secure store
     day: date
-    workdir: Path
     clock: StageClock
     staging: Staging  # the warehouse rows, published with the partition
     # set when the day is already past the policy's raw-text retention: the archive then gets ids,
@@ -221,20 +210,19 @@ class Governor:
             WHERE d."deliver__{destination}" """
 
     def _export(self, con, plan: EventPlan, destination: str, stamps: dict) -> None:
-        """DuckDB writes the rows as plain JSONL; a background thread gzips them (`_gzip_and_put`:
-        several times faster than DuckDB's gzip) and uploads them while the next event is
-        processed. `finish` waits for every upload and raises the first failure."""
-        [(count,)] = con.execute(f'SELECT count(*) FROM decisions WHERE "deliver__{destination}"').fetchall()
-        if not count:
+        """DuckDB makes the rows JSON lines, ISA-L gzips them (several times faster than DuckDB's
+        gzip), and a background thread uploads them while the next event is processed. `finish`
+        waits for every upload and raises the first failure."""
+        rows = con.sql(f"SELECT $event AS event, *{_as_rfc3339(plan)} FROM ({self._rows_for(plan, destination)})",
+                       params=stamps)
+        lines = json_lines(rows)
+        if not len(lines):
             return
         with self._lock:
             self._parts[destination] += 1
             part = self._parts[destination]
-        local = self.workdir / f"{destination}-{part:05d}.jsonl"
-        con.execute(f"COPY (SELECT $event AS event, *{_as_rfc3339(plan)} FROM ({self._rows_for(plan, destination)})) "
-                    f"TO '{local}' (FORMAT json)", stamps)
         key = f"{export_prefix(destination, self.day)}{plan.name}-{part:05d}.jsonl.gz"
-        self._uploads.append(self._uploader.submit(_gzip_and_put, self.store, local, key))
+        self._uploads.append(self._uploader.submit(self.store.put, key, gzip_member(back_to_back(lines))))
 
     def _archive(self, con, plan: EventPlan) -> None:
         """One secure-store row per raw text field the archive may have, unpivoted by DuckDB and

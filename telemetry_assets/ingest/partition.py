@@ -171,7 +171,7 @@ def ingest_partition(
     with secure_store.get_connection() as secure_con, tempfile.TemporaryDirectory() as workdir:
         staging = Staging(Path(workdir) / "staged")
         expired = text_expired(policy, day, today or utc_today())
-        governor = Governor(policy, redactor, IntentRules.load(), store, secure_con, day, Path(workdir), clock, staging,
+        governor = Governor(policy, redactor, IntentRules.load(), store, secure_con, day, clock, staging,
                             text_expired_at=datetime.now(timezone.utc) if expired else None)
         governor.start()
         try:
