@@ -300,6 +300,7 @@ def test_intents_named_by_telemetry_intents_classify_prompts_and_bound_the_polic
     (lambda r: r["intents"].update(billing=["refund", 42]), "intents.billing: ['refund', 42] is not a list of keywords"),
     (lambda r: r["intents"].update(billing=["refund", " "]), "intents.billing: ['refund', ' '] is not a list"),
     (lambda r: r["intents"].update(other=["misc"]), "intents.other: is what a prompt no keyword matches gets"),
+    (lambda r: r["intents"].update({404: ["not found"]}), "intents: 404 is not an intent name"),
     (lambda r: r.update(intents=["billing", "account"]), "intents: must map each intent's name to its list"),
     (lambda r: r.update(intents={}), "intents: must map each intent's name to its list"),
     (lambda r: r.update(keywords={"billing": ["refund"]}), "intents: unknown key 'keywords'"),
