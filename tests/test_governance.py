@@ -72,6 +72,7 @@ def test_exported_timestamps_are_rfc3339_utc_and_name_the_instant_the_warehouse_
     assert warehouse.execute("SELECT event_ts::VARCHAR FROM governed.ai_user_action").fetchall() == [
         ("2026-09-14 08:00:00.123456",)]
 
+
 def test_export_lines_are_the_bytes_duckdbs_json_writer_writes(tmp_path):
     """Exports are built as JSON lines in SQL rather than by `COPY ... (FORMAT json)`, which took a
     third longer: a consumer must not be able to tell."""
