@@ -5,6 +5,7 @@ import hashlib
 import json
 import re
 import stat
+import threading
 
 import duckdb
 import pyarrow as pa
@@ -12,7 +13,7 @@ import pytest
 import yaml
 
 from telemetry_assets import settings
-from telemetry_assets.govern.exports import back_to_back, json_lines
+from telemetry_assets.govern.exports import PartUploads, back_to_back, json_lines
 from telemetry_assets.govern.intent import IntentRules, IntentRulesError, in_sample_sql
 from telemetry_assets.govern.policy import PolicyError
 from telemetry_assets.govern.safety import compute_safety
@@ -89,6 +90,54 @@ def test_export_lines_are_the_bytes_duckdbs_json_writer_writes(tmp_path):
     # the values of an Arrow string array, sliced and in several chunks, are read in order without a copy
     sliced = pa.chunked_array([pa.array(["skipped\n", "a\n", "bc\n"]).slice(1), pa.array(["d\n"])])
     assert b"".join(back_to_back(sliced)) == b"a\nbc\nd\n"
+
+
+
+class HeldStore:
+    """An object store whose puts wait until `release` is set, as a slow one would; it fails the
+    key `refused`."""
+
+    def __init__(self, refused: str | None = None):
+        self.release, self.refused, self.keys = threading.Event(), refused, []
+
+    def put(self, key: str, body: bytes) -> None:
+        self.release.wait()
+        if key == self.refused:
+            raise PermissionError(f"{key}: AccessDenied")
+        self.keys.append(key)
+
+
+def test_export_parts_wait_for_a_slow_store_instead_of_piling_up_in_memory():
+    store, handed_over = HeldStore(), []
+    uploads = PartUploads(store, ahead=2)
+
+    def govern():
+        for part in range(10):
+            uploads.put(f"part-{part}", b"gzip")
+            handed_over.append(part)
+
+    governing = threading.Thread(target=govern)
+    governing.start()
+    governing.join(timeout=0.5)
+    assert governing.is_alive() and handed_over == [0, 1]  # one part uploading, two waiting: the third waits
+    store.release.set()
+    governing.join()
+    uploads.finish()
+    assert store.keys == [f"part-{part}" for part in range(10)]
+
+
+def test_a_failed_export_upload_fails_the_partition():
+    refusing_first, refusing_second = HeldStore(refused="part-0"), HeldStore(refused="part-1")
+    refusing_first.release.set()
+    refusing_second.release.set()
+    waited_for = PartUploads(refusing_first, ahead=0)
+    with pytest.raises(PermissionError, match="part-0: AccessDenied"):
+        waited_for.put("part-0", b"gzip")
+    at_the_end = PartUploads(refusing_second)
+    for part in range(3):
+        at_the_end.put(f"part-{part}", b"gzip")
+    with pytest.raises(PermissionError, match="part-1: AccessDenied"):
+        at_the_end.finish()
 
 
 def test_field_policies_per_destination(lake, warehouse, ingest, secure_store):

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Iterable
@@ -30,7 +29,7 @@ from isal import isal_zlib
 
 from checks.tracking_plan import EventPlan
 from telemetry_assets.govern.consent import decision_sql, with_consent_sql
-from telemetry_assets.govern.exports import back_to_back, export_prefix, json_lines
+from telemetry_assets.govern.exports import PartUploads, back_to_back, export_prefix, json_lines
 from telemetry_assets.govern.intent import IntentRules, classify, in_sample_sql
 from telemetry_assets.govern.policy import SECURE_DESTINATION, Policy
 from telemetry_assets.govern.redact import Redactor
@@ -86,8 +85,10 @@ class Governor:
     # Chunks are governed on two threads at once: they share the export part numbers and the
     # secure store's connection (one DuckDB connection must not run two statements at once).
     _lock: threading.Lock = field(default_factory=threading.Lock)
-    _uploader: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(max_workers=1))
-    _uploads: list[Future] = field(default_factory=list)
+    _uploads: PartUploads = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._uploads = PartUploads(self.store)
 
     @property
     def export_destinations(self) -> list[str]:
@@ -102,9 +103,7 @@ class Governor:
 
     def finish(self) -> None:
         with self.clock.stage(ROUTE):
-            for upload in self._uploads:
-                upload.result()
-        self._uploader.shutdown()
+            self._uploads.finish()
         self.secure_con.execute("BEGIN TRANSACTION")
         try:
             self.secure_con.execute("DELETE FROM raw_text WHERE dt = ?", [self.day])
@@ -116,7 +115,7 @@ class Governor:
             raise
 
     def abort(self) -> None:
-        self._uploader.shutdown(cancel_futures=True)
+        self._uploads.abort()
         self.secure_con.execute("DROP TABLE IF EXISTS raw_text_staged")
 
     def govern(self, con, plan: EventPlan, plan_version: str) -> None:
@@ -211,8 +210,7 @@ class Governor:
 
     def _export(self, con, plan: EventPlan, destination: str, stamps: dict) -> None:
         """DuckDB makes the rows JSON lines, ISA-L gzips them (several times faster than DuckDB's
-        gzip), and a background thread uploads them while the next event is processed. `finish`
-        waits for every upload and raises the first failure."""
+        gzip), and `PartUploads` uploads them while the next event is processed."""
         rows = con.sql(f"SELECT $event AS event, *{_as_rfc3339(plan)} FROM ({self._rows_for(plan, destination)})",
                        params=stamps)
         lines = json_lines(rows)
@@ -222,7 +220,7 @@ class Governor:
             self._parts[destination] += 1
             part = self._parts[destination]
         key = f"{export_prefix(destination, self.day)}{plan.name}-{part:05d}.jsonl.gz"
-        self._uploads.append(self._uploader.submit(self.store.put, key, gzip_member(back_to_back(lines))))
+        self._uploads.put(key, gzip_member(back_to_back(lines)))
 
     def _archive(self, con, plan: EventPlan) -> None:
         """One secure-store row per raw text field the archive may have, unpivoted by DuckDB and
