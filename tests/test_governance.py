@@ -92,7 +92,6 @@ def test_export_lines_are_the_bytes_duckdbs_json_writer_writes(tmp_path):
     assert b"".join(back_to_back(sliced)) == b"a\nbc\nd\n"
 
 
-
 class HeldStore:
     """An object store whose puts wait until `release` is set, as a slow one would; it fails the
     key `refused`."""
