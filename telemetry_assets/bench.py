@@ -13,7 +13,8 @@ read). Neither is timed. Then it times, in this process and on the same files:
 A stage's peak RSS is the highest the process's resident set was while that stage ran (sampled
 every 50 ms, see `stage_clock.py`); the whole's is the kernel's high-water mark for the process, or
 the highest sample where that is higher (the kernel's mark misses memory freed with `madvise`).
-Ingest validates and governs two chunks at once, so its stage seconds add up both threads' time in
+Ingest validates and governs two chunks at once (of `TELEMETRY_INGEST_CHUNK_MB` each: the JSON's
+`ingest_chunk_mb`, and how many, `ingest_chunks`), so its stage seconds add up both threads' time in
 the stage: they can sum to more than ingest's wall time (`ingest_seconds`), and all stages to more
 than the whole, which is wall time. `cpu_seconds` is the CPU time (user and system, every thread)
 the pipeline took: against the whole's seconds, it says how many cores were kept busy.
@@ -120,7 +121,8 @@ def _measure(child, lake: LocalObjectStore, home: Path, day: date, events: int |
         "cpu_seconds": round(cpu_seconds, 3),
         "events_per_second": round(events / seconds), "peak_rss_mb": max(peak_rss_mb(), *clock.peak_rss_mb.values()),
         "floor_seconds": round(floor, 3), "floor_runs_seconds": [round(floor_before, 3), round(floor_after, 3)],
-        "ratio_to_floor": round(seconds / floor, 2), "ingest_seconds": round(ingest_seconds, 3), "stages": stages,
+        "ratio_to_floor": round(seconds / floor, 2), "ingest_seconds": round(ingest_seconds, 3),
+        "ingest_chunk_mb": settings.ingest_chunk_mb(), "ingest_chunks": report.chunks, "stages": stages,
     }
 
 
@@ -220,7 +222,8 @@ def _pipeline(lake: LocalObjectStore, home: Path, day: date, clock: StageClock) 
     with warehouse.get_connection(memory_limit=warehouse.ingest_memory_limit) as con:
         # landed the morning after, as the daily schedule does: the day's raw text is archived,
         # whatever the policy's retention and however long ago the benched day was
-        report = ingest_partition(lake, con, day, plan, policy, secure, clock=clock, today=day + timedelta(days=1))
+        report = ingest_partition(lake, con, day, plan, policy, secure, clock=clock, today=day + timedelta(days=1),
+                                  chunk_bytes=settings.ingest_chunk_mb() << 20)
     ingest_seconds = time.perf_counter() - started
     with warehouse.get_connection() as con:
         with clock.stage("sources"):
@@ -268,7 +271,9 @@ def print_table(result: dict) -> None:
     print(f"{'whole':16} {result['seconds']:>9.2f} {result['events_per_second']:>11,} {result['peak_rss_mb']:>12,}")
     print(f"{'of it, CPU':16} {result['cpu_seconds']:>9.2f}  ({result['cpu_seconds'] / result['seconds']:.2f} of "
           f"{box['cpus']} CPUs busy on average)")
-    print(f"{'of it, ingest':16} {result['ingest_seconds']:>9.2f}  (wall time of list+read to land)")
+    chunks = f"{result['ingest_chunks']} chunk{'' if result['ingest_chunks'] == 1 else 's'}"
+    print(f"{'of it, ingest':16} {result['ingest_seconds']:>9.2f}  (wall time of list+read to land, in {chunks} "
+          f"of about {result['ingest_chunk_mb']} MB)")
     before, after = result["floor_runs_seconds"]
     print(f"{'floor (read_json)':16} {result['floor_seconds']:>9.2f}  (the mean of {before:.2f} s before the pipeline "
           f"and {after:.2f} s after)")

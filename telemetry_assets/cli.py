@@ -115,6 +115,7 @@ def _bench_command(args) -> int:
     if (args.lake is None) != (args.date is None):
         print("telemetry bench: --lake and --date go together", file=sys.stderr)
         return 2
+    settings.ingest_chunk_mb()  # refused before a million events are generated, not after
     try:
         if args.lake is None:
             result = run_bench(args.events)
@@ -401,6 +402,7 @@ def _check_configuration() -> None:
             except (ValueError, duckdb.Error) as error:
                 raise settings.SettingsError(f"{variable}: {error}") from None
     settings.dedupe_lookback_days()
+    settings.ingest_chunk_mb()
 
 
 def _warehouse():

@@ -10,6 +10,7 @@ import duckdb
 import pytest
 
 from resources.object_store import LocalObjectStore
+from telemetry_assets import bench
 from telemetry_assets.bench import cgroup_limits, machine, print_table
 from telemetry_assets.cli import main
 from telemetry_assets.generate.traffic import GeneratorConfig, generate
@@ -37,6 +38,7 @@ def test_bench_reports_every_stage_and_the_floor_as_json(tmp_path, capsys):
     assert sum(s["seconds"] for s in result["stages"].values()) <= result["seconds"]
     after_ingest = sum(result["stages"][name]["seconds"] for name in ("sources", "joins", "metrics", "checks"))
     assert 0 < result["ingest_seconds"] and result["ingest_seconds"] + after_ingest <= result["seconds"]
+    assert result["ingest_chunk_mb"] == 64 and result["ingest_chunks"] == 1  # the day's 20 MB of lines fit one
     before, after = result["floor_runs_seconds"]  # the floor is timed on each side of the pipeline
     assert before > 0 and after > 0 and result["floor_seconds"] == pytest.approx((before + after) / 2, abs=0.002)
     assert result["ratio_to_floor"] == pytest.approx(result["seconds"] / result["floor_seconds"], rel=0.02)
@@ -51,6 +53,7 @@ def test_bench_reports_every_stage_and_the_floor_as_json(tmp_path, capsys):
     assert f"whole / floor = {result['ratio_to_floor']}" in table
     floor = next(line for line in table if line.startswith("floor (read_json)"))
     assert f"the mean of {before:.2f} s before the pipeline and {after:.2f} s after" in floor
+    assert next(line for line in table if line.startswith("of it, ingest")).endswith("in 1 chunk of about 64 MB)")
     busy = next(line for line in table if line.startswith("of it, CPU"))
     assert busy.split()[3] == f"{result['cpu_seconds']:.2f}" and f"of {machine['cpus']} CPUs busy" in busy
 
@@ -120,6 +123,14 @@ def test_bench_on_a_day_of_your_own_lake_copies_it_and_leaves_the_lake_alone(tmp
     assert result["copied_objects"] == 4
     assert (result["lines"], result["events"]) == ai_event_lines(lake, day)
     assert set(result["stages"]) == STAGES and result["stages"]["sources"]["seconds"] > 0
+
+
+def test_bench_refuses_a_chunk_size_it_cannot_use_before_generating_a_day(monkeypatch, capsys):
+    monkeypatch.setenv("TELEMETRY_INGEST_CHUNK_MB", "0")
+    monkeypatch.setattr(bench, "run_bench", lambda events: pytest.fail("generated a day it could not ingest"))
+    assert main(["bench", "--events", "1000000"]) == 2
+    assert ("telemetry bench: TELEMETRY_INGEST_CHUNK_MB='0' is not a whole number of MB from 1 to 1024"
+            in capsys.readouterr().err)
 
 
 def test_bench_says_clearly_when_the_lake_has_no_such_day(tmp_path, capsys):

@@ -41,14 +41,13 @@ def test_many_chunks_two_at_a_time_land_exactly_what_one_chunk_lands(lake, wareh
     whole = ingest()
     one_chunk = landed(warehouse, lake, secure_store)
 
-    monkeypatch.setattr(partition, "CHUNK_BYTES", 4_096)  # each object a chunk of its own
     chunks = []
     real = partition._validate_and_govern_chunk
     monkeypatch.setattr(partition, "_validate_and_govern_chunk", lambda con, frame, *rest: (
         chunks.append(threading.current_thread().name), real(con, frame, *rest)))
-    chunked = ingest()
+    chunked = ingest(chunk_bytes=4_096)  # each object a chunk of its own
 
-    assert len(chunks) == 19 and len(set(chunks)) == partition.WORKERS
+    assert whole.chunks == 1 and chunked.chunks == len(chunks) == 19 and len(set(chunks)) == partition.WORKERS
     assert landed(warehouse, lake, secure_store) == one_chunk
     assert chunked.summary() == whole.summary()
     assert whole.summary()["duplicates"] == 2 and whole.summary()["quarantined"] == 3
@@ -59,7 +58,6 @@ def test_a_chunk_failing_beside_another_fails_the_day_and_nothing_lands(lake, wa
     busy_day(lake)
     ingest()
     before = warehouse.execute("SELECT count(*) FROM audit.governance_log WHERE dt = ?", [DAY]).fetchall()
-    monkeypatch.setattr(partition, "CHUNK_BYTES", 4_096)
     calls, lock = [], threading.Lock()
     real = partition._validate_and_govern_chunk
 
@@ -73,7 +71,7 @@ def test_a_chunk_failing_beside_another_fails_the_day_and_nothing_lands(lake, wa
 
     monkeypatch.setattr(partition, "_validate_and_govern_chunk", fails_on_the_fifth)
     with pytest.raises(RuntimeError, match="disk full while governing"):
-        ingest()
+        ingest(chunk_bytes=4_096)
     assert 5 <= len(calls) <= 5 + partition.WORKERS  # it stopped at the next chunk, not at the end of the day
     assert warehouse.execute("SELECT count(*) FROM audit.governance_log WHERE dt = ?", [DAY]).fetchall() == before
     assert {name for name in (t.name for t in threading.enumerate()) if name.startswith("chunk")} == set()

@@ -59,9 +59,10 @@ def test_spooled_lines_are_picked_as_a_list_of_them_would_be():
         assert (spool[0], spool[len(lines)]) == (lines[0], "appended after reading")
 
 
-def test_materialising_a_generated_day_lands_what_was_planted(tmp_path):
+def test_materialising_a_generated_day_lands_what_was_planted(tmp_path, monkeypatch):
     lake = LocalObjectStore(root=str(tmp_path / "lake"))
-    manifest = generate(lake, GeneratorConfig(days=2, users=50, events_per_day=800, seed=11, start=START))
+    manifest = generate(lake, GeneratorConfig(days=2, users=50, events_per_day=2500, seed=11, start=START))
+    monkeypatch.setenv("TELEMETRY_INGEST_CHUNK_MB", "1")  # each day's 2.6 MB of lines read in more than one chunk
     warehouse = Warehouse(database=str(tmp_path / "warehouse.duckdb"))
     instance = dg.DagsterInstance.ephemeral()
     ingest_checks = [c for c in all_asset_checks() if {k.asset_key for k in c.check_keys} <= ingest_ai_events.keys]
@@ -81,6 +82,7 @@ def test_materialising_a_generated_day_lands_what_was_planted(tmp_path):
         assert {"message_id", "latency_ms", "policy_version"} <= schema
         assert files["valid_events"].value == planted["ai_events"]
         assert files["seconds/validate"].value > 0 and files["seconds/route+exports"].value > 0
+        assert files["chunk_mb"].value == 1 and files["chunks"].value > 1
         assert files["duplicates"].value == planted["resent"]
         assert files["non_ai_events"].value == planted["non_ai_events"]
         assert files["blank_lines"].value == planted["blank_lines"]
@@ -260,13 +262,32 @@ def test_cli_names_a_partitions_start_it_cannot_use(tmp_path, value):
     assert f"telemetry run: TELEMETRY_PARTITIONS_START='{value}' is not a date (YYYY-MM-DD)" in done.stderr
 
 
-@pytest.mark.parametrize("value", ["-2", "two", "1.5"])
+@pytest.mark.parametrize("value", ["-2", "two", "1.5", "²"])
 def test_a_dedupe_lookback_that_is_not_a_count_of_days_is_refused(monkeypatch, value):
     monkeypatch.setenv("TELEMETRY_DEDUPE_LOOKBACK_DAYS", value)
     with pytest.raises(settings.SettingsError, match=f"TELEMETRY_DEDUPE_LOOKBACK_DAYS='{value}' is not a whole number"):
         settings.dedupe_lookback_days()
     monkeypatch.setenv("TELEMETRY_DEDUPE_LOOKBACK_DAYS", "0")  # no look-back at all is a choice
     assert settings.dedupe_lookback_days() == 0
+
+
+def test_run_refuses_an_ingest_chunk_size_it_cannot_use_before_any_day(tmp_path):
+    done = telemetry(tmp_path / "home", "run", "--start", "2026-09-01", "--end", "2026-09-01",
+                     TELEMETRY_INGEST_CHUNK_MB="64MB")
+    assert done.returncode == 2 and "2026-09-01" not in done.stdout
+    assert "telemetry run: TELEMETRY_INGEST_CHUNK_MB='64MB' is not a whole number of MB from 1 to 1024" in done.stderr
+
+
+@pytest.mark.parametrize("value", ["0", "-8", "64MB", "1.5", "²", "1025"])
+def test_an_ingest_chunk_size_that_is_not_a_whole_number_of_mb_it_can_hold_is_refused(monkeypatch, value):
+    monkeypatch.setenv("TELEMETRY_INGEST_CHUNK_MB", value)
+    with pytest.raises(settings.SettingsError, match=re.escape(
+            f"TELEMETRY_INGEST_CHUNK_MB='{value}' is not a whole number of MB from 1 to 1024")):
+        settings.ingest_chunk_mb()
+    monkeypatch.setenv("TELEMETRY_INGEST_CHUNK_MB", "1024")
+    assert settings.ingest_chunk_mb() == 1024
+    monkeypatch.delenv("TELEMETRY_INGEST_CHUNK_MB")
+    assert settings.ingest_chunk_mb() == 64
 
 
 @pytest.mark.parametrize("url, complaint", [

@@ -74,9 +74,10 @@ from telemetry_assets.ingest.tables import (
 )
 from telemetry_assets.ingest.workers import ChunkWorkers
 from telemetry_assets.record_batches import text_frame
+from telemetry_assets.settings import DEFAULT_INGEST_CHUNK_MB
 from telemetry_assets.stage_clock import StageClock
 
-CHUNK_BYTES = 64 << 20  # of decompressed lines: about 65k events; fewer chunks, less per-chunk overhead
+CHUNK_BYTES = DEFAULT_INGEST_CHUNK_MB << 20  # of decompressed lines: about 65k events (`settings.ingest_chunk_mb`)
 WORKERS = 2  # chunks validated and governed at once: one per core of the machines this targets
 
 
@@ -121,6 +122,7 @@ class PartitionReport:
     policy_version: str
     files: tuple[FileReport, ...]
     quarantined_by_type: dict[str, int]
+    chunks: int  # how many chunks of lines the day was read in
 
     def total(self, name: str) -> int:
         return sum(getattr(f, name) for f in self.files)
@@ -157,10 +159,12 @@ def ingest_partition(
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
     clock: StageClock | None = None,
     today: date | None = None,
+    chunk_bytes: int = CHUNK_BYTES,
 ) -> PartitionReport:
     """Replace `day`'s rows in the ingest tables, exports and secure store with what its raw objects
     say. `clock` (a fresh one by default) collects the seconds spent per stage; `today` (UTC by
-    default) is what the policy's raw-text retention is counted back from."""
+    default) is what the policy's raw-text retention is counted back from; `chunk_bytes` is how much
+    decompressed text a chunk holds (ingest's memory grows with it: `settings.ingest_chunk_mb`)."""
     check_against_plan(policy, tracking_plan)
     clock = clock or StageClock()
     with clock.stage(READ):
@@ -179,13 +183,15 @@ def ingest_partition(
                 _load_seen_message_ids(con, day, lookback_days)
             tallies = {obj.key: _Tally(obj) for obj in objects}
             stamps = _Stamps(day, tracking_plan.version, policy, clock, staging, screen_erased=load_erased_ids(con) > 0)
-            with ChunkWorkers(con, WORKERS) as workers, \
-                    contextlib.closing(prefetched(_line_chunks(store, objects, tallies, max_line_bytes))) as chunks:
+            chunk_count = 0
+            with ChunkWorkers(con, WORKERS) as workers, contextlib.closing(
+                    prefetched(_line_chunks(store, objects, tallies, max_line_bytes, chunk_bytes))) as chunks:
                 for frame in clock.timed(READ, chunks):
+                    chunk_count += 1
                     firsts = _classify_and_dedupe(con, frame, stamps, tracking_plan, tallies)
                     workers.submit(_validate_and_govern_chunk, frame, firsts, stamps, tracking_plan, compiled, governor)
             with clock.stage(LAND):
-                report = _publish(con, stamps, tracking_plan, tallies)
+                report = _publish(con, stamps, tracking_plan, tallies, chunk_count)
                 governor.finish()
         except BaseException:
             governor.abort()
@@ -230,14 +236,14 @@ def _load_seen_message_ids(con, day: date, lookback_days: int) -> None:
     )
 
 
-def _line_chunks(store, objects, tallies, max_line_bytes: int) -> Iterator[pa.Table]:
+def _line_chunks(store, objects, tallies, max_line_bytes: int, chunk_bytes: int) -> Iterator[pa.Table]:
     """Tables of (line_id, source_key, line_number, line, read_error), bounded in bytes; `line_id`
     numbers the partition's lines in reading order. Small objects share a chunk, so a day of many
     small files is not a day of many tiny queries."""
     pending, size, next_line_id = [], 0, 0
     for obj in objects:
         with contextlib.closing(store.open(obj.key)) as stream:
-            for batch in read_line_batches(stream, max_line_bytes, CHUNK_BYTES):
+            for batch in read_line_batches(stream, max_line_bytes, chunk_bytes):
                 tallies[obj.key].lines_read += len(batch)
                 pending.append(pa.table({
                     "line_id": np.arange(next_line_id, next_line_id + len(batch), dtype=np.int64),
@@ -248,7 +254,7 @@ def _line_chunks(store, objects, tallies, max_line_bytes: int) -> Iterator[pa.Ta
                 }))
                 next_line_id += len(batch)
                 size += batch.lines.nbytes
-                if size >= CHUNK_BYTES:
+                if size >= chunk_bytes:
                     yield pa.concat_tables(pending)
                     pending, size = [], 0
     if pending:
@@ -545,14 +551,15 @@ def _log_quarantined(con, stamps: _Stamps, select_sql: str, params: dict | None 
     )
 
 
-def _publish(con, stamps: _Stamps, tracking_plan: TrackingPlan, tallies: dict[str, _Tally]) -> PartitionReport:
+def _publish(con, stamps: _Stamps, tracking_plan: TrackingPlan, tallies: dict[str, _Tally],
+             chunks: int) -> PartitionReport:
     """In one transaction: delete the day, insert what was staged, reconcile every object's lines
     against what landed, record the objects. A gap rolls it all back."""
     con.execute("BEGIN TRANSACTION")
     try:
         _delete_partition(con, stamps.day, tracking_plan)
         stamps.staging.publish(con)
-        report = _reconcile(con, stamps, tallies)
+        report = _reconcile(con, stamps, tallies, chunks)
         _write_file_rows(con, stamps.day, report)
         con.execute("COMMIT")
     except BaseException:
@@ -561,7 +568,7 @@ def _publish(con, stamps: _Stamps, tracking_plan: TrackingPlan, tallies: dict[st
     return report
 
 
-def _reconcile(con, stamps: _Stamps, tallies: dict[str, _Tally]) -> PartitionReport:
+def _reconcile(con, stamps: _Stamps, tallies: dict[str, _Tally], chunks: int) -> PartitionReport:
     day = stamps.day
     landed = dict.fromkeys(tallies, (0, 0))
     for key, valid, quarantined in con.execute(
@@ -595,7 +602,7 @@ def _reconcile(con, stamps: _Stamps, tallies: dict[str, _Tally]) -> PartitionRep
     if gaps:
         raise ReconciliationError(f"{day}: lines read do not reconcile: {'; '.join(gaps)}")
     return PartitionReport(day, stamps.plan_version, stamps.policy.version, files,
-                           quarantined_by_type(con, day, day, EVENTS_ORIGIN))
+                           quarantined_by_type(con, day, day, EVENTS_ORIGIN), chunks)
 
 
 def _write_file_rows(con, day: date, report: PartitionReport) -> None:

@@ -81,26 +81,29 @@ def ingest_ai_events(
     plan = load_tracking_plan(settings.tracking_plan_path())
     policy = load_policy(settings.policy_path())
     clock = StageClock()
+    chunk_mb = settings.ingest_chunk_mb()
     with warehouse.get_connection(memory_limit=warehouse.ingest_memory_limit) as con:
         report = ingest_partition(
             lake, con, day, plan, policy, secure_store,
             redaction_salt=secrets.redaction_salt, lookback_days=settings.dedupe_lookback_days(), clock=clock,
+            chunk_bytes=chunk_mb << 20,
         )
         landed = landed_row_counts(con, day)
         schemas = {".".join(s.key.path): table_metadata(con, ".".join(s.key.path), day) for s in INGEST_SPECS}
     context.log.info(f"{day}: {report.summary()} quarantined by type {report.quarantined_by_type}")
     seconds = {f"seconds/{stage}": round(spent, 2) for stage, spent in clock.seconds.items()}
-    yield from _materializations(report, landed, lake.describe(), schemas, seconds)
+    yield from _materializations(report, landed, lake.describe(), schemas, seconds, chunk_mb)
 
 
 def _materializations(report: PartitionReport, landed: dict[str, int], lake: str, schemas: dict[str, dict],
-                      seconds: dict[str, float]):
+                      seconds: dict[str, float], chunk_mb: int):
     shared = {"tracking_plan_version": report.tracking_plan_version, "policy_version": report.policy_version}
     for spec in INGEST_SPECS:
         table = ".".join(spec.key.path)
         metadata = {**shared, **schemas[table], "dagster/row_count": landed[table]}
         if table == "audit.ingest_files":
-            metadata.update({**report.summary(), "objects": len(report.files), "lake": lake, **seconds})
+            metadata.update({**report.summary(), "objects": len(report.files), "lake": lake,
+                             "chunks": report.chunks, "chunk_mb": chunk_mb, **seconds})
         if table == "audit.quarantine":
             metadata.update({f"quarantined/{kind}": count for kind, count in report.quarantined_by_type.items()})
         if table == IDENTITY_LINKS:
