@@ -103,10 +103,10 @@ def _child_process() -> ProcessPoolExecutor:
 
 def _measure(child, lake: LocalObjectStore, home: Path, day: date, events: int | None) -> dict:
     floor_before = child.submit(_floor, lake.root, str(home / "floor.duckdb"), day).result()
-    clock = StageClock()
+    clock, chunk_mb = StageClock(), settings.ingest_chunk_mb()
     with clock.sampling_rss():
         started, cpu_started = time.perf_counter(), time.process_time()
-        report, ingest_seconds = _pipeline(lake, home, day, clock)
+        report, ingest_seconds = _pipeline(lake, home, day, clock, chunk_mb)
         seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
     floor_after = child.submit(_floor, lake.root, str(home / "floor.duckdb"), day).result()
     floor = (floor_before + floor_after) / 2
@@ -122,7 +122,7 @@ def _measure(child, lake: LocalObjectStore, home: Path, day: date, events: int |
         "events_per_second": round(events / seconds), "peak_rss_mb": max(peak_rss_mb(), *clock.peak_rss_mb.values()),
         "floor_seconds": round(floor, 3), "floor_runs_seconds": [round(floor_before, 3), round(floor_after, 3)],
         "ratio_to_floor": round(seconds / floor, 2), "ingest_seconds": round(ingest_seconds, 3),
-        "ingest_chunk_mb": settings.ingest_chunk_mb(), "ingest_chunks": report.chunks, "stages": stages,
+        "ingest_chunk_mb": chunk_mb, "ingest_chunks": report.chunks, "stages": stages,
     }
 
 
@@ -212,7 +212,8 @@ def _floor(root: str, database: str, day: date) -> float:
     return seconds
 
 
-def _pipeline(lake: LocalObjectStore, home: Path, day: date, clock: StageClock) -> tuple[PartitionReport, float]:
+def _pipeline(lake: LocalObjectStore, home: Path, day: date, clock: StageClock,
+              chunk_mb: int) -> tuple[PartitionReport, float]:
     """One partition through every stage, in the order the jobs run them; returns ingest's report
     and its wall time (which its stages, adding up both chunk threads, can exceed)."""
     plan, policy = load_tracking_plan(settings.tracking_plan_path()), load_policy(settings.policy_path())
@@ -223,7 +224,7 @@ def _pipeline(lake: LocalObjectStore, home: Path, day: date, clock: StageClock) 
         # landed the morning after, as the daily schedule does: the day's raw text is archived,
         # whatever the policy's retention and however long ago the benched day was
         report = ingest_partition(lake, con, day, plan, policy, secure, clock=clock, today=day + timedelta(days=1),
-                                  chunk_bytes=settings.ingest_chunk_mb() << 20)
+                                  chunk_bytes=chunk_mb << 20)
     ingest_seconds = time.perf_counter() - started
     with warehouse.get_connection() as con:
         with clock.stage("sources"):
