@@ -105,6 +105,27 @@ def test_prefetched_stops_and_closes_the_reader_when_the_consumer_gives_up():
     assert not [t for t in threading.enumerate() if t.name == "prefetch"]
 
 
+def test_prefetched_begins_the_next_item_only_once_the_consumer_has_taken_the_last():
+    import threading
+    import time
+
+    from telemetry_assets.ingest.lines import prefetched
+
+    begun = []
+
+    def chunks():
+        for number in range(1, 6):
+            begun.append(number)
+            yield number
+
+    read_ahead = prefetched(chunks())
+    assert next(read_ahead) == 1
+    time.sleep(0.3)  # the reader's time to run ahead, were it allowed to
+    assert begun == [1, 2]  # the one the consumer is on, and one more: not a third held for the queue
+    assert list(read_ahead) == [2, 3, 4, 5]
+    assert not [t for t in threading.enumerate() if t.name == "prefetch"]
+
+
 def test_a_byte_order_mark_opening_the_object_is_dropped_and_one_inside_it_is_kept():
     body = '\ufeff{"a":1}\n\ufeff{"b":2}\n'.encode()
     for data in (body, gzip.compress(body)):
