@@ -370,7 +370,11 @@ def _check_configuration() -> None:
     secure store, before the first run starts: a mistake then stops the command at once
     (SettingsError, exit 2), not the step that first reads it after every day of the range has
     landed, or every day in turn. A database another process holds stops it too, naming that
-    process (DatabaseLockedError, exit 2)."""
+    process (DatabaseLockedError, exit 2). The settings read from the environment alone come first:
+    a typo in one is refused at once, not after the seconds the imports below take."""
+    settings.partitions_start()
+    settings.dedupe_lookback_days()
+    settings.ingest_chunk_mb()
     import duckdb
 
     from checks.sources import load_sources
@@ -401,8 +405,6 @@ def _check_configuration() -> None:
                 raise
             except (ValueError, duckdb.Error) as error:
                 raise settings.SettingsError(f"{variable}: {error}") from None
-    settings.dedupe_lookback_days()
-    settings.ingest_chunk_mb()
 
 
 def _warehouse():
