@@ -120,7 +120,10 @@ def test_prefetched_begins_the_next_item_only_once_the_consumer_has_taken_the_la
 
     read_ahead = prefetched(chunks())
     assert next(read_ahead) == 1
-    time.sleep(0.3)  # the reader's time to run ahead, were it allowed to
+    deadline = time.monotonic() + 10
+    while len(begun) < 2 and time.monotonic() < deadline:  # the next one is begun, however busy the machine
+        time.sleep(0.01)
+    time.sleep(0.3)  # the reader's time to run further ahead, were it allowed to
     assert begun == [1, 2]  # the one the consumer is on, and one more: not a third held for the queue
     assert list(read_ahead) == [2, 3, 4, 5]
     assert not [t for t in threading.enumerate() if t.name == "prefetch"]

@@ -262,9 +262,10 @@ def prefetched(items, depth: int = 1):
     release the GIL: reading overlaps the processing of the previous item. The next item is only
     begun once there is room for it, because ingest's items are chunks of lines (64 MB by default):
     a reader that held a finished one while it waited for a place in the queue held one chunk more,
-    and the 1M day peaked at 1,353-1,379 MB against 1,254-1,279 MB. An exception in the producer is raised
-    here, at the item it replaced. When the consumer stops early (its own error), the producer stops
-    too and closes `items`, so no thread, open object or chunk outlives a failed partition."""
+    and the 1M day peaked at 1,353-1,379 MB against 1,254-1,279 MB. An exception in the producer is
+    raised here, at the item it replaced. When the consumer stops early (its own error), the
+    producer stops too and closes `items`, so no thread, open object or chunk outlives a failed
+    partition."""
     slots: queue.SimpleQueue = queue.SimpleQueue()
     room = threading.Semaphore(depth)
     done, abandoned = object(), threading.Event()
