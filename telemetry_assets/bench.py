@@ -9,7 +9,8 @@ read). Neither is timed. Then it times, in this process and on the same files:
   moment: on one VM, one run's floor took 7.2 s where five back to back took 9.1 to 9.6 s;
 - the pipeline for that partition, stage by stage: ingest (list+read, parse, dedupe, validate,
   redact+classify, route+exports, land, as `ingest_partition` reports them), the business sources,
-  joins, metrics, and every asset check (the `checks_only` job, Dagster overhead included).
+  joins, metrics, and every asset check (the `checks_only` job, Dagster overhead included; each
+  check's own step, slowest first, is in `check_seconds`).
 A stage's peak RSS is the highest the process's resident set was while that stage ran (sampled
 every 50 ms, see `stage_clock.py`); the whole's is the kernel's high-water mark for the process, or
 the highest sample where that is higher (the kernel's mark misses memory freed with `madvise`).
@@ -106,7 +107,7 @@ def _measure(child, lake: LocalObjectStore, home: Path, day: date, events: int |
     clock, chunk_mb = StageClock(), settings.ingest_chunk_mb()
     with clock.sampling_rss():
         started, cpu_started = time.perf_counter(), time.process_time()
-        report, ingest_seconds = _pipeline(lake, home, day, clock, chunk_mb)
+        report, ingest_seconds, check_seconds = _pipeline(lake, home, day, clock, chunk_mb)
         seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
     floor_after = child.submit(_floor, lake.root, str(home / "floor.duckdb"), day).result()
     floor = (floor_before + floor_after) / 2
@@ -122,7 +123,7 @@ def _measure(child, lake: LocalObjectStore, home: Path, day: date, events: int |
         "events_per_second": round(events / seconds), "peak_rss_mb": max(peak_rss_mb(), *clock.peak_rss_mb.values()),
         "floor_seconds": round(floor, 3), "floor_runs_seconds": [round(floor_before, 3), round(floor_after, 3)],
         "ratio_to_floor": round(seconds / floor, 2), "ingest_seconds": round(ingest_seconds, 3),
-        "ingest_chunk_mb": chunk_mb, "ingest_chunks": report.chunks, "stages": stages,
+        "ingest_chunk_mb": chunk_mb, "ingest_chunks": report.chunks, "stages": stages, "check_seconds": check_seconds,
     }
 
 
@@ -213,9 +214,10 @@ def _floor(root: str, database: str, day: date) -> float:
 
 
 def _pipeline(lake: LocalObjectStore, home: Path, day: date, clock: StageClock,
-              chunk_mb: int) -> tuple[PartitionReport, float]:
-    """One partition through every stage, in the order the jobs run them; returns ingest's report
-    and its wall time (which its stages, adding up both chunk threads, can exceed)."""
+              chunk_mb: int) -> tuple[PartitionReport, float, dict[str, float]]:
+    """One partition through every stage, in the order the jobs run them; returns ingest's report,
+    its wall time (which its stages, adding up both chunk threads, can exceed) and each check's
+    seconds."""
     plan, policy = load_tracking_plan(settings.tracking_plan_path()), load_policy(settings.policy_path())
     warehouse = Warehouse(database=str(home / "warehouse.duckdb"))
     secure = SecureStore(database=str(home / "secure.duckdb"))
@@ -240,20 +242,45 @@ def _pipeline(lake: LocalObjectStore, home: Path, day: date, clock: StageClock,
             build_comparison(con, day)
             build_alerts(con, day, load_alert_rules(settings.alert_rules_path()))
     with clock.stage("checks"):
-        _run_checks(lake, warehouse, day)
-    return report, ingest_seconds
+        check_seconds = _run_checks(lake, warehouse, day)
+    return report, ingest_seconds, check_seconds
 
 
-def _run_checks(lake, warehouse, day: date) -> None:
+def _run_checks(lake, warehouse, day: date) -> dict[str, float]:
     from telemetry_assets.cli import QUIET_CONSOLE
     from telemetry_assets.definitions import defs
 
+    instance = dg.DagsterInstance.ephemeral()
     result = defs.resolve_job_def("checks_only").execute_in_process(
-        tags={"dagster/partition": day.isoformat()}, instance=dg.DagsterInstance.ephemeral(),
+        tags={"dagster/partition": day.isoformat()}, instance=instance,
         resources={"lake": lake, "warehouse": warehouse}, raise_on_error=False, run_config=QUIET_CONSOLE)
-    failed = [f"{c.asset_key.to_user_string()}:{c.check_name}" for c in result.get_asset_check_evaluations() if not c.passed]
+    failed = [_check_name(c) for c in result.get_asset_check_evaluations() if not c.passed]
     if failed:
         print(f"note: checks failed on the benched day: {', '.join(failed)}", file=sys.stderr)
+    return _step_seconds(instance, result.run_id)
+
+
+def _step_seconds(instance: dg.DagsterInstance, run_id: str) -> dict[str, float]:
+    """Each step's wall seconds, from its start to its end in the run's event log, slowest first; a
+    check's step is named as `asset:check`. What the checks stage spends outside them is Dagster's
+    own: loading the definitions and planning the run."""
+    started, ended, names = {}, {}, {}
+    for record in instance.all_logs(run_id):
+        event = record.dagster_event
+        if event is None:
+            continue
+        if event.event_type == dg.DagsterEventType.STEP_START:
+            started[event.step_key] = record.timestamp
+        elif event.event_type in (dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE):
+            ended[event.step_key] = record.timestamp
+        elif event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
+            names[event.step_key] = _check_name(event.asset_check_evaluation_data)
+    seconds = {names.get(step, step): round(ended[step] - started[step], 3) for step in started if step in ended}
+    return dict(sorted(seconds.items(), key=lambda item: -item[1]))
+
+
+def _check_name(evaluation: dg.AssetCheckEvaluation) -> str:
+    return f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
 
 
 def print_table(result: dict) -> None:
@@ -275,6 +302,10 @@ def print_table(result: dict) -> None:
     chunks = f"{result['ingest_chunks']} chunk{'' if result['ingest_chunks'] == 1 else 's'}"
     print(f"{'of it, ingest':16} {result['ingest_seconds']:>9.2f}  (wall time of list+read to land, in {chunks} "
           f"of about {result['ingest_chunk_mb']} MB)")
+    checks = result["check_seconds"]
+    slowest = ", ".join(f"{name} {seconds:.2f} s" for name, seconds in list(checks.items())[:3])
+    print(f"{'check steps':16} {sum(checks.values()):>9.2f}  ({len(checks)} of them, of the checks' "
+          f"{result['stages']['checks']['seconds']:.2f} s; the slowest: {slowest})")
     before, after = result["floor_runs_seconds"]
     print(f"{'floor (read_json)':16} {result['floor_seconds']:>9.2f}  (the mean of {before:.2f} s before the pipeline "
           f"and {after:.2f} s after)")

@@ -15,6 +15,8 @@ from telemetry_assets.bench import cgroup_limits, machine, print_table
 from telemetry_assets.cli import main
 from telemetry_assets.generate.traffic import GeneratorConfig, generate
 from telemetry_assets.ingest.layouts import partition_objects
+from telemetry_assets.defs.jobs import checks_only
+from telemetry_assets.definitions import defs
 from tests.pipeline_runs import telemetry
 
 STAGES = {"list+read", "parse", "dedupe", "validate", "redact+classify", "route+exports", "land", "sources", "joins",
@@ -39,6 +41,12 @@ def test_bench_reports_every_stage_and_the_floor_as_json(tmp_path, capsys):
     after_ingest = sum(result["stages"][name]["seconds"] for name in ("sources", "joins", "metrics", "checks"))
     assert 0 < result["ingest_seconds"] and result["ingest_seconds"] + after_ingest <= result["seconds"]
     assert result["ingest_chunk_mb"] == 64 and result["ingest_chunks"] == 1  # the day's 20 MB of lines fit one
+    checks = result["check_seconds"]  # each check's own step, named as the UI names it, slowest first
+    daily_checks = checks_only.selection.resolve_checks(defs.resolve_asset_graph())
+    assert set(checks) == {f"{key.asset_key.to_user_string()}:{key.name}" for key in daily_checks}
+    assert "audit/governance_log:no_pii_in_exports" in checks and len(checks) > 20
+    assert all(seconds > 0 for seconds in checks.values()) and list(checks.values()) == sorted(checks.values(), reverse=True)
+    assert sum(checks.values()) <= result["stages"]["checks"]["seconds"]
     before, after = result["floor_runs_seconds"]  # the floor is timed on each side of the pipeline
     assert before > 0 and after > 0 and result["floor_seconds"] == pytest.approx((before + after) / 2, abs=0.002)
     assert result["ratio_to_floor"] == pytest.approx(result["seconds"] / result["floor_seconds"], rel=0.02)
@@ -54,6 +62,8 @@ def test_bench_reports_every_stage_and_the_floor_as_json(tmp_path, capsys):
     floor = next(line for line in table if line.startswith("floor (read_json)"))
     assert f"the mean of {before:.2f} s before the pipeline and {after:.2f} s after" in floor
     assert next(line for line in table if line.startswith("of it, ingest")).endswith("in 1 chunk of about 64 MB)")
+    steps = next(line for line in table if line.startswith("check steps"))
+    assert f"({len(checks)} of them, of the checks' " in steps and f"; the slowest: {next(iter(checks))} " in steps
     busy = next(line for line in table if line.startswith("of it, CPU"))
     assert busy.split()[3] == f"{result['cpu_seconds']:.2f}" and f"of {machine['cpus']} CPUs busy" in busy
 
