@@ -254,17 +254,18 @@ def _run_checks(lake, warehouse, day: date) -> dict[str, float]:
     result = defs.resolve_job_def("checks_only").execute_in_process(
         tags={"dagster/partition": day.isoformat()}, instance=instance,
         resources={"lake": lake, "warehouse": warehouse}, raise_on_error=False, run_config=QUIET_CONSOLE)
-    failed = [_check_name(c) for c in result.get_asset_check_evaluations() if not c.passed]
+    seconds, failed = step_seconds(instance, result.run_id)
     if failed:
         print(f"note: checks failed on the benched day: {', '.join(failed)}", file=sys.stderr)
-    return _step_seconds(instance, result.run_id)
+    return seconds
 
 
-def _step_seconds(instance: dg.DagsterInstance, run_id: str) -> dict[str, float]:
-    """Each step's wall seconds, from its start to its end in the run's event log, slowest first; a
-    check's step is named as `asset:check`. What the checks stage spends outside them is Dagster's
-    own: loading the definitions and planning the run."""
-    started, ended, names = {}, {}, {}
+def step_seconds(instance: dg.DagsterInstance, run_id: str) -> tuple[dict[str, float], list[str]]:
+    """Each step's wall seconds, from its start to its end in the run's event log, slowest first,
+    and the steps that failed or whose check did not pass. A check's step is named as `asset:check`
+    (one that raised before its check was evaluated keeps its step key). What the checks stage
+    spends outside the steps is Dagster's own: loading the definitions and planning the run."""
+    started, ended, names, failed = {}, {}, {}, []
     for record in instance.all_logs(run_id):
         event = record.dagster_event
         if event is None:
@@ -273,14 +274,16 @@ def _step_seconds(instance: dg.DagsterInstance, run_id: str) -> dict[str, float]
             started[event.step_key] = record.timestamp
         elif event.event_type in (dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE):
             ended[event.step_key] = record.timestamp
+            if event.event_type == dg.DagsterEventType.STEP_FAILURE:
+                failed.append(event.step_key)
         elif event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
-            names[event.step_key] = _check_name(event.asset_check_evaluation_data)
+            evaluation = event.asset_check_evaluation_data
+            names[event.step_key] = f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
+            if not evaluation.passed:
+                failed.append(event.step_key)
     seconds = {names.get(step, step): round(ended[step] - started[step], 3) for step in started if step in ended}
-    return dict(sorted(seconds.items(), key=lambda item: -item[1]))
-
-
-def _check_name(evaluation: dg.AssetCheckEvaluation) -> str:
-    return f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
+    by_time = dict(sorted(seconds.items(), key=lambda item: -item[1]))
+    return by_time, [names.get(step, step) for step in dict.fromkeys(failed)]
 
 
 def print_table(result: dict) -> None:

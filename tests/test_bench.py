@@ -68,6 +68,39 @@ def test_bench_reports_every_stage_and_the_floor_as_json(tmp_path, capsys):
     assert busy.split()[3] == f"{result['cpu_seconds']:.2f}" and f"of {machine['cpus']} CPUs busy" in busy
 
 
+@dg.asset
+def landed():
+    return 1
+
+
+@dg.asset_check(asset=landed)
+def holds():
+    return dg.AssetCheckResult(passed=True)
+
+
+@dg.asset_check(asset=landed)
+def finds_a_gap():
+    return dg.AssetCheckResult(passed=False)
+
+
+@dg.asset_check(asset=landed)
+def cannot_look():
+    raise OSError("warehouse.duckdb: Input/output error")
+
+
+def test_check_steps_are_timed_and_named_and_the_failed_ones_said_even_when_they_raised():
+    job = dg.define_asset_job("landed_and_checked", selection=dg.AssetSelection.assets(landed)
+                              | dg.AssetSelection.all_asset_checks())
+    checked = dg.Definitions(assets=[landed], asset_checks=[holds, finds_a_gap, cannot_look], jobs=[job])
+    instance = dg.DagsterInstance.ephemeral()
+    run = checked.resolve_job_def(job.name).execute_in_process(instance=instance, raise_on_error=False)
+    seconds, failed = bench.step_seconds(instance, run.run_id)
+    # an evaluated check is named as the UI names it; one that raised keeps its step's key
+    assert set(seconds) == {"landed", "landed:holds", "landed:finds_a_gap", "landed_cannot_look"}
+    assert all(s >= 0 for s in seconds.values()) and list(seconds.values()) == sorted(seconds.values(), reverse=True)
+    assert sorted(failed) == ["landed:finds_a_gap", "landed_cannot_look"]
+
+
 def cgroup(root: Path, files: dict[str, str]) -> Path:
     for name, text in files.items():
         (root / name).parent.mkdir(parents=True, exist_ok=True)
