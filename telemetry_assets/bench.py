@@ -254,13 +254,13 @@ def _run_checks(lake, warehouse, day: date) -> dict[str, float]:
     result = defs.resolve_job_def("checks_only").execute_in_process(
         tags={"dagster/partition": day.isoformat()}, instance=instance,
         resources={"lake": lake, "warehouse": warehouse}, raise_on_error=False, run_config=QUIET_CONSOLE)
-    seconds, failed = step_seconds(instance, result.run_id)
+    seconds, failed = timed_steps(instance, result.run_id)
     if failed:
         print(f"note: checks failed on the benched day: {', '.join(failed)}", file=sys.stderr)
     return seconds
 
 
-def step_seconds(instance: dg.DagsterInstance, run_id: str) -> tuple[dict[str, float], list[str]]:
+def timed_steps(instance: dg.DagsterInstance, run_id: str) -> tuple[dict[str, float], list[str]]:
     """Each step's wall seconds, from its start to its end in the run's event log, slowest first,
     and the steps that failed or whose check did not pass. A check's step is named as `asset:check`
     (one that raised before its check was evaluated keeps its step key). What the checks stage

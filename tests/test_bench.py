@@ -13,10 +13,10 @@ from resources.object_store import LocalObjectStore
 from telemetry_assets import bench
 from telemetry_assets.bench import cgroup_limits, machine, print_table
 from telemetry_assets.cli import main
+from telemetry_assets.definitions import defs
+from telemetry_assets.defs.jobs import checks_only
 from telemetry_assets.generate.traffic import GeneratorConfig, generate
 from telemetry_assets.ingest.layouts import partition_objects
-from telemetry_assets.defs.jobs import checks_only
-from telemetry_assets.definitions import defs
 from tests.pipeline_runs import telemetry
 
 STAGES = {"list+read", "parse", "dedupe", "validate", "redact+classify", "route+exports", "land", "sources", "joins",
@@ -94,7 +94,7 @@ def test_check_steps_are_timed_and_named_and_the_failed_ones_said_even_when_they
     checked = dg.Definitions(assets=[landed], asset_checks=[holds, finds_a_gap, cannot_look], jobs=[job])
     instance = dg.DagsterInstance.ephemeral()
     run = checked.resolve_job_def(job.name).execute_in_process(instance=instance, raise_on_error=False)
-    seconds, failed = bench.step_seconds(instance, run.run_id)
+    seconds, failed = bench.timed_steps(instance, run.run_id)
     # an evaluated check is named as the UI names it; one that raised keeps its step's key
     assert set(seconds) == {"landed", "landed:holds", "landed:finds_a_gap", "landed_cannot_look"}
     assert all(s >= 0 for s in seconds.values()) and list(seconds.values()) == sorted(seconds.values(), reverse=True)
