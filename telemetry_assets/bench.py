@@ -82,6 +82,7 @@ def run_bench(events: int, seed: int = 7) -> dict:
     """Generation and the floor run in a child process, so this process's peak RSS is the pipeline's."""
     with tempfile.TemporaryDirectory() as home, _child_process() as child:
         lake = LocalObjectStore(root=str(Path(home) / "lake"))
+        _say(f"generating {events:,} AI events (not timed)")
         generated = child.submit(_generate, lake.root, events, seed).result()
         result = _measure(child, lake, Path(home), BENCH_DAY, events)
     return {**result, "generate_seconds": round(generated, 1)}
@@ -93,6 +94,7 @@ def run_bench_on_lake(lake_url: str, day: date) -> dict:
     counted as AI-event lines (every line that is neither blank nor another kind of call)."""
     with tempfile.TemporaryDirectory() as home, _child_process() as child:
         lake = LocalObjectStore(root=str(Path(home) / "lake"))
+        _say(f"copying {day} of {lake_url} (not timed)")
         objects, copied = child.submit(_copy_day, lake_url, lake.root, day).result()
         result = _measure(child, lake, Path(home), day, events=None)
     return {**result, "copied_from": lake_url, "copied_objects": objects, "copy_seconds": round(copied, 1)}
@@ -102,13 +104,21 @@ def _child_process() -> ProcessPoolExecutor:
     return ProcessPoolExecutor(1, mp_context=get_context("spawn"))
 
 
+def _say(what: str) -> None:
+    """What the bench is doing now, on stderr (stdout is the result's alone): a large day takes
+    minutes per stage, and a bench that says nothing for half an hour looks stuck."""
+    print(f"bench {time.strftime('%H:%M:%S')} {what}", file=sys.stderr, flush=True)
+
+
 def _measure(child, lake: LocalObjectStore, home: Path, day: date, events: int | None) -> dict:
+    _say("floor, before the pipeline")
     floor_before = child.submit(_floor, lake.root, str(home / "floor.duckdb"), day).result()
     clock, chunk_mb = StageClock(), settings.ingest_chunk_mb()
     with clock.sampling_rss():
         started, cpu_started = time.perf_counter(), time.process_time()
         report, ingest_seconds, check_seconds = _pipeline(lake, home, day, clock, chunk_mb)
         seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
+    _say("floor, after the pipeline")
     floor_after = child.submit(_floor, lake.root, str(home / "floor.duckdb"), day).result()
     floor = (floor_before + floor_after) / 2
     lines = report.total("lines_read")
@@ -221,6 +231,7 @@ def _pipeline(lake: LocalObjectStore, home: Path, day: date, clock: StageClock,
     plan, policy = load_tracking_plan(settings.tracking_plan_path()), load_policy(settings.policy_path())
     warehouse = Warehouse(database=str(home / "warehouse.duckdb"))
     secure = SecureStore(database=str(home / "secure.duckdb"))
+    _say(f"ingest, in chunks of {chunk_mb} MB")
     started = time.perf_counter()
     with warehouse.get_connection(memory_limit=warehouse.ingest_memory_limit) as con:
         # landed the morning after, as the daily schedule does: the day's raw text is archived,
@@ -228,6 +239,7 @@ def _pipeline(lake: LocalObjectStore, home: Path, day: date, clock: StageClock,
         report = ingest_partition(lake, con, day, plan, policy, secure, clock=clock, today=day + timedelta(days=1),
                                   chunk_bytes=chunk_mb << 20)
     ingest_seconds = time.perf_counter() - started
+    _say("sources, joins and metrics")
     with warehouse.get_connection() as con:
         with clock.stage("sources"):
             for spec in load_sources(settings.sources_path()).values():
@@ -241,6 +253,7 @@ def _pipeline(lake: LocalObjectStore, home: Path, day: date, clock: StageClock,
             build_business(con, day)
             build_comparison(con, day)
             build_alerts(con, day, load_alert_rules(settings.alert_rules_path()))
+    _say("checks")
     with clock.stage("checks"):
         check_seconds = _run_checks(lake, warehouse, day)
     return report, ingest_seconds, check_seconds

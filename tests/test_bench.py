@@ -2,6 +2,7 @@
 
 import gzip
 import json
+import re
 from datetime import date
 from pathlib import Path
 
@@ -23,9 +24,19 @@ STAGES = {"list+read", "parse", "dedupe", "validate", "redact+classify", "route+
           "metrics", "checks"}
 
 
+PROGRESS = ["floor, before the pipeline", "ingest, in chunks of 64 MB", "sources, joins and metrics", "checks",
+            "floor, after the pipeline"]
+
+
 def bench_json(home, *arguments):
     done = telemetry(home, "bench", *arguments, "--json")
     assert done.returncode == 0, done.stderr
+    # what it is doing goes to stderr as it goes, each line with the time it began
+    said = [line.split(" ", 2) for line in done.stderr.splitlines() if line.startswith("bench ")]
+    assert all(re.fullmatch(r"\d\d:\d\d:\d\d", clock) for _, clock, _ in said)
+    preparing, *stages = [what for *_, what in said]
+    assert preparing.startswith(("generating ", "copying ")) and preparing.endswith(" (not timed)")
+    assert stages == PROGRESS
     return json.loads(done.stdout)  # nothing else on stdout: no progress bar, no note
 
 
