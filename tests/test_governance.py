@@ -13,14 +13,16 @@ import pytest
 import yaml
 
 from telemetry_assets import settings
+from telemetry_assets.govern import flight
 from telemetry_assets.govern.exports import PartUploads, back_to_back, json_lines
 from telemetry_assets.govern.intent import IntentRules, IntentRulesError, in_sample_sql
 from telemetry_assets.govern.policy import PolicyError
 from telemetry_assets.govern.safety import compute_safety
+from telemetry_assets.ingest import partition
 from telemetry_assets.ingest.partition import ingest_partition
 from telemetry_assets.ingest.tables import governed_table
 from tests.builders import ai_call, custom_policy, gz, rudder_consent, segment_consent
-from tests.conftest import DAY
+from tests.conftest import DAY, quarantine_rows
 
 KEY = "raw/ai_events/dt=2026-09-14/part-0.jsonl.gz"
 
@@ -288,6 +290,35 @@ def test_a_policy_naming_what_the_plan_lacks_is_refused_before_ingest_reads_a_li
     with pytest.raises(PolicyError, match=re.escape(named)):
         ingest_partition(lake, warehouse, DAY, plan, custom_policy(tmp_path, change), secure_store)
     assert warehouse.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'governed'").fetchone() == (0,)
+
+
+def test_rows_handed_to_python_in_any_order_keep_their_own_text_and_violations(lake, warehouse, ingest, secure_store,
+                                                                             monkeypatch):
+    """Validation and redaction read their rows in no particular order and match them back by row_id:
+    handed over reversed, every row still lands with its own text, redactions and violations."""
+    def reversed_frame(text_frame):
+        return lambda *args, **kwargs: text_frame(*args, **kwargs).iloc[::-1].reset_index(drop=True)
+
+    monkeypatch.setattr(partition, "text_frame", reversed_frame(partition.text_frame))
+    monkeypatch.setattr(flight, "text_frame", reversed_frame(flight.text_frame))
+    prompts = [ai_call("ai_user_prompt_created", message_id=f"p{i}", prompt_text=f"ask {i}: mail user{i}@example.org")
+               for i in range(5)]
+    responses = [ai_call(message_id=f"r{i}", response_text=f"answer {i}", latency_ms=-1 if i == 1 else 800)
+                 for i in range(5)]
+    lake.put(KEY, gz(*prompts, *responses))
+    ingest()
+    assert warehouse.execute("SELECT message_id, prompt_text FROM governed.ai_user_prompt_created ORDER BY 1").fetchall() \
+        == [(f"p{i}", f"ask {i}: mail <EMAIL>") for i in range(5)]
+    assert warehouse.execute("SELECT message_id, response_text FROM governed.ai_llm_response_received ORDER BY 1").fetchall() \
+        == [(f"r{i}", f"answer {i}") for i in (0, 2, 3, 4)]
+    assert [message_id for _, message_id, _, _ in quarantine_rows(warehouse)] == ["r1"]
+    assert warehouse.execute("SELECT message_id, redactions FROM audit.governance_log "
+                             "WHERE event = 'ai_user_prompt_created' ORDER BY 1").fetchall() \
+        == [(f"p{i}", {"email": 1}) for i in range(5)]
+    assert sorted((row["message_id"], row["prompt_text"]) for row in exported(lake, "ai_observability")
+                  if row["event"] == "ai_user_prompt_created") == [(f"p{i}", f"ask {i}: mail <EMAIL>") for i in range(5)]
+    assert [(m, text) for m, field, text in archived(secure_store) if field == "prompt_text"] \
+        == [(f"p{i}", f"ask {i}: mail user{i}@example.org") for i in range(5)]
 
 
 def test_policy_and_plan_versions_are_stamped_on_rows_and_log(lake, warehouse, ingest, policy, plan):

@@ -153,12 +153,13 @@ class Governor:
         return text_fields(plan, self.policy)
 
     def _raw_text(self, con, plan: EventPlan) -> pd.DataFrame:
-        """The free text as sent (the plan's string columns hold a value only when it was a JSON string)."""
+        """The free text as sent (the plan's string columns hold a value only when it was a JSON string),
+        in no order: what is made of it is joined back by row_id."""
         keys = ["message_id", "user_id", "anonymous_id", "conversation_id", *(["intent_label"] if plan.name == PROMPT_EVENT else [])]
         columns = [f'"{c}"' for c in ["row_id", *keys, *(f.column for f in self._text_fields(plan))]]
         if plan.name == PROMPT_EVENT:
             columns.append(f"{in_sample_sql('conversation_id', self.policy.intent_sample_rate)} AS in_intent_sample")
-        return text_frame(con, f"SELECT {', '.join(columns)} FROM kept_rows ORDER BY row_id")
+        return text_frame(con, f"SELECT {', '.join(columns)} FROM kept_rows")
 
     def _redact_and_classify(self, raw: pd.DataFrame, plan: EventPlan) -> pd.DataFrame:
         """Redacted text per field, `texts_present`, the redactions per entity summed over the

@@ -463,7 +463,9 @@ def _validate(con, stamps: _Stamps, event: CompiledEvent) -> bool:
         {"event": plan.name},
     )
     unread = ", ".join(["consent_fragments", *(f'"{f.column}"' for f in plan.fields if _is_sensitive_text(f))])
-    frame = text_frame(con, f"SELECT * EXCLUDE ({unread}) FROM event_rows ORDER BY row_id").set_index("row_id")
+    # In no order: violations are matched back by row_id (sorting this frame and governance's raw
+    # text cost about 2.5 of the 1M day's 46 ingest CPU-s)
+    frame = text_frame(con, f"SELECT * EXCLUDE ({unread}) FROM event_rows").set_index("row_id")
     if frame.empty:
         return False
     found = violations_by_row(event, frame)
