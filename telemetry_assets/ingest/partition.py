@@ -464,7 +464,7 @@ def _validate(con, stamps: _Stamps, event: CompiledEvent) -> bool:
     )
     unread = ", ".join(["consent_fragments", *(f'"{f.column}"' for f in plan.fields if _is_sensitive_text(f))])
     # In no order: violations are matched back by row_id (sorting this frame and governance's raw
-    # text cost about 2.5 of the 1M day's 46 ingest CPU-s)
+    # text cost about 5% of ingest's CPU)
     frame = text_frame(con, f"SELECT * EXCLUDE ({unread}) FROM event_rows").set_index("row_id")
     if frame.empty:
         return False
