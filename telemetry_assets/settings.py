@@ -70,10 +70,10 @@ MAX_INGEST_CHUNK_MB = 1024  # a chunk's lines are read into Arrow string arrays,
 
 
 def ingest_chunk_mb() -> int:
-    """Megabytes of decompressed lines ingest validates and governs as one chunk, two chunks at a
-    time. Ingest's memory grows with it, about 15 MB per MB of chunk. Smaller chunks are slower on
-    bigger days, since each costs a fixed 0.4 CPU-s or so (a pandera run and a few dozen queries per
-    event; about 1 CPU-s on a VM half as fast). The measured sizes are in the README, "Memory and
+    """Megabytes of decompressed lines ingest validates and governs as one chunk, at most two chunks
+    at a time. Ingest's memory grows with it, about 15 MB per MB of chunk. Smaller chunks are slower
+    on bigger days, since each costs a fixed 0.4 CPU-s or so (a pandera run and a few dozen queries
+    per event; about 1 CPU-s on a VM half as fast). The measured sizes are in the README, "Memory and
     chunk size"."""
     value = os.environ.get("TELEMETRY_INGEST_CHUNK_MB", str(DEFAULT_INGEST_CHUNK_MB))
     if not value.isdecimal() or not 1 <= int(value) <= MAX_INGEST_CHUNK_MB:

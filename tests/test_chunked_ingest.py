@@ -41,13 +41,15 @@ def test_many_chunks_two_at_a_time_land_exactly_what_one_chunk_lands(lake, wareh
     whole = ingest()
     one_chunk = landed(warehouse, lake, secure_store)
 
-    chunks = []
-    real = partition._validate_and_govern_chunk
-    monkeypatch.setattr(partition, "_validate_and_govern_chunk", lambda con, frame, *rest: (
-        chunks.append(threading.current_thread().name), real(con, frame, *rest)))
+    tasks = []  # (chunk number, thread), one per event of each chunk
+    real = partition._validate_and_govern
+    monkeypatch.setattr(partition, "_validate_and_govern", lambda con, chunk, *rest: (
+        tasks.append((chunk.number, threading.current_thread().name)), real(con, chunk, *rest)))
     chunked = ingest(chunk_bytes=4_096)  # each object a chunk of its own
 
-    assert whole.chunks == 1 and chunked.chunks == len(chunks) == 19 and len(set(chunks)) == partition.WORKERS
+    assert whole.chunks == 1 and chunked.chunks == 19 and len(tasks) == 19 * 3  # three planned events
+    assert sorted(number for number, _ in tasks) == sorted([*range(1, 20)] * 3)
+    assert len({thread for _, thread in tasks}) == partition.WORKERS
     assert landed(warehouse, lake, secure_store) == one_chunk
     assert chunked.summary() == whole.summary()
     assert whole.summary()["duplicates"] == 2 and whole.summary()["quarantined"] == 3
@@ -59,7 +61,7 @@ def test_a_chunk_failing_beside_another_fails_the_day_and_nothing_lands(lake, wa
     ingest()
     before = warehouse.execute("SELECT count(*) FROM audit.governance_log WHERE dt = ?", [DAY]).fetchall()
     calls, lock = [], threading.Lock()
-    real = partition._validate_and_govern_chunk
+    real = partition._validate_and_govern
 
     def fails_on_the_fifth(con, *args):
         with lock:
@@ -69,9 +71,25 @@ def test_a_chunk_failing_beside_another_fails_the_day_and_nothing_lands(lake, wa
             raise RuntimeError("disk full while governing")
         real(con, *args)
 
-    monkeypatch.setattr(partition, "_validate_and_govern_chunk", fails_on_the_fifth)
+    monkeypatch.setattr(partition, "_validate_and_govern", fails_on_the_fifth)
     with pytest.raises(RuntimeError, match="disk full while governing"):
         ingest(chunk_bytes=4_096)
     assert 5 <= len(calls) <= 5 + partition.WORKERS  # it stopped at the next chunk, not at the end of the day
     assert warehouse.execute("SELECT count(*) FROM audit.governance_log WHERE dt = ?", [DAY]).fetchall() == before
     assert {name for name in (t.name for t in threading.enumerate()) if name.startswith("chunk")} == set()
+
+
+def test_a_rerun_in_many_chunks_writes_the_same_export_parts(lake, ingest):
+    """Each event of each chunk is its own export part, named after both, whichever thread got there
+    first: a re-run replaces the day's parts with parts of the same names and lines."""
+    busy_day(lake)
+
+    def parts():
+        return {key: gzip.decompress(lake.open(key).read()) for key in lake.list_keys("exports/")}
+
+    ingest(chunk_bytes=4_096)
+    first = parts()
+    ingest(chunk_bytes=4_096)
+    assert parts() == first
+    assert {key.rsplit("-", 1)[1] for key in first} <= {f"{number:05d}.jsonl.gz" for number in range(1, 20)}
+    assert "exports/ai_observability/dt=2026-09-14/ai_llm_response_received-00019.jsonl.gz" in first

@@ -18,7 +18,6 @@ warehouse transaction: a failed run leaves them to the next run of the day, whic
 from __future__ import annotations
 
 import threading
-from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Iterable
@@ -81,9 +80,8 @@ class Governor:
     # set when the day is already past the policy's raw-text retention: the archive then gets ids,
     # not text, all stamped with this one time
     text_expired_at: datetime | None = None
-    _parts: Counter = field(default_factory=Counter)
-    # Chunks are governed on two threads at once: they share the export part numbers and the
-    # secure store's connection (one DuckDB connection must not run two statements at once).
+    # Chunks are governed on two threads at once: they share the secure store's connection (one
+    # DuckDB connection must not run two statements at once).
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _uploads: PartUploads = field(init=False)
 
@@ -118,7 +116,8 @@ class Governor:
         self._uploads.abort()
         self.secure_con.execute("DROP TABLE IF EXISTS raw_text_staged")
 
-    def govern(self, con, plan: EventPlan, plan_version: str) -> None:
+    def govern(self, con, plan: EventPlan, plan_version: str, chunk: int) -> None:
+        """The kept rows of one event of chunk number `chunk`, which names the event's export parts."""
         with self.clock.stage(ROUTE):
             self._decide(con)
         with self.clock.stage(REDACT):
@@ -134,7 +133,7 @@ class Governor:
             self.staging.insert(con, "audit.governance_log", self._log_sql(plan), {**stamps, "event": plan.name})
         with self.clock.stage(ROUTE):
             for destination in self.export_destinations:
-                self._export(con, plan, destination, {**stamps, "event": plan.name})
+                self._export(con, plan, destination, {**stamps, "event": plan.name}, chunk)
             if SECURE_DESTINATION in self.policy.destinations and self.policy.store_raw_text != "never":
                 self._archive(con, plan)
 
@@ -209,18 +208,16 @@ class Governor:
             FROM kept_rows k JOIN decisions d USING (row_id) JOIN governed_text t USING (row_id) {raw_join}
             WHERE d."deliver__{destination}" """
 
-    def _export(self, con, plan: EventPlan, destination: str, stamps: dict) -> None:
+    def _export(self, con, plan: EventPlan, destination: str, stamps: dict, chunk: int) -> None:
         """DuckDB makes the rows JSON lines, ISA-L gzips them (several times faster than DuckDB's
-        gzip), and `PartUploads` uploads them while the next event is processed."""
+        gzip), and `PartUploads` uploads them while the next event is processed. One part per event
+        and chunk, named after both: a re-run of the day writes the same keys."""
         rows = con.sql(f"SELECT $event AS event, *{_as_rfc3339(plan)} FROM ({self._rows_for(plan, destination)})",
                        params=stamps)
         lines = json_lines(rows)
         if not len(lines):
             return
-        with self._lock:
-            self._parts[destination] += 1
-            part = self._parts[destination]
-        key = f"{export_prefix(destination, self.day)}{plan.name}-{part:05d}.jsonl.gz"
+        key = f"{export_prefix(destination, self.day)}{plan.name}-{chunk:05d}.jsonl.gz"
         self._uploads.put(key, gzip_member(back_to_back(lines)))
 
     def _archive(self, con, plan: EventPlan) -> None:

@@ -19,8 +19,9 @@ consent: the joins use it to give a conversation held before sign-in its user. H
 object gave, and how many consent kept out, is in its `audit.ingest_files` row.
 
 Steps 1 and 2 run chunk after chunk on the caller's connection, since each chunk's dedupe needs the
-ids of the chunks before it. Steps 3 and 4 need only their own chunk's first copies, so two chunks
-are validated and governed at once, each on its own cursor (`workers.py`).
+ids of the chunks before it (unplanned events are quarantined there too). Steps 3 and 4 need only
+one event's first copies in one chunk, so two such tasks run at once, each on its own cursor
+(`workers.py`).
 
 The rows each chunk produces are staged (`staging.py`) and published in one transaction that
 first deletes the day's rows, so a re-run replaces exactly that partition. Before committing, every
@@ -188,8 +189,9 @@ def ingest_partition(
                     prefetched(_line_chunks(store, objects, tallies, max_line_bytes, chunk_bytes))) as chunks:
                 for frame in clock.timed(READ, chunks):
                     chunk_count += 1
-                    firsts = _classify_and_dedupe(con, frame, stamps, tracking_plan, tallies)
-                    workers.submit(_validate_and_govern_chunk, frame, firsts, stamps, tracking_plan, compiled, governor)
+                    chunk = _Chunk(chunk_count, frame, _classify_and_dedupe(con, frame, stamps, tracking_plan, tallies))
+                    for event in compiled.values():
+                        workers.submit(_validate_and_govern, chunk, stamps, event, governor)
             with clock.stage(LAND):
                 report = _publish(con, stamps, tracking_plan, tallies, chunk_count)
                 governor.finish()
@@ -197,6 +199,15 @@ def ingest_partition(
             governor.abort()
             raise
     return report
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    """One chunk of the day's lines, as its events' tasks get it."""
+
+    number: int  # 1, 2, ... in reading order
+    lines: pa.Table  # line_id, source_key, line_number, line, read_error
+    first_copies: pa.Table  # the first copy of each AI event (`_classify_and_dedupe`)
 
 
 @dataclass(frozen=True)
@@ -262,8 +273,9 @@ def _line_chunks(store, objects, tallies, max_line_bytes: int, chunk_bytes: int)
 
 
 def _classify_and_dedupe(con, frame: pa.Table, stamps: _Stamps, tracking_plan: TrackingPlan, tallies) -> pa.Table:
-    """Count and quarantine what is not an AI event, mark duplicates; the chunk's first copies of
-    AI events (line_id, source_key, line_number, event, message_id) are returned for validation."""
+    """Count and quarantine what is not an AI event, mark duplicates, quarantine the first copies of
+    events the plan does not name; the chunk's first copies of AI events (line_id, source_key,
+    line_number, event, message_id) are returned for validation, one planned event at a time."""
     clock = stamps.clock
     with clock.stage(PARSE):
         con.register("chunk_lines", frame)  # registering again replaces the previous chunk
@@ -280,18 +292,11 @@ def _classify_and_dedupe(con, frame: pa.Table, stamps: _Stamps, tracking_plan: T
     with clock.stage(DEDUPE):
         _dedupe(con)
         _count(con, tallies, "SELECT source_key, count(*) FROM chunk_ai WHERE is_duplicate GROUP BY 1", "duplicates")
-        return con.sql("SELECT * EXCLUDE (is_duplicate, id_hash) FROM chunk_ai WHERE NOT is_duplicate").to_arrow_table()
-
-
-def _validate_and_govern_chunk(con, frame: pa.Table, firsts: pa.Table, stamps: _Stamps, tracking_plan: TrackingPlan,
-                               compiled, governor: Governor) -> None:
-    """On a worker's cursor: `chunk_lines` are the chunk's lines, `first_copies` its AI events to validate."""
-    con.register("chunk_lines", frame)
-    con.register("first_copies", firsts)
-    with stamps.clock.stage(VALIDATE):
+        firsts = con.sql("SELECT * EXCLUDE (is_duplicate, id_hash) FROM chunk_ai WHERE NOT is_duplicate").to_arrow_table()
+    with clock.stage(VALIDATE):
+        con.register("first_copies", firsts)
         _quarantine_unplanned(con, stamps, tracking_plan)
-    for event in compiled.values():
-        _validate_and_govern(con, stamps, event, governor)
+    return firsts
 
 
 def _classify(con, namespace: str, screen_erased: bool) -> None:
@@ -431,12 +436,15 @@ def _quarantine_unplanned(con, stamps: _Stamps, tracking_plan: TrackingPlan) -> 
     _log_quarantined(con, stamps, f"SELECT message_id, event, source_key, line_number FROM first_copies WHERE {unplanned}", planned)
 
 
-def _validate_and_govern(con, stamps: _Stamps, event: CompiledEvent, governor: Governor) -> None:
-    """Validate one event's first copies; quarantine failures, govern the rest (valid or forwarded)."""
+def _validate_and_govern(con, chunk: _Chunk, stamps: _Stamps, event: CompiledEvent, governor: Governor) -> None:
+    """On a worker's cursor, one event of one chunk: validate the event's first copies; quarantine
+    failures, govern the rest (valid or forwarded)."""
+    con.register("chunk_lines", chunk.lines)
+    con.register("first_copies", chunk.first_copies)
     with stamps.clock.stage(VALIDATE):
         kept = _validate(con, stamps, event)
     if kept:
-        governor.govern(con, event.plan, stamps.plan_version)
+        governor.govern(con, event.plan, stamps.plan_version, chunk.number)
 
 
 def _validate(con, stamps: _Stamps, event: CompiledEvent) -> bool:

@@ -1,16 +1,20 @@
-"""Chunks governed two at a time, each on its own DuckDB cursor.
+"""Chunks governed two tasks at a time, each task on its own DuckDB cursor.
 
 Why: a chunk's per-event queries are smaller than one DuckDB row group (122,880 rows), so DuckDB runs
 each on one core. Run one chunk at a time, ingest kept 1.3 of 2 cores busy at 1M events (and was no
 faster with DuckDB on two threads than on one). DuckDB releases the GIL while a query runs, as do
-pyarrow's kernels and ISA-L's gzip, so two chunks at once keep both cores busy.
+pyarrow's kernels and ISA-L's gzip, so two tasks at once keep both cores busy.
+
+A task is one event of one chunk, not the whole chunk: the last chunk's events then run on both
+cores, where a whole chunk per task left one core idle while the last chunk was governed alone
+(about 1 s at 1M events).
 
 While the workers run, DuckDB runs each query on one thread: the chunks are the parallelism, and
 DuckDB's own threads on top, on queries this small, made ingest a little slower (63-66 s against
 60-62 s at 1M events). The caller's setting is restored when the workers are done.
 
 A cursor is a separate DuckDB session on the same database: its temp tables and registered frames
-are its own, so two chunks never see each other's scratch tables. It does not inherit the caller's
+are its own, so two tasks never see each other's scratch tables. It does not inherit the caller's
 session settings, so each cursor is given the caller's time zone.
 """
 
@@ -35,9 +39,9 @@ class ChunkWorkers:
         self._running: set[Future] = set()
 
     def submit(self, task, *args) -> None:
-        """Run `task(cursor, *args)` on a free worker. Waits while every worker is busy, so no more
-        than `workers` chunks are held beside the one being read, and raises a finished task's error
-        here, so a failing partition stops at its next chunk."""
+        """Run `task(cursor, *args)` on a free worker. Waits while every worker is busy, so the
+        running tasks hold no more than `workers` chunks beside the one being read, and raises a
+        finished task's error here, so a failing partition stops at its next task."""
         if len(self._running) >= self._workers:
             finished, self._running = wait(self._running, return_when=FIRST_COMPLETED)
             for future in finished:
