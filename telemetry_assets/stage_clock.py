@@ -2,8 +2,9 @@
 `telemetry bench`) can say where its time and memory went. Each `stage` adds its wall time to its
 name (do not nest stages).
 
-Stages run on several threads at once (ingest governs two events of its chunks at a time): a stage's seconds then
-add up every thread's time in it, so the stages can sum to more than the run's wall time.
+Stages run on several threads at once (ingest governs two events of its chunks at a time): a
+stage's seconds then add up every thread's time in it, so the stages can sum to more than the run's
+wall time.
 
 A stage's peak RSS is the highest resident set size seen while it ran: measured when it starts and
 ends, and, inside `sampling_rss`, every 50 ms. A sample counts for every stage running at

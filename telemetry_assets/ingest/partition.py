@@ -298,7 +298,8 @@ def _classify_and_dedupe(con, frame: pa.Table, stamps: _Stamps, tracking_plan: T
     with clock.stage(DEDUPE):
         _dedupe(con)
         _count(con, tallies, "SELECT source_key, count(*) FROM chunk_ai WHERE is_duplicate GROUP BY 1", "duplicates")
-        firsts = con.sql("SELECT * EXCLUDE (is_duplicate, id_hash) FROM chunk_ai WHERE NOT is_duplicate").to_arrow_table()
+        firsts = con.sql("SELECT * EXCLUDE (is_duplicate, id_hash) FROM chunk_ai "
+                         "WHERE NOT is_duplicate").to_arrow_table()
     with clock.stage(VALIDATE):
         con.register("first_copies", firsts)
         _quarantine_unplanned(con, stamps, tracking_plan)

@@ -9,7 +9,7 @@ A task is one event of one chunk, not the whole chunk: the last chunk's events t
 cores, where a whole chunk per task left one core idle while the last chunk was governed alone
 (about 1 s at 1M events).
 
-While the workers run, DuckDB runs each query on one thread: the chunks are the parallelism, and
+While the workers run, DuckDB runs each query on one thread: the tasks are the parallelism, and
 DuckDB's own threads on top, on queries this small, made ingest a little slower (63-66 s against
 60-62 s at 1M events). The caller's setting is restored when the workers are done.
 
