@@ -8,7 +8,8 @@ read). Neither is timed. Then it times, in this process and on the same files:
   drifts over the minutes the pipeline takes, and one floor of a few seconds catches it at one
   moment: on one VM, one run's floor took 7.2 s where five back to back took 9.1 to 9.6 s;
 - the pipeline for that partition, stage by stage: ingest (list+read, parse, dedupe, validate,
-  redact+classify, route+exports, land, as `ingest_partition` reports them), the business sources,
+  redact+classify, route+exports, land, as `ingest_partition` reports them; list+read is timed on
+  the thread that reads ahead, beside the others), the business sources,
   joins, metrics, and every asset check (the `checks_only` job, Dagster overhead included; each
   check's own step, slowest first, is in `check_seconds`).
 A stage's peak RSS is the highest the process's resident set was while that stage ran (sampled

@@ -55,14 +55,19 @@ class StageClock:
                 self._running[name] -= 1
 
     def timed(self, name: str, items):
-        """Iterate `items`, counting the time spent producing each under `name`."""
+        """Iterate `items`, counting the time spent producing each under `name`, on the thread that
+        iterates. Closing this closes `items`, so a reader stopped early lets go of what it reads."""
         iterator, exhausted = iter(items), object()
-        while True:
-            with self.stage(name):
-                item = next(iterator, exhausted)
-            if item is exhausted:
-                return
-            yield item
+        try:
+            while True:
+                with self.stage(name):
+                    item = next(iterator, exhausted)
+                if item is exhausted:
+                    return
+                yield item
+        finally:
+            if hasattr(iterator, "close"):
+                iterator.close()
 
     @contextmanager
     def sampling_rss(self, every: float = RSS_SAMPLE_SECONDS):

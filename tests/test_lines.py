@@ -169,3 +169,29 @@ def test_lines_do_not_depend_on_how_the_stream_is_cut_into_reads(read_size, comp
     stream = Trickle(data, read_size)
     assert [(line.line_number, line.text, line.read_error)
             for line in read_lines(stream, max_line_bytes=200)] == AWKWARD_LINES
+
+
+def test_reading_timed_on_the_reading_thread_is_counted_there_and_closed_with_it():
+    """As ingest reads: the clock times each chunk where it is read, and giving up closes the source."""
+    import threading
+    import time
+
+    from telemetry_assets.ingest.lines import prefetched
+    from telemetry_assets.stage_clock import StageClock
+
+    clock, closed, readers = StageClock(), threading.Event(), set()
+
+    def slow_reads():
+        try:
+            for number in range(1, 100):
+                readers.add(threading.current_thread().name)
+                time.sleep(0.02)
+                yield number
+        finally:
+            closed.set()
+
+    chunks = prefetched(clock.timed("list+read", slow_reads()))
+    assert next(chunks) == 1
+    chunks.close()
+    assert closed.is_set() and readers == {"prefetch"}
+    assert clock.seconds["list+read"] >= 0.02

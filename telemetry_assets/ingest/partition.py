@@ -186,9 +186,10 @@ def ingest_partition(
             tallies = {obj.key: _Tally(obj) for obj in objects}
             stamps = _Stamps(day, tracking_plan.version, policy, clock, staging, screen_erased=load_erased_ids(con) > 0)
             chunk_count = 0
-            with ChunkWorkers(con, WORKERS) as workers, contextlib.closing(
-                    prefetched(_line_chunks(store, objects, tallies, max_line_bytes, chunk_bytes))) as chunks:
-                for frame in clock.timed(READ, chunks):
+            # read on a thread of its own while the chunk before is worked on, and timed on that thread
+            line_chunks = clock.timed(READ, _line_chunks(store, objects, tallies, max_line_bytes, chunk_bytes))
+            with ChunkWorkers(con, WORKERS) as workers, contextlib.closing(prefetched(line_chunks)) as chunks:
+                for frame in chunks:
                     chunk_count += 1
                     chunk = _Chunk(chunk_count, frame, _classify_and_dedupe(con, frame, stamps, tracking_plan, tallies))
                     for event in compiled.values():
