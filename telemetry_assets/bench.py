@@ -16,9 +16,9 @@ A stage's peak RSS is the highest the process's resident set was while that stag
 every 50 ms, see `stage_clock.py`); the whole's is the kernel's high-water mark for the process, or
 the highest sample where that is higher (the kernel's mark misses memory freed with `madvise`).
 Ingest validates and governs two events of its chunks at once (chunks of `TELEMETRY_INGEST_CHUNK_MB`
-each: the JSON's `ingest_chunk_mb`, and how many, `ingest_chunks`), so its stage seconds add up both
-threads' time in the stage: they can sum to more than ingest's wall time (`ingest_seconds`), and all
-stages to more than the whole, which is wall time. `cpu_seconds` is the CPU time (user and system,
+each: the JSON's `ingest_chunk_mb`, and how many, `ingest_chunks`) while it reads the next chunk, so
+its stage seconds add up every thread's time in the stage: they can sum to more than ingest's wall
+time (`ingest_seconds`), and all stages to more than the whole, which is wall time. `cpu_seconds` is the CPU time (user and system,
 every thread) the pipeline took: against the whole's seconds, it says how many cores were kept busy.
 """
 
@@ -227,7 +227,7 @@ def _floor(root: str, database: str, day: date) -> float:
 def _pipeline(lake: LocalObjectStore, home: Path, day: date, clock: StageClock,
               chunk_mb: int) -> tuple[PartitionReport, float, dict[str, float]]:
     """One partition through every stage, in the order the jobs run them; returns ingest's report,
-    its wall time (which its stages, adding up both worker threads, can exceed) and each check's
+    its wall time (which its stages, adding up every thread's time, can exceed) and each check's
     seconds."""
     plan, policy = load_tracking_plan(settings.tracking_plan_path()), load_policy(settings.policy_path())
     warehouse = Warehouse(database=str(home / "warehouse.duckdb"))
@@ -327,5 +327,5 @@ def print_table(result: dict) -> None:
     print(f"{'floor (read_json)':16} {result['floor_seconds']:>9.2f}  (the mean of {before:.2f} s before the pipeline "
           f"and {after:.2f} s after)")
     print(f"whole / floor = {result['ratio_to_floor']}")
-    print("(ingest's stages count both worker threads' time, so they can sum to more than its wall time;")
+    print("(ingest's stages count every thread's time, so they can sum to more than its wall time;")
     print(" a stage's peak RSS is the highest while it ran, shared by the stages running beside it)")
