@@ -18,8 +18,9 @@ the highest sample where that is higher (the kernel's mark misses memory freed w
 Ingest validates and governs two events of its chunks at once (chunks of `TELEMETRY_INGEST_CHUNK_MB`
 each: the JSON's `ingest_chunk_mb`, and how many, `ingest_chunks`) while it reads the next chunk, so
 its stage seconds add up every thread's time in the stage: they can sum to more than ingest's wall
-time (`ingest_seconds`), and all stages to more than the whole, which is wall time. `cpu_seconds` is the CPU time (user and system,
-every thread) the pipeline took: against the whole's seconds, it says how many cores were kept busy.
+time (`ingest_seconds`), and all stages to more than the whole, which is wall time. `cpu_seconds` is
+the CPU time (user and system, every thread) the pipeline took: against the whole's seconds, it says
+how many cores were kept busy.
 """
 
 from __future__ import annotations

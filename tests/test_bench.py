@@ -52,7 +52,7 @@ def test_bench_reports_every_stage_and_the_floor_as_json(tmp_path, capsys):
         assert stage["seconds"] > 0 and stage["peak_rss_mb"] > 0
     after_ingest = sum(result["stages"][name]["seconds"] for name in AFTER_INGEST)
     assert 0 < result["ingest_seconds"] and result["ingest_seconds"] + after_ingest <= result["seconds"]
-    # the one chunk's events are governed two at a time, and ingest's stages add up both threads' time
+    # the one chunk's events are governed two at a time, so ingest's stages add up two threads' time
     ingest_stages = sum(stage["seconds"] for name, stage in result["stages"].items() if name not in AFTER_INGEST)
     assert ingest_stages <= partition.WORKERS * result["ingest_seconds"]
     assert result["ingest_chunk_mb"] == 64 and result["ingest_chunks"] == 1  # the day's 20 MB of lines fit one

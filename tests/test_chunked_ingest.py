@@ -74,7 +74,7 @@ def test_a_chunk_failing_beside_another_fails_the_day_and_nothing_lands(lake, wa
     monkeypatch.setattr(partition, "_validate_and_govern", fails_on_the_fifth)
     with pytest.raises(RuntimeError, match="disk full while governing"):
         ingest(chunk_bytes=4_096)
-    assert 5 <= len(calls) <= 5 + partition.WORKERS  # it stopped at the next chunk, not at the end of the day
+    assert 5 <= len(calls) <= 5 + partition.WORKERS  # it stopped at its next task, not at the end of the day
     assert warehouse.execute("SELECT count(*) FROM audit.governance_log WHERE dt = ?", [DAY]).fetchall() == before
     assert {name for name in (t.name for t in threading.enumerate()) if name.startswith("chunk")} == set()
 

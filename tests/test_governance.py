@@ -307,16 +307,17 @@ def test_rows_handed_to_python_in_any_order_keep_their_own_text_and_violations(l
                  for i in range(5)]
     lake.put(KEY, gz(*prompts, *responses))
     ingest()
-    assert warehouse.execute("SELECT message_id, prompt_text FROM governed.ai_user_prompt_created ORDER BY 1").fetchall() \
-        == [(f"p{i}", f"ask {i}: mail <EMAIL>") for i in range(5)]
-    assert warehouse.execute("SELECT message_id, response_text FROM governed.ai_llm_response_received ORDER BY 1").fetchall() \
-        == [(f"r{i}", f"answer {i}") for i in (0, 2, 3, 4)]
+    redacted_prompts = [(f"p{i}", f"ask {i}: mail <EMAIL>") for i in range(5)]
+    assert warehouse.execute("SELECT message_id, prompt_text FROM governed.ai_user_prompt_created "
+                             "ORDER BY 1").fetchall() == redacted_prompts
+    assert warehouse.execute("SELECT message_id, response_text FROM governed.ai_llm_response_received "
+                             "ORDER BY 1").fetchall() == [(f"r{i}", f"answer {i}") for i in (0, 2, 3, 4)]
     assert [message_id for _, message_id, _, _ in quarantine_rows(warehouse)] == ["r1"]
     assert warehouse.execute("SELECT message_id, redactions FROM audit.governance_log "
                              "WHERE event = 'ai_user_prompt_created' ORDER BY 1").fetchall() \
         == [(f"p{i}", {"email": 1}) for i in range(5)]
     assert sorted((row["message_id"], row["prompt_text"]) for row in exported(lake, "ai_observability")
-                  if row["event"] == "ai_user_prompt_created") == [(f"p{i}", f"ask {i}: mail <EMAIL>") for i in range(5)]
+                  if row["event"] == "ai_user_prompt_created") == redacted_prompts
     assert [(m, text) for m, field, text in archived(secure_store) if field == "prompt_text"] \
         == [(f"p{i}", f"ask {i}: mail user{i}@example.org") for i in range(5)]
 

@@ -80,8 +80,8 @@ class Governor:
     # set when the day is already past the policy's raw-text retention: the archive then gets ids,
     # not text, all stamped with this one time
     text_expired_at: datetime | None = None
-    # Chunks are governed on two threads at once: they share the secure store's connection (one
-    # DuckDB connection must not run two statements at once).
+    # Two tasks (each one event of a chunk) are governed at once: they share the secure store's
+    # connection (one DuckDB connection must not run two statements at once).
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _uploads: PartUploads = field(init=False)
 
