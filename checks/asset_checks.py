@@ -27,6 +27,7 @@ from resources.secure_store import SecureStore
 from resources.warehouse import Warehouse
 from telemetry_assets import settings
 from telemetry_assets.analytics.joins import orphan_turns
+from telemetry_assets.cursors import side_by_side
 from telemetry_assets.defs.ingest.assets import EVENT_TABLES
 from telemetry_assets.defs.erasure.assets import ERASURE_REQUESTS
 from telemetry_assets.defs.partitions import daily_partitions
@@ -101,8 +102,12 @@ def no_pii_in_exports(context: dg.AssetCheckExecutionContext, lake: ObjectStore,
     columns = sorted({column for table in GOVERNED_TABLES for column in _text_columns(table)})
     exported = [name for name, destination in policy.destinations.items()
                 if destination.text != "raw" and name not in (WAREHOUSE, SECURE_DESTINATION)]
+
+    def scan_one(cursor, destination: str) -> LeakScan:
+        return scan_exports(cursor, lake, destination, _day(context), columns)
+
     with warehouse.get_connection() as con:
-        scan = LeakScan.combined("exports", [scan_exports(con, lake, name, _day(context), columns) for name in exported])
+        scan = LeakScan.combined("exports", side_by_side(con, scan_one, exported))
     return dg.AssetCheckResult(passed=scan.passed, metadata=scan.metadata())
 
 

@@ -23,6 +23,7 @@ from typing import Iterator
 
 import pandas as pd
 
+from telemetry_assets.cursors import side_by_side
 from telemetry_assets.govern.consent import categories, recompute_decision
 from telemetry_assets.govern.exports import export_rows
 from telemetry_assets.govern.flight import WAREHOUSE
@@ -125,14 +126,18 @@ def _consent_enforcement(con, store, secure_con, day, policy: Policy, event_tabl
     against 2.7 s for 1M. Events whose person was erased since are left out: they were deleted from
     wherever they arrived (`erasure.py`)."""
     state = ", ".join(f"consent['{c}'] AS \"consent__{c}\"" for c in categories(policy))
-    decisions = agreements = 0
-    for destination in policy.destinations:
-        with _arrived(con, store, secure_con, day, destination, event_tables) as arrived:
-            groups = con.execute(
+
+    def grouped(cursor, destination: str) -> pd.DataFrame:
+        with _arrived(cursor, store, secure_con, day, destination, event_tables) as arrived:
+            return cursor.execute(
                 f"""SELECT consent_strategy, {state}, coalesce(texts_present, 0) > 0 AS has_text,
                            coalesce(message_id IN (SELECT message_id FROM {arrived}), false) AS arrived, count(*) AS events
                     FROM audit.governance_log WHERE dt = ? AND outcome <> 'quarantined' AND erased_at IS NULL
                     GROUP BY ALL""", [day]).df()
+
+    decisions = agreements = 0
+    destinations = list(policy.destinations)
+    for destination, groups in zip(destinations, side_by_side(con, grouped, destinations)):
         expected = recompute_decision(groups, policy, destination)
         counted = groups["has_text"] if destination == SECURE_DESTINATION else pd.Series(True, index=groups.index)
         decisions += int(groups["events"][counted].sum())

@@ -13,9 +13,8 @@ While the workers run, DuckDB runs each query on one thread: the tasks are the p
 DuckDB's own threads on top, on queries this small, made ingest a little slower (63-66 s against
 60-62 s at 1M events). The caller's setting is restored when the workers are done.
 
-A cursor is a separate DuckDB session on the same database: its temp tables and registered frames
-are its own, so two tasks never see each other's scratch tables. It does not inherit the caller's
-session settings, so each cursor is given the caller's time zone.
+Each task's cursor is its own DuckDB session (`cursors.py`): two tasks never see each other's
+scratch tables.
 """
 
 from __future__ import annotations
@@ -23,18 +22,17 @@ from __future__ import annotations
 import queue
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
+from telemetry_assets.cursors import cursor_like
+
 
 class ChunkWorkers:
     def __init__(self, con, workers: int):
-        [(time_zone, self._threads)] = con.execute(
-            "SELECT current_setting('TimeZone'), current_setting('threads')").fetchall()
+        [(self._threads,)] = con.execute("SELECT current_setting('threads')").fetchall()
         con.execute("SET threads = 1")
         self._con, self._workers = con, workers
         self._cursors: queue.SimpleQueue = queue.SimpleQueue()
         for _ in range(workers):
-            cursor = con.cursor()
-            cursor.execute(f"SET TimeZone = '{time_zone}'")
-            self._cursors.put(cursor)
+            self._cursors.put(cursor_like(con))
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="chunk")
         self._running: set[Future] = set()
 
