@@ -265,7 +265,7 @@ def _line_chunks(store, objects, tallies, max_line_bytes: int, chunk_bytes: int)
                 tallies[obj.key].lines_read += len(batch)
                 pending.append(pa.table({
                     "line_id": np.arange(next_line_id, next_line_id + len(batch), dtype=np.int64),
-                    "source_key": pa.array(np.full(len(batch), obj.key, dtype=object), pa.string()),
+                    "source_key": pa.repeat(pa.scalar(obj.key, pa.string()), len(batch)),
                     "line_number": batch.line_numbers(),
                     "line": batch.lines,
                     "read_error": batch.read_errors(),
