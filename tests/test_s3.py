@@ -7,6 +7,9 @@ import hashlib
 import json
 import re
 import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -376,3 +379,24 @@ def test_an_erasure_on_s3_writes_the_exports_again_without_the_person(s3_env, tm
     for key in s3.list_keys("exports/"):
         with contextlib.closing(s3.open(key)) as stream:
             assert [row["message_id"] for row in map(json.loads, gzip.decompress(stream.read()).splitlines())] == ["stays"]
+
+
+def test_s3_clients_are_made_one_at_a_time_whatever_the_threads(monkeypatch):
+    """boto3's default session, which `boto3.client` uses, is not thread safe: ingest's reading and
+    upload threads, and the exports read back two destinations at a time, make clients at once."""
+    inside, most_inside, lock = [0], [0], threading.Lock()
+
+    def slow_client(*args, **kwargs):
+        with lock:
+            inside[0] += 1
+            most_inside[0] = max(most_inside[0], inside[0])
+        time.sleep(0.01)  # long enough for other threads to arrive while this one is making a client
+        with lock:
+            inside[0] -= 1
+        return object()
+
+    monkeypatch.setattr(boto3, "client", slow_client)
+    store = S3ObjectStore(bucket="lake")
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda _: store._client(), range(16)))
+    assert most_inside[0] == 1
