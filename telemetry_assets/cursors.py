@@ -24,7 +24,8 @@ def cursor_like(con):
 
 def side_by_side(con, task: Callable[..., Result], items: list[Item], at_once: int = 2) -> list[Result]:
     """`task(cursor, item)` for every item, `at_once` at a time, each on a cursor of its own; the
-    results in the order of `items`. The first task error is raised once every task has ended.
+    results in the order of `items`. Once every task has ended, the error of the first item whose
+    task failed is raised.
 
     For queries that read the day's export files back. One `read_json` of gzipped files keeps about
     1.5 of 2 cores busy, however many threads DuckDB is given (one destination's exports of the 1M
