@@ -35,8 +35,10 @@ from telemetry_assets.bench import run_bench_on_lake
 from telemetry_assets.cli import main
 from telemetry_assets.defs.ingest.assets import ingest_ai_events
 from telemetry_assets.govern.erasure import Request, erase_people
+from telemetry_assets.govern.safety import compute_safety
 from telemetry_assets.ingest.lines import read_lines
 from telemetry_assets.ingest.partition import ingest_partition
+from telemetry_assets.ingest.tables import governed_table
 from tests.builders import ai_call, gz, ndjson, page_call
 from tests.conftest import DAY
 
@@ -273,6 +275,26 @@ def test_exports_read_back_from_s3_are_scanned_like_a_folder_and_their_copies_re
     assert s3_scan.leaks.to_dict("records") == local_scan.leaks.to_dict("records") == [
         {"message_id": "bad", "column": "feedback", "entities": "phone"}] * 2
 
+
+def test_the_safety_metrics_read_exports_back_from_s3_as_from_a_folder(s3_env, tmp_path, plan, policy):
+    """The consent-enforcement rate reads every destination's exports back, two destinations at a
+    time: from S3, each destination's download runs on a thread of its own."""
+    make_bucket("lake-safety")
+    stores = {"local": LocalObjectStore(root=str(tmp_path / "lake")), "s3": object_store_from_url("s3://lake-safety/p")}
+    rows = {}
+    for name, store in stores.items():
+        for key, data in FIXTURES.items():
+            store.put(key, data)
+        con = duckdb.connect(str(tmp_path / f"{name}.duckdb"))
+        con.execute("SET TimeZone = 'UTC'")
+        secure = SecureStore(database=str(tmp_path / f"{name}-secure.duckdb"))
+        ingest_partition(store, con, DAY, plan, policy, secure)
+        with secure.get_connection() as secure_con:
+            rows[name] = compute_safety(con, store, secure_con, DAY, policy, [governed_table(e) for e in plan.events])
+    exported = {key.split("/")[1] for key in stores["s3"].list_keys("exports/")}
+    assert len(exported) >= 2  # at least two destinations read back side by side
+    assert rows["s3"] == rows["local"]
+    assert rows["s3"]["consent_enforcement_rate"] == 1.0 and rows["s3"]["routing_decisions"] > 0
 
 def test_bad_retry_mode_is_a_clear_error():
     with pytest.raises(ValueError, match="retry_mode must be 'standard' or 'adaptive'"):
