@@ -1,9 +1,12 @@
 import gzip
 import io
+import threading
+import time
 
 import pytest
 
-from telemetry_assets.ingest.lines import read_lines
+from telemetry_assets.ingest.lines import prefetched, read_line_batches, read_lines
+from telemetry_assets.stage_clock import StageClock
 
 
 def lines_of(data: bytes, **options):
@@ -53,8 +56,6 @@ def test_empty_object_is_empty():
 
 
 def test_batches_number_lines_across_their_boundaries_and_lose_none():
-    from telemetry_assets.ingest.lines import read_line_batches
-
     n = 300_000  # about 3.5 MB: several 1 MB read blocks, so lines straddle block and batch ends
     body = b"".join(b'{"n":%d}\n' % i for i in range(n)) + b"\xff\n" + b"x" * 300 + b"\n" + b'{"last":1}'
     batches = list(read_line_batches(io.BytesIO(gzip.compress(body)), max_line_bytes=200, batch_bytes=4_096))
@@ -68,8 +69,6 @@ def test_batches_number_lines_across_their_boundaries_and_lose_none():
 
 
 def test_prefetched_raises_the_readers_error_after_the_items_before_it():
-    from telemetry_assets.ingest.lines import prefetched
-
     def items():
         yield 1
         yield 2
@@ -83,10 +82,6 @@ def test_prefetched_raises_the_readers_error_after_the_items_before_it():
 
 
 def test_prefetched_stops_and_closes_the_reader_when_the_consumer_gives_up():
-    import threading
-
-    from telemetry_assets.ingest.lines import prefetched
-
     closed = threading.Event()
 
     def endless():
@@ -106,11 +101,6 @@ def test_prefetched_stops_and_closes_the_reader_when_the_consumer_gives_up():
 
 
 def test_prefetched_begins_the_next_item_only_once_the_consumer_has_taken_the_last():
-    import threading
-    import time
-
-    from telemetry_assets.ingest.lines import prefetched
-
     begun = []
 
     def chunks():
@@ -173,12 +163,6 @@ def test_lines_do_not_depend_on_how_the_stream_is_cut_into_reads(read_size, comp
 
 def test_reading_timed_on_the_reading_thread_is_counted_there_and_closed_with_it():
     """As ingest reads: the clock times each chunk where it is read, and giving up closes the source."""
-    import threading
-    import time
-
-    from telemetry_assets.ingest.lines import prefetched
-    from telemetry_assets.stage_clock import StageClock
-
     clock, closed, readers = StageClock(), threading.Event(), set()
 
     def slow_reads():

@@ -79,10 +79,17 @@ def make_bucket(name):
     boto3.client("s3").create_bucket(Bucket=name)
 
 
-def tables_after_ingest(store, tmp_path, name, plan, policy):
+def ingested(store, tmp_path, name, plan, policy):
+    """The day ingested from `store` into a warehouse and a secure store of their own, named `name`:
+    (warehouse connection, secure store, report)."""
     con = duckdb.connect(str(tmp_path / f"{name}.duckdb"))
     con.execute("SET TimeZone = 'UTC'")
-    report = ingest_partition(store, con, DAY, plan, policy, SecureStore(database=str(tmp_path / f"{name}-secure.duckdb")))
+    secure = SecureStore(database=str(tmp_path / f"{name}-secure.duckdb"))
+    return con, secure, ingest_partition(store, con, DAY, plan, policy, secure)
+
+
+def tables_after_ingest(store, tmp_path, name, plan, policy):
+    con, _, report = ingested(store, tmp_path, name, plan, policy)
     # an object's version is the store's own (an ETag, a size and modification time): compared apart
     rows = {table: f"SELECT * {'EXCLUDE (object_version)' if table == 'audit.ingest_files' else ''} FROM {table}"
             for table in TABLES}
@@ -285,16 +292,14 @@ def test_the_safety_metrics_read_exports_back_from_s3_as_from_a_folder(s3_env, t
     for name, store in stores.items():
         for key, data in FIXTURES.items():
             store.put(key, data)
-        con = duckdb.connect(str(tmp_path / f"{name}.duckdb"))
-        con.execute("SET TimeZone = 'UTC'")
-        secure = SecureStore(database=str(tmp_path / f"{name}-secure.duckdb"))
-        ingest_partition(store, con, DAY, plan, policy, secure)
+        con, secure, _ = ingested(store, tmp_path, name, plan, policy)
         with secure.get_connection() as secure_con:
             rows[name] = compute_safety(con, store, secure_con, DAY, policy, [governed_table(e) for e in plan.events])
     exported = {key.split("/")[1] for key in stores["s3"].list_keys("exports/")}
     assert len(exported) >= 2  # at least two destinations read back side by side
     assert rows["s3"] == rows["local"]
     assert rows["s3"]["consent_enforcement_rate"] == 1.0 and rows["s3"]["routing_decisions"] > 0
+
 
 def test_bad_retry_mode_is_a_clear_error():
     with pytest.raises(ValueError, match="retry_mode must be 'standard' or 'adaptive'"):
