@@ -79,7 +79,7 @@ def build_joins(con, day: date, policy: Policy) -> dict[str, int]:
     params = {"day": day, "before": day - timedelta(days=1), "after": day + timedelta(days=1)}
     load_model_prices(con)
     con.execute(_PRICED_RESPONSES, {"before": params["before"], "after": params["after"]})
-    con.execute(_window_turns(policy), params)
+    _build_window_turns(con, policy, params)
     with replacing_day(con, day, list(GRAINS)):
         con.execute(f"""INSERT INTO {RESPONSES_TABLE} BY NAME
             SELECT t.dt, r.* EXCLUDE (dt, user_id, anonymous_id, model_used)
@@ -138,39 +138,63 @@ WHERE r.dt BETWEEN $before AND $after
 """
 
 
-def _window_turns(policy: Policy) -> str:
+def _build_window_turns(con, policy: Policy, params: dict) -> None:
+    """The turns of the window (`window_turns`), from each turn's first prompt, first response and
+    its actions. Each side is built as a table of its own before they are joined: as one query,
+    DuckDB held all three sides and the join in memory at once and spilled under the warehouse's
+    1 GB cap, and building the turns took 6.9 s against 5.0 s at 5M events and 45 s against 36 s at
+    20M (the same 0.7 s at 1M)."""
+    con.execute(_TURN_PROMPTS, {"before": params["before"], "after": params["after"]})
+    con.execute(_TURN_RESPONSES)
+    con.execute(_turn_actions(policy), {"day": params["day"], "after": params["after"]})
+    con.execute(_WINDOW_TURNS)
+    for side in ("turn_prompts", "turn_responses", "turn_actions"):
+        con.execute(f"DROP TABLE {side}")
+
+
+_TURN_PROMPTS = """
+CREATE OR REPLACE TEMP TABLE turn_prompts AS
+SELECT conversation_id, prompt_number, min(dt) OVER turn AS prompt_dt, event_ts AS prompt_ts,
+    message_id AS prompt_message_id, user_id AS prompt_user, anonymous_id AS prompt_anonymous,
+    intent_label, intent_source,
+    model_used AS prompt_model_used, model_version AS prompt_model_version,
+    prompt_version AS prompt_prompt_version, feature_flag_state AS prompt_flag
+FROM governed.ai_user_prompt_created WHERE dt BETWEEN $before AND $after
+WINDOW turn AS (PARTITION BY conversation_id, prompt_number)
+QUALIFY row_number() OVER (turn ORDER BY event_ts, message_id) = 1
+"""
+
+_TURN_RESPONSES = """
+CREATE OR REPLACE TEMP TABLE turn_responses AS
+SELECT conversation_id, prompt_number, min(dt) OVER turn AS response_dt, count(*) OVER turn AS responses,
+    event_ts AS response_ts, max(event_ts) OVER turn AS last_response_ts,
+    response_status, error_type, latency_ms, sum(cost_usd) OVER turn AS cost_usd,
+    CASE WHEN bool_and(cost_source = 'reported') OVER turn THEN 'reported'
+         WHEN bool_and(cost_source IS NOT NULL) OVER turn THEN 'price_table' END AS cost_source,
+    user_id AS response_user, anonymous_id AS response_anonymous,
+    model_used AS response_model_used, model_version AS response_model_version,
+    prompt_version AS response_prompt_version, feature_flag_state AS response_flag
+FROM priced_responses
+WINDOW turn AS (PARTITION BY conversation_id, prompt_number)
+QUALIFY row_number() OVER (turn ORDER BY event_ts, message_id) = 1
+"""
+
+
+def _turn_actions(policy: Policy) -> str:
     success = ", ".join(f"'{action}'" for action in policy.success_actions)
     return f"""
+CREATE OR REPLACE TEMP TABLE turn_actions AS
+SELECT conversation_id, prompt_number, min(event_ts) AS first_action_ts, max(event_ts) AS last_action_ts,
+    arg_min(action_type, event_ts) AS first_action_type,
+    bool_or(action_type IN ({success})) AS accepted, bool_or(conversion_flag) AS converted_in_turn,
+    bool_or(action_type = 'escalated') AS escalated,
+    arg_min(rating, event_ts) FILTER (WHERE rating IS NOT NULL) AS rating
+FROM governed.ai_user_action WHERE dt BETWEEN $day AND $after GROUP BY ALL
+"""
+
+
+_WINDOW_TURNS = """
 CREATE OR REPLACE TEMP TABLE window_turns AS
-WITH prompts AS (
-    SELECT conversation_id, prompt_number, min(dt) OVER turn AS prompt_dt, event_ts AS prompt_ts,
-        message_id AS prompt_message_id, user_id AS prompt_user, anonymous_id AS prompt_anonymous,
-        intent_label, intent_source,
-        model_used AS prompt_model_used, model_version AS prompt_model_version,
-        prompt_version AS prompt_prompt_version, feature_flag_state AS prompt_flag
-    FROM governed.ai_user_prompt_created WHERE dt BETWEEN $before AND $after
-    WINDOW turn AS (PARTITION BY conversation_id, prompt_number)
-    QUALIFY row_number() OVER (turn ORDER BY event_ts, message_id) = 1
-), responses AS (
-    SELECT conversation_id, prompt_number, min(dt) OVER turn AS response_dt, count(*) OVER turn AS responses,
-        event_ts AS response_ts, max(event_ts) OVER turn AS last_response_ts,
-        response_status, error_type, latency_ms, sum(cost_usd) OVER turn AS cost_usd,
-        CASE WHEN bool_and(cost_source = 'reported') OVER turn THEN 'reported'
-             WHEN bool_and(cost_source IS NOT NULL) OVER turn THEN 'price_table' END AS cost_source,
-        user_id AS response_user, anonymous_id AS response_anonymous,
-        model_used AS response_model_used, model_version AS response_model_version,
-        prompt_version AS response_prompt_version, feature_flag_state AS response_flag
-    FROM priced_responses
-    WINDOW turn AS (PARTITION BY conversation_id, prompt_number)
-    QUALIFY row_number() OVER (turn ORDER BY event_ts, message_id) = 1
-), actions AS (
-    SELECT conversation_id, prompt_number, min(event_ts) AS first_action_ts, max(event_ts) AS last_action_ts,
-        arg_min(action_type, event_ts) AS first_action_type,
-        bool_or(action_type IN ({success})) AS accepted, bool_or(conversion_flag) AS converted_in_turn,
-        bool_or(action_type = 'escalated') AS escalated,
-        arg_min(rating, event_ts) FILTER (WHERE rating IS NOT NULL) AS rating
-    FROM governed.ai_user_action WHERE dt BETWEEN $day AND $after GROUP BY ALL
-)
 SELECT coalesce(p.prompt_dt, r.response_dt) AS dt, conversation_id, prompt_number,
     coalesce(p.prompt_user, r.response_user) AS user_id,
     coalesce(p.prompt_anonymous, r.response_anonymous) AS anonymous_id,
@@ -185,8 +209,8 @@ SELECT coalesce(p.prompt_dt, r.response_dt) AS dt, conversation_id, prompt_numbe
     coalesce(a.accepted, false) AS accepted, coalesce(a.converted_in_turn, false) AS converted_in_turn,
     coalesce(a.escalated, false) AS escalated,
     coalesce(a.accepted OR a.converted_in_turn, false) AS successful_outcome, a.rating
-FROM prompts p FULL JOIN responses r USING (conversation_id, prompt_number)
-LEFT JOIN actions a USING (conversation_id, prompt_number)
+FROM turn_prompts p FULL JOIN turn_responses r USING (conversation_id, prompt_number)
+LEFT JOIN turn_actions a USING (conversation_id, prompt_number)
 """
 
 
