@@ -84,8 +84,8 @@ def test_a_turn_takes_its_earliest_prompt_and_response_and_a_tie_goes_to_the_low
 
 
 def test_missing_cost_is_priced_from_the_dated_table_with_cached_tokens_apart(lake, warehouse, ingest, policy, tmp_path, monkeypatch):
-    prices = tmp_path / "prices.csv"
-    prices.write_text(PRICES_HEADER + "m1,2026-01-01,1.0,0.5,2.0\nm1,2026-09-14,10.0,5.0,20.0\n")
+    prices = tmp_path / "prices.csv"  # the day's row is the one between an older and a newer price
+    prices.write_text(PRICES_HEADER + f"m1,2026-01-01,1.0,0.5,2.0\nm1,{DAY},10.0,5.0,20.0\nm1,{NEXT},100.0,50.0,200.0\n")
     monkeypatch.setenv("TELEMETRY_MODEL_PRICES", str(prices))
     calls = turn("c1", 1, "10:00:00", model_version="m1", cost=None, input_tokens=1000, cached_input_tokens=400,
                  output_tokens=100) + turn("c2", 1, "11:00:00", cost=0.5) + turn("c3", 1, "12:00:00", model_version="unpriced", cost=None)
