@@ -95,6 +95,21 @@ def test_missing_cost_is_priced_from_the_dated_table_with_cached_tokens_apart(la
                      ("c2", 0.5, "reported"), ("c3", None, None)]
 
 
+def test_a_conversation_returned_when_its_user_began_another_within_seven_days_after_it(lake, warehouse, ingest, policy):
+    week_later = DAY + timedelta(days=7)
+    by = lambda user, calls: [{**call, "userId": user} for call in calls]
+    land(lake, warehouse, ingest, policy, {
+        DAY: by("usr_1", turn("back", 1, "10:00:00")) + by("usr_2", turn("late", 1, "10:00:00"))
+             + by("usr_3", turn("same-1", 1, "10:00:00")) + by("usr_3", turn("same-2", 1, "10:00:00")),
+        week_later: by("usr_1", turn("back-again", 1, "10:00:00", day=week_later))
+                    + by("usr_2", turn("late-again", 1, "10:00:01", day=week_later))})
+    rates = warehouse.execute("""SELECT identified_conversations, return_within_7d_rate FROM metrics.business_daily
+                                 WHERE dt = ? AND cohort_dimension = 'all'""", [DAY]).fetchall()
+    # back: its user began again exactly seven days later; late: a second past that; same-1 and
+    # same-2 began at the same moment, so neither came after the other
+    assert rates == [(4, 0.25)]
+
+
 def test_a_group_without_successful_outcomes_has_null_cost_per_outcome(lake, warehouse, ingest, policy):
     calls = turn("won", 1, "10:00:00") + turn("lost", 1, "11:00:00", action="dismissed", feature_flag_state="variant_b")
     land(lake, warehouse, ingest, policy, {DAY: calls})
