@@ -21,15 +21,6 @@ import pandera.pandas as pa
 
 from telemetry_assets.config_files import is_number, load_versioned_yaml, reject_unknown
 
-VIOLATION_TYPES = (
-    "Unplanned-Event",
-    "Required-Missing",
-    "Datatype-Mismatch",
-    "Additional-Properties",
-    "Advance-Rules-Violation",
-    "Unknown-Violation",
-    "Malformed-Line",
-)
 FIELD_TYPES = {
     # plan type: (JSON types DuckDB's json_type reports that are acceptable, warehouse type)
     "string": (("VARCHAR",), "VARCHAR"),
@@ -122,9 +113,6 @@ class TrackingPlan:
     namespace: str
     events: dict[str, EventPlan]
     changes: tuple[dict, ...] = field(default=())
-
-    def is_ai_event(self, event_name: str | None) -> bool:
-        return bool(event_name) and event_name.startswith(self.namespace)
 
 
 def load_tracking_plan(path: Path) -> TrackingPlan:
