@@ -48,15 +48,16 @@ _BUSINESS = f"""
 INSERT INTO {BUSINESS_TABLE} BY NAME
 WITH landed AS (
     SELECT max(dt) AS last_day FROM {CONVERSATIONS_TABLE}
-), later AS (
-    SELECT user_id, dt, started_at FROM {CONVERSATIONS_TABLE} WHERE dt BETWEEN $day AND $day + 7
+), later AS (  -- the identified conversations of the day and the 7 after it
+    SELECT conversation_id, user_id, dt, started_at FROM {CONVERSATIONS_TABLE}
+    WHERE dt BETWEEN $day AND $day + 7 AND user_id IS NOT NULL
 ), returns AS (
     -- a conversation returned when its user began another after it, within 7 days: the latest
     -- start among the user's from this one's to 7 days later is a later one. One sort of the
     -- window's starts, where a join of each conversation to its user's others took 2-3 times as long
     SELECT conversation_id, dt, max(started_at) OVER (PARTITION BY user_id ORDER BY started_at
                RANGE BETWEEN CURRENT ROW AND INTERVAL 7 DAY FOLLOWING) > started_at AS returned
-    FROM {CONVERSATIONS_TABLE} WHERE dt BETWEEN $day AND $day + 7 AND user_id IS NOT NULL
+    FROM later
 ), conversations AS (
     SELECT c.*, c.user_id IS NOT NULL AS identified, coalesce(r.returned, false) AS returned
     FROM {CONVERSATIONS_TABLE} c LEFT JOIN returns r ON r.conversation_id = c.conversation_id AND r.dt = c.dt
