@@ -132,6 +132,29 @@ def test_rerunning_joins_and_metrics_gives_identical_rows(lake, warehouse, inges
     assert warehouse.execute("SELECT completed, escalated, turns FROM analytics.ai_conversations").fetchall() == [(False, True, 2)]
 
 
+def test_costs_sum_to_the_same_bits_whatever_order_their_rows_come_in(lake, warehouse, ingest, policy):
+    """Floating-point addition is not associative: summed in the order DuckDB's threads read them,
+    the same costs can differ in their last bits from one run to the next, so a re-run would change
+    the day's metrics. The two days hold the same costs in opposite orders."""
+    costs = (0.1, 0.2, 0.3)
+
+    def calls(name, day, order):
+        three_turns = [call for n, cost in enumerate(order, 1)
+                       for call in turn(f"{name}-turns", n, f"10:0{n}:00", day=day, cost=cost)]
+        retried = [at(ai_call("ai_llm_response_received", conversation_id=f"{name}-retries", prompt_number=1, cost=cost),
+                      f"11:00:0{n}", day) for n, cost in enumerate(order)]
+        return three_turns + retried
+
+    land(lake, warehouse, ingest, policy, {DAY: calls("up", DAY, costs), NEXT: calls("down", NEXT, costs[::-1])})
+    [(up, down)] = warehouse.execute(f"""SELECT max(total_cost_usd) FILTER (WHERE dt = '{DAY}'),
+        max(total_cost_usd) FILTER (WHERE dt = '{NEXT}') FROM metrics.performance_daily""").fetchall()
+    assert up == down == pytest.approx(1.2)
+    conversations = dict(warehouse.execute("SELECT conversation_id, total_cost_usd FROM analytics.ai_conversations").fetchall())
+    turns = dict(warehouse.execute("SELECT conversation_id, cost_usd FROM analytics.ai_turns WHERE prompt_number = 1").fetchall())
+    assert conversations["up-turns"] == conversations["down-turns"] == pytest.approx(0.6)
+    assert turns["up-retries"] == turns["down-retries"] == pytest.approx(0.6)
+
+
 @pytest.mark.parametrize("rows, named", [
     ("m1,2026-01-01,-1.0,0.5,2.0\n", "m1 from 2026-01-01: a price is negative"),
     ("m1,2026-01-01,1.0,,2.0\n", "m1 from 2026-01-01: every price is required"),

@@ -4,7 +4,9 @@ Definitions (DESIGN.md's metric dictionary), over the turns that began on dt:
 - `requests`: LLM responses; `success_rate`: share with `response_status = 'success'`;
   `errors_by_type`: error responses per `error_type`;
 - `p50/p95/p99_latency_ms`: `quantile_cont` (linear interpolation) over every response's latency;
-- `total_cost_usd`: sum of the responses' cost (reported, or priced from the table);
+- `total_cost_usd`: sum of the responses' cost (reported, or priced from the table), added up
+  smallest first: floats summed in the order DuckDB's threads read them can differ in their last
+  bits from run to run, and a re-run must give the same table;
 - `successful_outcomes`: turns with a success action or a conversion flag;
   `cost_per_successful_outcome`: total cost over them, NULL when there are none;
 - `conversation_completion_rate`: conversations with a successful outcome and no escalation, over
@@ -45,7 +47,7 @@ WITH responses AS (
         avg(CASE WHEN response_status = 'success' THEN 1.0 ELSE 0.0 END) AS success_rate,
         count(*) FILTER (WHERE response_status = 'error') AS errors,
         quantile_cont(latency_ms, 0.50) AS p50_latency_ms, quantile_cont(latency_ms, 0.95) AS p95_latency_ms,
-        quantile_cont(latency_ms, 0.99) AS p99_latency_ms, sum(cost_usd) AS total_cost_usd
+        quantile_cont(latency_ms, 0.99) AS p99_latency_ms, sum(cost_usd ORDER BY cost_usd) AS total_cost_usd
     FROM {RESPONSES_TABLE} WHERE dt = $day GROUP BY ALL
 ), errors AS (
     SELECT model_version, prompt_version, feature_flag_state, map(list(error_type), list(n)) AS errors_by_type

@@ -104,11 +104,14 @@ def ratio_difference(baseline: np.ndarray, candidate: np.ndarray) -> Difference:
 
 
 def _ratio_and_variance(rows: np.ndarray) -> tuple[float, float] | None:
+    """The floats are summed sorted: rows come in whatever order DuckDB's threads read them, and a
+    sum of floats depends on its order, so unsorted a re-run could change the last bits. (The
+    denominator is 0/1, whose sums are exact in any order.)"""
     if len(rows) == 0 or rows[:, 1].sum() == 0:
         return None
     numerator, denominator = rows[:, 0], rows[:, 1]
-    ratio = numerator.sum() / denominator.sum()
-    linearised = numerator - ratio * denominator
+    ratio = np.sort(numerator).sum() / denominator.sum()
+    linearised = np.sort(numerator - ratio * denominator)
     return float(ratio), float(linearised.var() / (len(rows) * denominator.mean() ** 2))
 
 
