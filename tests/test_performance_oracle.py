@@ -180,6 +180,7 @@ def test_performance_daily_equals_an_independent_oracle_cell_by_cell(pipeline_ru
          conversations, completion) in rows:
         truth = expected[(dt, model, prompt, flag)]
         assert requests == len(truth["statuses"]) and dict(errors) == dict(truth["errors"])
+        assert list(dict(errors)) == sorted(truth["errors"])  # in the same order on every run
         assert success == pytest.approx(truth["statuses"].count("success") / requests, abs=1e-9)
         for got, q in ((p50, 0.5), (p95, 0.95), (p99, 0.99)):
             assert got == pytest.approx(quantile(truth["latencies"], q), abs=1e-9)

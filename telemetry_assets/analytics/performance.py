@@ -50,10 +50,11 @@ WITH responses AS (
         quantile_cont(latency_ms, 0.99) AS p99_latency_ms, sum(cost_usd ORDER BY cost_usd) AS total_cost_usd
     FROM {RESPONSES_TABLE} WHERE dt = $day GROUP BY ALL
 ), errors AS (
-    SELECT model_version, prompt_version, feature_flag_state, map(list(error_type), list(n)) AS errors_by_type
+    SELECT model_version, prompt_version, feature_flag_state,
+        map(list(error_type ORDER BY error_type), list(n ORDER BY error_type)) AS errors_by_type
     FROM (SELECT model_version, prompt_version, feature_flag_state, coalesce(error_type, 'unknown') AS error_type,
                  count(*) AS n
-          FROM {RESPONSES_TABLE} WHERE dt = $day AND response_status = 'error' GROUP BY ALL ORDER BY error_type)
+          FROM {RESPONSES_TABLE} WHERE dt = $day AND response_status = 'error' GROUP BY ALL)
     GROUP BY ALL
 ), turns AS (
     SELECT model_version, prompt_version, feature_flag_state, count(*) AS turns,
