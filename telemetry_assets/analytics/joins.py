@@ -239,7 +239,8 @@ WITH first_turns AS (
         min(coalesce(prompt_ts, response_ts)) OVER conversation AS started_at,
         max(last_event_ts) OVER conversation AS ended_at, count(*) OVER conversation AS turns,
         count(*) FILTER (WHERE successful_outcome) OVER conversation AS successful_outcomes,
-        bool_or(escalated) OVER conversation AS escalated, sum(cost_usd ORDER BY cost_usd) OVER conversation AS total_cost_usd
+        bool_or(escalated) OVER conversation AS escalated,
+        sum(cost_usd ORDER BY cost_usd) OVER conversation AS total_cost_usd
     FROM window_turns
     WINDOW conversation AS (PARTITION BY conversation_id)
     QUALIFY row_number() OVER (conversation ORDER BY prompt_number) = 1 AND min(dt) OVER conversation = $day
