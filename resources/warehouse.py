@@ -42,6 +42,9 @@ class Warehouse(DuckDBResource):
     its own beside DuckDB (the chunks of lines in flight, their frames, the secure store), and the
     one thing in DuckDB that grows with the partition is the set of message ids seen so far. Under
     the full limit that set grew the process past 2 GiB at 20M events; under this one it spills.
+
+    Checkpoints do not vacuum (`max_vacuum_tasks = 0`): merging the row groups the day's inserts left
+    part-filled is done once a night by `telemetry_assets/compaction.py`, not on the daily path.
     """
 
     memory_limit: str = "1GB"
@@ -59,6 +62,7 @@ class Warehouse(DuckDBResource):
         try:
             con.execute("SET TimeZone = 'UTC'")
             con.execute(f"SET memory_limit = '{memory_limit or self.memory_limit}'")
+            con.execute("SET max_vacuum_tasks = 0")
             yield con
         finally:
             con.close()

@@ -251,6 +251,7 @@ def run_partitions(start: date, end: date) -> int:
             if day not in failed and _run_day(stage, day, instance, failed):
                 print(f"{day}  {done}")
     expired = _expire_raw_text(instance)
+    compacted = _compact_warehouse(instance)
     _deliver_alerts(start, end)
     if landed:  # over the days this run landed: a failed day's rows, if any, are an earlier run's
         with warehouse.get_connection() as con:
@@ -259,7 +260,7 @@ def run_partitions(start: date, end: date) -> int:
                            dict(sorted(by_type.items())), safety_over(con, landed))
     if failed:
         print(f"{len(failed)} of {len(days)} days failed: {', '.join(map(str, failed))}", file=sys.stderr)
-    return 1 if failed or not expired else 0
+    return 1 if failed or not expired or not compacted else 0
 
 
 NO_RETENTION = "kept until deleted by hand (the policy sets no raw_text_retention_days)"
@@ -268,12 +269,9 @@ NO_RETENTION = "kept until deleted by hand (the policy sets no raw_text_retentio
 def _expire_raw_text(instance) -> bool:
     """Run `expire_raw_text` once the range is measured: days landed before may have aged past the
     retention since (a day this run landed already past it was archived without its text)."""
-    result = _execute("expire_raw_text", instance, QUIET_CONSOLE)
-    if not result.success:
-        print(f"raw text      expiry FAILED {_first_failure(result)} (run {result.run_id}; `telemetry ui` has the logs)")
+    metadata = _run_upkeep("expire_raw_text", "audit__raw_text_expiry", instance, "raw text      expiry")
+    if metadata is None:
         return False
-    (materialization,) = result.asset_materializations_for_node("audit__raw_text_expiry")
-    metadata = {key: value.value for key, value in materialization.metadata.items()}
     if "kept_from" not in metadata:
         print(f"raw text      {NO_RETENTION}")
     else:
@@ -281,6 +279,28 @@ def _expire_raw_text(instance) -> bool:
                        if metadata["rows_expired"] else "none older left to expire")
         print(f"raw text      kept from {metadata['kept_from']} ({metadata['retention_days']} days): {expired_now}")
     return True
+
+
+def _compact_warehouse(instance) -> bool:
+    """Run `compact_warehouse` once the range is written: the runs' own checkpoints leave the
+    warehouse's row groups part-filled (`telemetry_assets/compaction.py`)."""
+    metadata = _run_upkeep("compact_warehouse", "audit__warehouse_compactions", instance, "warehouse     compaction")
+    if metadata is None:
+        return False
+    print(f"warehouse     compacted: {metadata['row_groups_before']:,} row groups to {metadata['row_groups_after']:,} "
+          f"in {metadata['seconds']:.1f} s")
+    return True
+
+
+def _run_upkeep(job: str, asset_node: str, instance, name: str) -> dict | None:
+    """Run a job of one unpartitioned asset; the metadata it materialised, or None once the failure
+    is printed under `name`."""
+    result = _execute(job, instance, QUIET_CONSOLE)
+    if not result.success:
+        print(f"{name} FAILED {_first_failure(result)} (run {result.run_id}; `telemetry ui` has the logs)")
+        return None
+    (materialization,) = result.asset_materializations_for_node(asset_node)
+    return {key: value.value for key, value in materialization.metadata.items()}
 
 
 def check_partitions(start: date, end: date) -> int:

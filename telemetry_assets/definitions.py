@@ -16,8 +16,10 @@ from telemetry_assets import environment
 from telemetry_assets.defs.analytics.assets import join_outcomes
 from telemetry_assets.defs.erasure.assets import erasure_requests
 from telemetry_assets.defs.ingest.assets import ingest_ai_events
+from telemetry_assets.defs.maintenance.assets import warehouse_compactions
 from telemetry_assets.defs.jobs import (
     checks_only,
+    compact_warehouse,
     daily_pipeline,
     expire_raw_text,
     join_job,
@@ -35,17 +37,20 @@ from telemetry_assets.defs.schedules import (
     privacy_checks_schedule,
     raw_text_expiry_schedule,
     run_failure_alert,
+    warehouse_compaction_schedule,
 )
 from telemetry_assets.defs.sources.assets import source_assets
 
 defs = dg.Definitions(
     assets=[
         ingest_ai_events, safety_daily, *source_assets, join_outcomes, performance_daily, business_daily,
-        version_comparison, alerts, raw_text_expiry, erasure_requests,
+        version_comparison, alerts, raw_text_expiry, erasure_requests, warehouse_compactions,
     ],
     asset_checks=all_asset_checks(),
-    jobs=[daily_pipeline, land_job, join_job, measure_job, checks_only, expire_raw_text, privacy_checks],
-    schedules=[daily_pipeline_schedule, checks_only_schedule, raw_text_expiry_schedule, privacy_checks_schedule],
+    jobs=[daily_pipeline, land_job, join_job, measure_job, checks_only, expire_raw_text, privacy_checks,
+          compact_warehouse],
+    schedules=[daily_pipeline_schedule, checks_only_schedule, raw_text_expiry_schedule, privacy_checks_schedule,
+               warehouse_compaction_schedule],
     sensors=[alert_sensor, late_objects_sensor, run_failure_alert],
     executor=dg.in_process_executor,
     resources=environment.resources(),

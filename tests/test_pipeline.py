@@ -148,6 +148,10 @@ def test_cli_demo_prints_a_reconciled_line_per_partition_and_a_summary(demo):
     # September is past the shipped 30-day retention: those days were archived without their text
     assert any(line.startswith("raw text      kept from ") and line.endswith("(30 days): none older left to expire")
                for line in lines)
+    (compacted,) = [line for line in lines if line.startswith("warehouse     compacted: ")]
+    with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as con:
+        [(before, after)] = con.execute("SELECT row_groups_before, row_groups_after FROM audit.warehouse_compactions").fetchall()
+    assert compacted.startswith(f"warehouse     compacted: {before:,} row groups to {after:,} in ") and after < before
 
 
 @pytest.mark.parametrize("command", ["run", "check"])
@@ -225,6 +229,14 @@ def test_a_run_whose_raw_text_expiry_fails_says_so_and_exits_1_after_landing_eve
     assert done.returncode == 1
     assert "2026-09-01  metrics computed" in done.stdout
     assert "raw text      expiry FAILED in audit__raw_text_expiry: OSError: the secure store went away (run " in done.stdout
+    assert "Traceback" not in done.stderr
+
+
+def test_a_run_whose_compaction_fails_says_so_and_exits_1_after_landing_every_day(tmp_path):
+    done = run_a_day_where(tmp_path, "telemetry_assets.defs.maintenance.assets", "compact", "the disk is full")
+    assert done.returncode == 1
+    assert "2026-09-01  metrics computed" in done.stdout
+    assert "warehouse     compaction FAILED in audit__warehouse_compactions: OSError: the disk is full (run " in done.stdout
     assert "Traceback" not in done.stderr
 
 

@@ -22,6 +22,7 @@ from telemetry_assets.defs.schedules import (
     late_objects_sensor,
     privacy_checks_schedule,
     raw_text_expiry_schedule,
+    warehouse_compaction_schedule,
 )
 from telemetry_assets.ingest.reconcile import objects_changed_since_landing
 from telemetry_assets.sources.load import load_source
@@ -51,8 +52,9 @@ def test_the_check_only_schedule_rechecks_the_last_week_by_partition_tag():
 @pytest.mark.parametrize("schedule, job, run_key", [
     (raw_text_expiry_schedule, "expire_raw_text", "expiry@2026-09-10"),
     (privacy_checks_schedule, "privacy_checks", "privacy checks@2026-09-10"),
+    (warehouse_compaction_schedule, "compact_warehouse", "compaction@2026-09-10"),
 ])
-def test_the_privacy_schedules_run_once_a_night_and_are_on_unless_switched_off(schedule, job, run_key):
+def test_the_upkeep_schedules_run_once_a_night_and_are_on_unless_switched_off(schedule, job, run_key):
     run = schedule(dg.build_schedule_context(scheduled_execution_time=MORNING))
     assert run.run_key == run_key and run.partition_key is None
     assert schedule.job_name == job

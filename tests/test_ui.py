@@ -60,16 +60,18 @@ def test_the_ui_serves_every_asset_check_schedule_and_sensor(tmp_path):
         location = wait_for_location(port, process)
         (repository,) = location["repositories"]
         assert {s["name"] for s in repository["schedules"]} == {"daily_pipeline_schedule", "checks_only_schedule",
-                                                                 "raw_text_expiry_schedule", "privacy_checks_schedule"}
+                                                                 "raw_text_expiry_schedule", "privacy_checks_schedule",
+                                                                 "warehouse_compaction_schedule"}
         assert {s["name"] for s in repository["sensors"]} == {"alert_sensor", "late_objects_sensor", "run_failure_alert"}
         assert {"daily_pipeline", "land_day", "join_day", "measure_day", "checks_only", "expire_raw_text",
-            "privacy_checks"} \
+            "privacy_checks", "compact_warehouse"} \
             <= {j["name"] for j in repository["jobs"]}
         nodes = graphql(port, ASSETS)["assetNodes"]
         served = {"/".join(n["assetKey"]["path"]): n for n in nodes}
         graph = defs.resolve_asset_graph()
         assert set(served) == {k.to_user_string() for k in graph.get_all_asset_keys()}
-        assert all(n["groupName"] in {"ingest", "governed", "sources", "analytics", "metrics", "retention", "erasure"} and n["description"]
+        assert all(n["groupName"] in {"ingest", "governed", "sources", "analytics", "metrics", "retention", "erasure",
+                                         "maintenance"} and n["description"]
                    for n in nodes)
         checks = {(key, c["name"]) for key, n in served.items() for c in n["assetChecksOrError"]["checks"]}
         assert checks == {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys}

@@ -6,6 +6,7 @@ metrics the next week's conversations. Run day by day, they would miss what arri
 import dagster as dg
 
 from telemetry_assets.defs.erasure.assets import ERASURE_REQUESTS
+from telemetry_assets.defs.maintenance.assets import WAREHOUSE_COMPACTIONS
 from telemetry_assets.defs.retention.assets import RAW_TEXT_EXPIRY
 
 LANDED = dg.AssetSelection.groups("ingest", "governed", "sources") | dg.AssetSelection.assets(["metrics", "safety_daily"])
@@ -13,12 +14,13 @@ JOINED = dg.AssetSelection.groups("analytics")
 MEASURED = dg.AssetSelection.groups("metrics") - LANDED
 
 RETENTION = dg.AssetSelection.groups("retention")
+COMPACTION = dg.AssetSelection.assets(WAREHOUSE_COMPACTIONS)
 # the checks that look at every day at once, not at a partition
 EVERY_DAY_CHECKS = dg.AssetSelection.checks_for_assets(RAW_TEXT_EXPIRY, ERASURE_REQUESTS)
 
 daily_pipeline = dg.define_asset_job(
     name="daily_pipeline",
-    selection=dg.AssetSelection.all() - RETENTION,
+    selection=dg.AssetSelection.all() - RETENTION - COMPACTION,
     description="Every asset for one day: ingest and govern, sources, joins, metrics.",
 )
 land_job = dg.define_asset_job(
@@ -40,6 +42,10 @@ checks_only = dg.define_asset_job(
 expire_raw_text = dg.define_asset_job(
     name="expire_raw_text", selection=RETENTION,
     description="Clear the secure store's raw text of every day past the policy's retention, and check none is left.",
+)
+compact_warehouse = dg.define_asset_job(
+    name="compact_warehouse", selection=COMPACTION,
+    description="Vacuum the warehouse file: merge the row groups the days' writes left part-filled, drop deleted rows.",
 )
 privacy_checks = dg.define_asset_job(
     name="privacy_checks", selection=EVERY_DAY_CHECKS,

@@ -21,7 +21,7 @@ from resources.object_store import ObjectStore
 from resources.warehouse import Warehouse
 from telemetry_assets import settings
 from telemetry_assets.analytics.alerts import AlertLedger, deliver
-from telemetry_assets.defs.jobs import checks_only, daily_pipeline, expire_raw_text, privacy_checks
+from telemetry_assets.defs.jobs import checks_only, compact_warehouse, daily_pipeline, expire_raw_text, privacy_checks
 from telemetry_assets.ingest.reconcile import objects_changed_since_landing
 
 SCHEDULE_HOUR_UTC = 2
@@ -78,6 +78,18 @@ def privacy_checks_schedule(context: dg.ScheduleEvaluationContext):
     default, as the expiry does; it writes nothing."""
     today = (context.scheduled_execution_time or datetime.utcnow()).date()
     return dg.RunRequest(run_key=f"privacy checks@{today}")
+
+
+COMPACTION_HOUR_UTC = 5
+
+
+@dg.schedule(job=compact_warehouse, cron_schedule=f"0 {COMPACTION_HOUR_UTC} * * *", execution_timezone="UTC",
+             default_status=dg.DefaultScheduleStatus.RUNNING)
+def warehouse_compaction_schedule(context: dg.ScheduleEvaluationContext):
+    """Each night, once the day's runs have written, compact the warehouse file they left part-filled.
+    Running by default: the pipeline's own checkpoints leave that to it."""
+    today = (context.scheduled_execution_time or datetime.utcnow()).date()
+    return dg.RunRequest(run_key=f"compaction@{today}")
 
 
 LATE_OBJECT_DAYS = 7
