@@ -11,7 +11,8 @@ read). Neither is timed. Then it times, in this process and on the same files:
   redact+classify, route+exports, land, as `ingest_partition` reports them; list+read is timed on
   the thread that reads ahead, beside the others), the business sources,
   joins, metrics, and every asset check (the `checks_only` job, Dagster overhead included; each
-  check's own step, slowest first, is in `check_seconds`).
+  check's own step, slowest first, is in `check_seconds`);
+- then, not in the whole, what the nightly `compact_warehouse` does after such a day (`compaction`).
 A stage's peak RSS is the highest the process's resident set was while that stage ran (sampled
 every 50 ms, see `stage_clock.py`); the whole's is the kernel's high-water mark for the process, or
 the highest sample where that is higher (the kernel's mark misses memory freed with `madvise`).
@@ -34,6 +35,7 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict
 from multiprocessing import get_context
 from datetime import date, timedelta
 from pathlib import Path
@@ -54,6 +56,7 @@ from telemetry_assets.analytics.business import build_business
 from telemetry_assets.analytics.comparison import build_comparison
 from telemetry_assets.analytics.joins import build_joins
 from telemetry_assets.analytics.performance import build_performance
+from telemetry_assets.compaction import Compaction, compact
 from telemetry_assets.generate.traffic import GeneratorConfig, generate
 from telemetry_assets.govern.policy import load_policy
 from telemetry_assets.govern.safety import compute_safety, write_safety
@@ -120,6 +123,8 @@ def _measure(child, lake: LocalObjectStore, home: Path, day: date, events: int |
         started, cpu_started = time.perf_counter(), time.process_time()
         report, ingest_seconds, check_seconds = _pipeline(lake, home, day, clock, chunk_mb)
         seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
+    _say("compaction, as each night (not in the whole)")
+    compaction = _compaction(home)
     _say("floor, after the pipeline")
     floor_after = child.submit(_floor, lake.root, str(home / "floor.duckdb"), day).result()
     floor = (floor_before + floor_after) / 2
@@ -136,6 +141,7 @@ def _measure(child, lake: LocalObjectStore, home: Path, day: date, events: int |
         "floor_seconds": round(floor, 3), "floor_runs_seconds": [round(floor_before, 3), round(floor_after, 3)],
         "ratio_to_floor": round(seconds / floor, 2), "ingest_seconds": round(ingest_seconds, 3),
         "ingest_chunk_mb": chunk_mb, "ingest_chunks": report.chunks, "stages": stages, "check_seconds": check_seconds,
+        "compaction": asdict(compaction),
     }
 
 
@@ -261,6 +267,13 @@ def _pipeline(lake: LocalObjectStore, home: Path, day: date, clock: StageClock,
     return report, ingest_seconds, check_seconds
 
 
+def _compaction(home: Path) -> Compaction:
+    """What `compact_warehouse` does the night after: the pipeline's own checkpoints leave it the row
+    groups to merge (`compaction.py`). Timed on its own, since it runs apart from the day's runs."""
+    with Warehouse(database=str(home / "warehouse.duckdb")).get_connection() as con:
+        return compact(con)
+
+
 def _run_checks(lake, warehouse, day: date) -> dict[str, float]:
     from telemetry_assets.cli import QUIET_CONSOLE
     from telemetry_assets.definitions import defs
@@ -327,6 +340,9 @@ def print_table(result: dict) -> None:
     before, after = result["floor_runs_seconds"]
     print(f"{'floor (read_json)':16} {result['floor_seconds']:>9.2f}  (the mean of {before:.2f} s before the pipeline "
           f"and {after:.2f} s after)")
+    compaction = result["compaction"]
+    print(f"{'compaction':16} {compaction['seconds']:>9.2f}  (as each night, not in the whole: "
+          f"{compaction['row_groups_before']:,} row groups to {compaction['row_groups_after']:,})")
     print(f"whole / floor = {result['ratio_to_floor']}")
     print("(ingest's stages count every thread's time, so they can sum to more than its wall time;")
     print(" a stage's peak RSS is the highest while it ran, shared by the stages running beside it)")
