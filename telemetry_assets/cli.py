@@ -61,9 +61,9 @@ def _parser() -> argparse.ArgumentParser:
     bench = commands.add_parser("bench", help="time each stage of one partition against a bare DuckDB scan")
     day_of = bench.add_mutually_exclusive_group()
     day_of.add_argument("--events", type=_at_least_one, default=1_000_000,
-                        help="AI events to generate for the benchmarked partition")
+                        help="AI events to generate for the benchmarked partition, and for the day landed before it")
     day_of.add_argument("--lake", metavar="URL", help="bench a day of this lake (a path or s3://bucket/prefix) instead, "
-                        "copied to a temporary folder first; needs --date")
+                        "copied to a temporary folder first with the day before if the lake holds it; needs --date")
     bench.add_argument("--date", type=date.fromisoformat, help="the day of --lake to bench")
     bench.add_argument("--json", action="store_true", help="print one JSON object")
     bench.set_defaults(handler=_bench_command)

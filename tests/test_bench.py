@@ -3,7 +3,7 @@
 import gzip
 import json
 import re
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -36,8 +36,10 @@ def bench_json(home, *arguments):
     # what it is doing goes to stderr as it goes, each line with the time it began
     said = [line.split(" ", 2) for line in done.stderr.splitlines() if line.startswith("bench ")]
     assert all(re.fullmatch(r"\d\d:\d\d:\d\d", clock) for _, clock, _ in said)
-    preparing, *stages = [what for *_, what in said]
+    preparing, day_before, *stages = [what for *_, what in said]
     assert preparing.startswith(("generating ", "copying ")) and preparing.endswith(" (not timed)")
+    assert re.fullmatch(r"landing the day before, \d{4}-\d\d-\d\d \(not timed\)|no day before \S+ to land: "
+                        r"benching it as the warehouse's first day", day_before)
     assert stages == PROGRESS
     return json.loads(done.stdout)  # nothing else on stdout: no progress bar, no note
 
@@ -47,6 +49,7 @@ def test_bench_reports_every_stage_and_the_floor_as_json(tmp_path, capsys):
     assert {"events", "seconds", "events_per_second", "peak_rss_mb", "floor_seconds", "ratio_to_floor",
             "ingest_seconds", "stages"} <= set(result)
     assert result["events"] == 20000 and result["lines"] > 20000  # plus non-AI, bad and re-sent lines
+    assert result["day"] == "2026-09-01" and result["day_before"] == "2026-08-31" and result["day_before_seconds"] > 0
     assert set(result["stages"]) == STAGES
     for stage in result["stages"].values():
         assert stage["seconds"] > 0 and stage["peak_rss_mb"] > 0
@@ -183,6 +186,23 @@ def test_bench_on_a_day_of_your_own_lake_copies_it_and_leaves_the_lake_alone(tmp
     assert result["copied_objects"] == 4
     assert (result["lines"], result["events"]) == ai_event_lines(lake, day)
     assert set(result["stages"]) == STAGES and result["stages"]["sources"]["seconds"] > 0
+    assert result["day_before"] is None and result["day_before_seconds"] is None  # the lake's first day
+
+
+def test_bench_on_a_later_day_of_your_own_lake_lands_the_day_before_first(tmp_path, capsys):
+    day = date(2026, 10, 4)
+    lake = LocalObjectStore(root=str(tmp_path / "mine"))
+    generate(lake, GeneratorConfig(days=3, users=40, events_per_day=1_500, seed=4, start=day - timedelta(days=1)))
+    before = lake_files(tmp_path / "mine")
+    result = bench_json(tmp_path / "home", "--lake", lake.root, "--date", day.isoformat())
+    assert lake_files(tmp_path / "mine") == before
+    assert result["day_before"] == "2026-10-03" and result["day_before_seconds"] > 0
+    # each day's raw object, tickets and conversions, and the one profile snapshot both days read
+    assert result["copied_objects"] == 3 + 3 + 1
+    assert (result["lines"], result["events"]) == ai_event_lines(lake, day)  # only the benched day is counted
+    print_table(result)
+    assert capsys.readouterr().out.splitlines()[0].endswith(
+        f"(not counted), landed after 2026-10-03 (in {result['day_before_seconds']} s, not counted)")
 
 
 def test_bench_refuses_a_chunk_size_it_cannot_use_before_generating_a_day(monkeypatch, capsys):
