@@ -54,6 +54,23 @@ def land(lake, warehouse, ingest, policy, by_day, conversions=(), tickets=()):
         build_comparison(warehouse, day)
 
 
+def test_a_conversation_across_midnight_is_its_first_days_and_gives_the_next_day_its_later_turn(
+        lake, warehouse, ingest, policy):
+    """The joins read the window's other days only for the conversations of the day: these must
+    still find the day before's turns of a conversation that goes on past midnight."""
+    late_answer = at(ai_call("ai_llm_response_received", conversation_id="across", prompt_number=1,
+                             message_id="r-late"), "00:00:30", NEXT)
+    land(lake, warehouse, ingest, policy, {
+        DAY: turn("across", 1, "23:59:00", action=None) + turn("done", 1, "09:00:00"),
+        NEXT: [late_answer] + turn("across", 2, "00:05:00", day=NEXT) + turn("next", 1, "10:00:00", day=NEXT)})
+    assert warehouse.execute("SELECT dt, conversation_id, prompt_number, responses FROM analytics.ai_turns "
+                             "ORDER BY ALL").fetchall() == [
+        (DAY, "across", 1, 2), (DAY, "done", 1, 1), (NEXT, "across", 2, 1), (NEXT, "next", 1, 1)]
+    assert warehouse.execute("SELECT dt FROM analytics.ai_responses WHERE message_id = 'r-late'").fetchall() == [(DAY,)]
+    assert warehouse.execute("SELECT dt, conversation_id, turns FROM analytics.ai_conversations ORDER BY ALL").fetchall() \
+        == [(DAY, "across", 2), (DAY, "done", 1), (NEXT, "next", 1)]
+
+
 def test_an_action_a_conversion_and_a_ticket_after_midnight_count_for_the_day_the_turn_began(lake, warehouse, ingest, policy):
     late = turn("late", 1, "23:59:00", action_day=NEXT)
     conversion = {"conversion_id": "cv1", "user_id": "usr_1", "occurred_at": f"{NEXT}T03:00:00Z", "type": "purchase"}
