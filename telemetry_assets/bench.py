@@ -155,8 +155,8 @@ def _measure(child, lake: LocalObjectStore, home: Path, day: date, events: int |
         "ratio_to_floor": round(seconds / floor, 2), "ingest_seconds": round(ingest_seconds, 3),
         "ingest_chunk_mb": chunk_mb, "ingest_chunks": report.chunks, "stages": stages, "check_seconds": check_seconds,
         "compaction": asdict(compaction),
-        "day_before": day_before and day_before.isoformat(),
-        "day_before_seconds": landed_before and round(landed_before, 1),
+        "day_before": day_before.isoformat() if day_before else None,
+        "day_before_seconds": round(landed_before, 1) if landed_before is not None else None,
     }
 
 
@@ -227,12 +227,13 @@ def _copy_days(lake_url: str, root: str, day: date) -> tuple[int, float, date | 
                            "(looked under raw/ai_events/, rudder-logs/ and segment-logs/)")
     day_before = day - timedelta(days=1)
     keys_before = _day_keys(source, day_before)
-    for key in dict.fromkeys(keys + keys_before):  # a profile snapshot can serve both days
+    copied = list(dict.fromkeys(keys + keys_before))  # a profile snapshot can serve both days
+    for key in copied:
         path = Path(root) / key
         path.parent.mkdir(parents=True, exist_ok=True)
         with contextlib.closing(source.open(key)) as stream, open(path, "wb") as copy:
             shutil.copyfileobj(stream, copy, 1 << 22)
-    return len(set(keys + keys_before)), time.perf_counter() - started, day_before if keys_before else None
+    return len(copied), time.perf_counter() - started, day_before if keys_before else None
 
 
 def _day_keys(source, day: date) -> list[str]:
