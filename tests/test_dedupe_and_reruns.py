@@ -33,9 +33,10 @@ def test_duplicates_within_a_file_and_across_files_keep_the_first_copy(lake, war
     assert kept == [(100.0, day_key(DAY, "part-0"))]
 
 
-def test_a_resend_received_the_next_day_is_a_duplicate_there(lake, warehouse, ingest):
-    lake.put(day_key(DAY), gz(ai_call(message_id="late")))
-    lake.put(day_key(DAY + timedelta(days=1)), gz(ai_call(message_id="late"), ai_call(message_id="new")))
+@pytest.mark.parametrize("late", ["late", "6b4cc0da-f380-1be1-e807-b7b981f40970"], ids=["text", "uuid"])
+def test_a_resend_received_the_next_day_is_a_duplicate_there(lake, warehouse, ingest, late):
+    lake.put(day_key(DAY), gz(ai_call(message_id=late)))
+    lake.put(day_key(DAY + timedelta(days=1)), gz(ai_call(message_id=late), ai_call(message_id="new")))
     ingest(DAY)
     report = ingest(DAY + timedelta(days=1))
     assert report.summary()["duplicates"] == 1
@@ -113,18 +114,44 @@ def test_lines_that_land_nowhere_abort_the_day(lake, warehouse, ingest, monkeypa
     assert governed_ids(warehouse) == ["kept"]
 
 
+def seen_before(con, uuids=(), others=()):
+    """The tables `_load_seen_message_ids` leaves: canonical UUIDs, every other id with its hash."""
+    con.execute("CREATE TEMP TABLE seen_uuids (id_uuid UUID)")
+    con.execute("CREATE TEMP TABLE seen_other_ids (id_hash UBIGINT, message_id VARCHAR)")
+    con.execute("INSERT INTO seen_uuids SELECT unnest($uuids::VARCHAR[])::UUID", {"uuids": list(uuids)})
+    con.execute("INSERT INTO seen_other_ids SELECT hash(id), id FROM unnest($ids::VARCHAR[]) AS t(id)", {"ids": list(others)})
+
+
+def dedupe_chunk(con, message_ids):
+    """`_dedupe` over a chunk of AI events with these ids, in line order: each line's is_duplicate."""
+    con.execute("CREATE OR REPLACE TEMP TABLE chunk AS SELECT line_id, 'k' AS source_key, line_id AS line_number, "
+                "'ai_user_action' AS event, message_id, 'ai' AS kind FROM (SELECT unnest(range(len($ids)))::BIGINT "
+                "AS line_id, unnest($ids) AS message_id)", {"ids": message_ids})
+    _dedupe(con)
+    return [flag for (flag,) in con.execute("SELECT is_duplicate FROM chunk_ai ORDER BY line_id").fetchall()]
+
+
 def test_an_id_whose_hash_matches_a_seen_id_is_not_a_duplicate_unless_the_ids_are_equal():
     """Seen ids are matched by hash first; a (forged) collision must not drop a new event."""
     con = duckdb.connect()
-    con.execute("CREATE TEMP TABLE seen_message_ids AS SELECT hash('new') AS id_hash, 'other' AS message_id "
-                "UNION ALL SELECT hash('old'), 'old'")
-    con.execute("CREATE TEMP TABLE chunk AS SELECT line_id, 'k' AS source_key, line_id AS line_number, "
-                "'ai_user_action' AS event, message_id, 'ai' AS kind "
-                "FROM (VALUES (0, 'new'), (1, 'old'), (2, 'new')) AS t(line_id, message_id)")
-    _dedupe(con)
-    assert con.execute("SELECT line_id, is_duplicate FROM chunk_ai ORDER BY line_id").fetchall() == [
-        (0, False), (1, True), (2, True)]
-    assert sorted(con.execute("SELECT message_id FROM seen_message_ids").fetchall()) == [("new",), ("old",), ("other",)]
+    seen_before(con, others=["old"])
+    con.execute("INSERT INTO seen_other_ids SELECT hash('new'), 'other'")
+    assert dedupe_chunk(con, ["new", "old", "new"]) == [False, True, True]
+    assert sorted(con.execute("SELECT message_id FROM seen_other_ids").fetchall()) == [("new",), ("old",), ("other",)]
+
+
+def test_an_id_written_as_a_uuid_is_matched_as_exactly_as_any_other_text():
+    """Canonical UUIDs are held as 16 bytes; the same UUID written another way is another id, as
+    it would be compared as text."""
+    seen = "6b4cc0da-f380-1be1-e807-b7b981f40970"
+    new = "1448bfd0-5a1a-45cd-b207-13e791a1a638"
+    con = duckdb.connect()
+    seen_before(con, uuids=[seen])
+    chunk = [seen, seen.upper(), "{" + seen + "}", new, new.upper(), new, new.upper(), None]
+    assert dedupe_chunk(con, chunk) == [True, False, False, False, False, True, True, False]
+    assert sorted(str(u) for (u,) in con.execute("SELECT id_uuid FROM seen_uuids").fetchall()) == [new, seen]
+    assert sorted(con.execute("SELECT message_id FROM seen_other_ids").fetchall()) == [
+        (new.upper(),), (seen.upper(),), ("{" + seen + "}",)]
 
 
 def test_a_day_whose_new_rows_fail_keeps_its_old_rows_and_other_days_are_untouched():
