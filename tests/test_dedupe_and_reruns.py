@@ -5,7 +5,7 @@ from datetime import timedelta
 import duckdb
 import pytest
 
-from telemetry_assets.ingest.partition import _dedupe
+from telemetry_assets.ingest.partition import _dedupe, _load_seen_message_ids
 from telemetry_assets.ingest.tables import replacing_day
 from tests.builders import ai_call, gz
 from tests.conftest import DAY
@@ -114,12 +114,13 @@ def test_lines_that_land_nowhere_abort_the_day(lake, warehouse, ingest, monkeypa
     assert governed_ids(warehouse) == ["kept"]
 
 
-def seen_before(con, uuids=(), others=()):
-    """The tables `_load_seen_message_ids` leaves: canonical UUIDs, every other id with its hash."""
-    con.execute("CREATE TEMP TABLE seen_uuids (id_uuid UUID)")
-    con.execute("CREATE TEMP TABLE seen_other_ids (id_hash UBIGINT, message_id VARCHAR)")
-    con.execute("INSERT INTO seen_uuids SELECT unnest($uuids::VARCHAR[])::UUID", {"uuids": list(uuids)})
-    con.execute("INSERT INTO seen_other_ids SELECT hash(id), id FROM unnest($ids::VARCHAR[]) AS t(id)", {"ids": list(others)})
+def seen_the_day_before(con, message_ids):
+    """`_load_seen_message_ids` after a day whose governance log holds these ids."""
+    con.execute("CREATE SCHEMA audit")
+    con.execute("CREATE TABLE audit.governance_log (dt DATE, message_id VARCHAR)")
+    con.execute("INSERT INTO audit.governance_log SELECT $day, unnest($ids::VARCHAR[])",
+                {"day": DAY - timedelta(days=1), "ids": message_ids})
+    _load_seen_message_ids(con, DAY, lookback_days=1)
 
 
 def dedupe_chunk(con, message_ids):
@@ -134,7 +135,7 @@ def dedupe_chunk(con, message_ids):
 def test_an_id_whose_hash_matches_a_seen_id_is_not_a_duplicate_unless_the_ids_are_equal():
     """Seen ids are matched by hash first; a (forged) collision must not drop a new event."""
     con = duckdb.connect()
-    seen_before(con, others=["old"])
+    seen_the_day_before(con, ["old"])
     con.execute("INSERT INTO seen_other_ids SELECT hash('new'), 'other'")
     assert dedupe_chunk(con, ["new", "old", "new"]) == [False, True, True]
     assert sorted(con.execute("SELECT message_id FROM seen_other_ids").fetchall()) == [("new",), ("old",), ("other",)]
@@ -143,15 +144,15 @@ def test_an_id_whose_hash_matches_a_seen_id_is_not_a_duplicate_unless_the_ids_ar
 def test_an_id_written_as_a_uuid_is_matched_as_exactly_as_any_other_text():
     """Canonical UUIDs are held as 16 bytes; the same UUID written another way is another id, as
     it would be compared as text."""
-    seen = "6b4cc0da-f380-1be1-e807-b7b981f40970"
-    new = "1448bfd0-5a1a-45cd-b207-13e791a1a638"
+    seen, other, new = ("6b4cc0da-f380-1be1-e807-b7b981f40970", "1448bfd0-5a1a-45cd-b207-13e791a1a638",
+                        "c3ebd6d6-2c63-ae64-4937-7e274d464b44")
     con = duckdb.connect()
-    seen_before(con, uuids=[seen])
-    chunk = [seen, seen.upper(), "{" + seen + "}", new, new.upper(), new, new.upper(), None]
-    assert dedupe_chunk(con, chunk) == [True, False, False, False, False, True, True, False]
-    assert sorted(str(u) for (u,) in con.execute("SELECT id_uuid FROM seen_uuids").fetchall()) == [new, seen]
-    assert sorted(con.execute("SELECT message_id FROM seen_other_ids").fetchall()) == [
-        (new.upper(),), (seen.upper(),), ("{" + seen + "}",)]
+    seen_the_day_before(con, [seen, other.upper()])
+    chunk = [seen, seen.upper(), "{" + seen + "}", other, other.upper(), new, new.upper(), new, new.upper(), None]
+    assert dedupe_chunk(con, chunk) == [True, False, False, False, True, False, False, True, True, False]
+    assert sorted(str(u) for (u,) in con.execute("SELECT id_uuid FROM seen_uuids").fetchall()) == sorted([seen, other, new])
+    assert sorted(i for (i,) in con.execute("SELECT message_id FROM seen_other_ids").fetchall()) == sorted(
+        [other.upper(), seen.upper(), "{" + seen + "}", new.upper()])
 
 
 def test_a_day_whose_new_rows_fail_keeps_its_old_rows_and_other_days_are_untouched():
