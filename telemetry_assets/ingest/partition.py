@@ -250,16 +250,23 @@ def _delete_partition(con, day: date, tracking_plan: TrackingPlan) -> None:
 
 def _load_seen_message_ids(con, day: date, lookback_days: int) -> None:
     """The ids of the look-back window's governed events, held as `_dedupe` matches them."""
+    con.execute("CREATE OR REPLACE TEMP TABLE seen_uuids (id_uuid UUID)")
+    con.execute("CREATE OR REPLACE TEMP TABLE seen_other_ids (id_hash UBIGINT, message_id VARCHAR)")
     con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE seen_ids AS
+        f"""CREATE OR REPLACE TEMP TABLE window_ids AS
            SELECT DISTINCT {_UUID_OF_ID} AS id_uuid, message_id FROM audit.governance_log
            WHERE dt >= ? AND dt < ? AND message_id IS NOT NULL""",
         [day - timedelta(days=lookback_days), day],
     )
-    con.execute("CREATE OR REPLACE TEMP TABLE seen_uuids AS SELECT id_uuid FROM seen_ids WHERE id_uuid IS NOT NULL")
-    con.execute("CREATE OR REPLACE TEMP TABLE seen_other_ids AS "
-                "SELECT hash(message_id) AS id_hash, message_id FROM seen_ids WHERE id_uuid IS NULL")
-    con.execute("DROP TABLE seen_ids")
+    _hold_as_seen(con, "window_ids")
+    con.execute("DROP TABLE window_ids")
+
+
+def _hold_as_seen(con, ids: str) -> None:
+    """Add `ids` (a relation of `id_uuid` and a non-NULL `message_id`) to the ids seen: a canonical
+    UUID as its 16 bytes, any other id as its text and hash (`_dedupe`)."""
+    con.execute(f"INSERT INTO seen_uuids SELECT id_uuid FROM {ids} WHERE id_uuid IS NOT NULL")
+    con.execute(f"INSERT INTO seen_other_ids SELECT hash(message_id), message_id FROM {ids} WHERE id_uuid IS NULL")
 
 
 def _line_chunks(store, objects, tallies, max_line_bytes: int, chunk_bytes: int) -> Iterator[pa.Table]:
@@ -438,11 +445,7 @@ def _dedupe(con) -> None:
             ) AS is_duplicate
         FROM ai"""
     )
-    con.execute("INSERT INTO seen_uuids SELECT id_uuid FROM chunk_ai WHERE id_uuid IS NOT NULL AND NOT is_duplicate")
-    con.execute(
-        "INSERT INTO seen_other_ids SELECT hash(message_id), message_id FROM chunk_ai "
-        "WHERE id_uuid IS NULL AND message_id IS NOT NULL AND NOT is_duplicate"
-    )
+    _hold_as_seen(con, "(SELECT id_uuid, message_id FROM chunk_ai WHERE message_id IS NOT NULL AND NOT is_duplicate)")
 
 
 def _quarantine_unplanned(con, stamps: _Stamps, tracking_plan: TrackingPlan) -> None:
