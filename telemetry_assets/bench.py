@@ -21,7 +21,8 @@ A stage's peak RSS is the highest the process's resident set was while that stag
 every 50 ms, see `stage_clock.py`); the whole's is the kernel's high-water mark for the process, or
 the highest sample where that is higher (the kernel's mark misses memory freed with `madvise`).
 Ingest validates and governs two events of its chunks at once (chunks of `TELEMETRY_INGEST_CHUNK_MB`
-each: the JSON's `ingest_chunk_mb`, and how many, `ingest_chunks`) while it reads the next chunk, so
+each: the JSON's `ingest_chunk_mb`, and how many, `ingest_chunks`; its DuckDB capped at
+`TELEMETRY_INGEST_MEMORY_MB`, `ingest_memory_mb`) while it reads the next chunk, so
 its stage seconds add up every thread's time in the stage: they can sum to more than ingest's wall
 time (`ingest_seconds`), and all stages to more than the whole, which is wall time. `cpu_seconds` is
 the CPU time (user and system, every thread) the pipeline took: against the whole's seconds, it says
@@ -131,7 +132,7 @@ def _measure(child, lake: LocalObjectStore, home: Path, day: date, events: int |
         landed_before = child.submit(_land_day_before, lake.root, str(home), day_before).result()
     _say("floor, before the pipeline")
     floor_before = child.submit(_floor, lake.root, str(home / "floor.duckdb"), day).result()
-    clock, chunk_mb = StageClock(), settings.ingest_chunk_mb()
+    clock, chunk_mb, memory_mb = StageClock(), settings.ingest_chunk_mb(), settings.ingest_memory_mb()
     with clock.sampling_rss():
         started, cpu_started = time.perf_counter(), time.process_time()
         report, ingest_seconds, check_seconds = _pipeline(lake, home, day, clock, chunk_mb)
@@ -153,7 +154,8 @@ def _measure(child, lake: LocalObjectStore, home: Path, day: date, events: int |
         "events_per_second": round(events / seconds), "peak_rss_mb": max(peak_rss_mb(), *clock.peak_rss_mb.values()),
         "floor_seconds": round(floor, 3), "floor_runs_seconds": [round(floor_before, 3), round(floor_after, 3)],
         "ratio_to_floor": round(seconds / floor, 2), "ingest_seconds": round(ingest_seconds, 3),
-        "ingest_chunk_mb": chunk_mb, "ingest_chunks": report.chunks, "stages": stages, "check_seconds": check_seconds,
+        "ingest_chunk_mb": chunk_mb, "ingest_chunks": report.chunks, "ingest_memory_mb": memory_mb,
+        "stages": stages, "check_seconds": check_seconds,
         "compaction": asdict(compaction),
         "day_before": day_before.isoformat() if day_before else None,
         "day_before_seconds": round(landed_before, 1) if landed_before is not None else None,
@@ -313,7 +315,7 @@ def _join_and_measure(lake: LocalObjectStore, home: Path, day: date, clock: Stag
 
 
 def _warehouse(home: Path) -> Warehouse:
-    return Warehouse(database=str(home / "warehouse.duckdb"))
+    return Warehouse(database=str(home / "warehouse.duckdb"), ingest_memory_limit=f"{settings.ingest_memory_mb()}MB")
 
 
 def _secure_store(home: Path) -> SecureStore:
@@ -387,7 +389,7 @@ def print_table(result: dict) -> None:
           f"{box['cpus']} CPUs busy on average)")
     chunks = f"{result['ingest_chunks']} chunk{'' if result['ingest_chunks'] == 1 else 's'}"
     print(f"{'of it, ingest':16} {result['ingest_seconds']:>9.2f}  (wall time of list+read to land, in {chunks} "
-          f"of about {result['ingest_chunk_mb']} MB)")
+          f"of about {result['ingest_chunk_mb']} MB, DuckDB capped at {result['ingest_memory_mb']} MB)")
     checks = result["check_seconds"]
     slowest = ", ".join(f"{name} {seconds:.2f} s" for name, seconds in list(checks.items())[:3])
     print(f"{'check steps':16} {sum(checks.values()):>9.2f}  ({len(checks)} of them, of the checks' "

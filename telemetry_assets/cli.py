@@ -116,6 +116,7 @@ def _bench_command(args) -> int:
         print("telemetry bench: --lake and --date go together", file=sys.stderr)
         return 2
     settings.ingest_chunk_mb()  # refused before a million events are generated, not after
+    settings.ingest_memory_mb()
     try:
         if args.lake is None:
             result = run_bench(args.events)
@@ -395,6 +396,7 @@ def _check_configuration() -> None:
     settings.partitions_start()
     settings.dedupe_lookback_days()
     settings.ingest_chunk_mb()
+    settings.ingest_memory_mb()
     import duckdb
 
     from checks.sources import load_sources

@@ -20,7 +20,8 @@ def lake() -> ObjectStore:
 
 
 def warehouse() -> Warehouse:
-    return Warehouse(database=str(settings.warehouse_path()), lock_wait_seconds=settings.lock_wait_seconds())
+    return Warehouse(database=str(settings.warehouse_path()), lock_wait_seconds=settings.lock_wait_seconds(),
+                     ingest_memory_limit=f"{settings.ingest_memory_mb()}MB")
 
 
 def secure_store() -> SecureStore:

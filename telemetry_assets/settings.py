@@ -82,6 +82,23 @@ def ingest_chunk_mb() -> int:
     return int(value)
 
 
+DEFAULT_INGEST_MEMORY_MB = 512
+MIN_INGEST_MEMORY_MB = 128
+
+
+def ingest_memory_mb() -> int:
+    """Megabytes DuckDB may hold while a partition is ingested (the warehouse's `ingest_memory_limit`);
+    beyond them it spills to disk. The one thing there that grows with the day is the set of message
+    ids seen so far, so a bigger cap makes a big day's dedupe faster and its process bigger: the
+    default keeps a 20M-event day under 2 GiB. The measured sizes are in the README, "Memory and
+    chunk size"."""
+    value = os.environ.get("TELEMETRY_INGEST_MEMORY_MB", str(DEFAULT_INGEST_MEMORY_MB))
+    if not value.isdecimal() or int(value) < MIN_INGEST_MEMORY_MB:
+        raise SettingsError(f"TELEMETRY_INGEST_MEMORY_MB={value!r} is not a whole number of MB, "
+                            f"{MIN_INGEST_MEMORY_MB} or more")
+    return int(value)
+
+
 def lock_wait_seconds() -> float:
     """How long a step waits while another process holds the warehouse or the secure store (a
     `duckdb` shell, a notebook) before it fails naming that process."""

@@ -59,6 +59,7 @@ def test_bench_reports_every_stage_and_the_floor_as_json(tmp_path, capsys):
     ingest_stages = sum(stage["seconds"] for name, stage in result["stages"].items() if name not in AFTER_INGEST)
     assert ingest_stages <= partition.WORKERS * result["ingest_seconds"]
     assert result["ingest_chunk_mb"] == 64 and result["ingest_chunks"] == 1  # the day's 20 MB of lines fit one
+    assert result["ingest_memory_mb"] == 512
     checks = result["check_seconds"]  # each check's own step, named as the UI names it, slowest first
     daily_checks = checks_only.selection.resolve_checks(defs.resolve_asset_graph())
     assert set(checks) == {f"{key.asset_key.to_user_string()}:{key.name}" for key in daily_checks}
@@ -81,7 +82,8 @@ def test_bench_reports_every_stage_and_the_floor_as_json(tmp_path, capsys):
     assert f"whole / floor = {result['ratio_to_floor']}" in table
     floor = next(line for line in table if line.startswith("floor (read_json)"))
     assert f"the mean of {before:.2f} s before the pipeline and {after:.2f} s after" in floor
-    assert next(line for line in table if line.startswith("of it, ingest")).endswith("in 1 chunk of about 64 MB)")
+    ingest = next(line for line in table if line.startswith("of it, ingest"))
+    assert ingest.endswith("in 1 chunk of about 64 MB, DuckDB capped at 512 MB)")
     steps = next(line for line in table if line.startswith("check steps"))
     assert f"({len(checks)} of them, of the checks' " in steps and f"; the slowest: {next(iter(checks))} " in steps
     busy = next(line for line in table if line.startswith("of it, CPU"))

@@ -283,23 +283,36 @@ def test_a_dedupe_lookback_that_is_not_a_count_of_days_is_refused(monkeypatch, v
     assert settings.dedupe_lookback_days() == 0
 
 
-def test_run_refuses_an_ingest_chunk_size_it_cannot_use_before_any_day(tmp_path):
-    done = telemetry(tmp_path / "home", "run", "--start", "2026-09-01", "--end", "2026-09-01",
-                     TELEMETRY_INGEST_CHUNK_MB="64MB")
+# Each ingest size setting: its variable, how it is read, what a refusal says, the edge it takes, its default.
+INGEST_SIZES = {
+    "chunk": ("TELEMETRY_INGEST_CHUNK_MB", settings.ingest_chunk_mb, "is not a whole number of MB from 1 to 1024",
+              "1024", 64),
+    "memory cap": ("TELEMETRY_INGEST_MEMORY_MB", settings.ingest_memory_mb, "is not a whole number of MB, 128 or more",
+                   "128", 512),
+}
+
+
+@pytest.mark.parametrize("size", INGEST_SIZES)
+def test_run_refuses_an_ingest_size_it_cannot_use_before_any_day(tmp_path, size):
+    variable, _, complaint, _, _ = INGEST_SIZES[size]
+    done = telemetry(tmp_path / "home", "run", "--start", "2026-09-01", "--end", "2026-09-01", **{variable: "64MB"})
     assert done.returncode == 2 and "2026-09-01" not in done.stdout
-    assert "telemetry run: TELEMETRY_INGEST_CHUNK_MB='64MB' is not a whole number of MB from 1 to 1024" in done.stderr
+    assert f"telemetry run: {variable}='64MB' {complaint}" in done.stderr
 
 
-@pytest.mark.parametrize("value", ["0", "-8", "64MB", "1.5", "²", "1025"])
-def test_an_ingest_chunk_size_that_is_not_a_whole_number_of_mb_it_can_hold_is_refused(monkeypatch, value):
-    monkeypatch.setenv("TELEMETRY_INGEST_CHUNK_MB", value)
-    with pytest.raises(settings.SettingsError, match=re.escape(
-            f"TELEMETRY_INGEST_CHUNK_MB='{value}' is not a whole number of MB from 1 to 1024")):
-        settings.ingest_chunk_mb()
-    monkeypatch.setenv("TELEMETRY_INGEST_CHUNK_MB", "1024")
-    assert settings.ingest_chunk_mb() == 1024
-    monkeypatch.delenv("TELEMETRY_INGEST_CHUNK_MB")
-    assert settings.ingest_chunk_mb() == 64
+@pytest.mark.parametrize("size, value", [
+    *(("chunk", value) for value in ["0", "-8", "64MB", "1.5", "²", "1025"]),
+    *(("memory cap", value) for value in ["0", "127", "-512", "512MB", "1.5", "²"]),
+])
+def test_an_ingest_size_that_is_not_a_whole_number_of_mb_it_can_take_is_refused(monkeypatch, size, value):
+    variable, read, complaint, edge, default = INGEST_SIZES[size]
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(settings.SettingsError, match=re.escape(f"{variable}='{value}' {complaint}")):
+        read()
+    monkeypatch.setenv(variable, edge)
+    assert read() == int(edge)
+    monkeypatch.delenv(variable)
+    assert read() == default
 
 
 @pytest.mark.parametrize("url, complaint", [

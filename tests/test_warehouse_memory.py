@@ -7,6 +7,7 @@ import pytest
 
 from resources.secure_store import SecureStore
 from resources.warehouse import Warehouse
+from telemetry_assets import environment
 from telemetry_assets.generate.traffic import GeneratorConfig
 from tests.pipeline_runs import run_generated
 
@@ -38,6 +39,15 @@ def test_ingest_runs_under_the_ingest_cap_and_the_joins_under_the_full_one(tmp_p
     assert limits == {"ingest": shown_by_duckdb(defaults.ingest_memory_limit),
                       "joins": shown_by_duckdb(defaults.memory_limit)}
     assert shown_by_duckdb(defaults.ingest_memory_limit) != shown_by_duckdb(defaults.memory_limit)
+
+
+def test_the_ingest_cap_is_taken_from_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("TELEMETRY_HOME", str(tmp_path))
+    monkeypatch.setenv("TELEMETRY_INGEST_MEMORY_MB", "768")
+    assert shown_by_duckdb(environment.warehouse().ingest_memory_limit) == shown_by_duckdb("768MB")
+    monkeypatch.delenv("TELEMETRY_INGEST_MEMORY_MB")  # unset: the resource's own default
+    default = Warehouse(database=str(tmp_path / "unused.duckdb")).ingest_memory_limit
+    assert shown_by_duckdb(environment.warehouse().ingest_memory_limit) == shown_by_duckdb(default)
 
 
 @pytest.mark.parametrize("configure", [
