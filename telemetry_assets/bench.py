@@ -54,7 +54,7 @@ from resources.duckdb_files import connect
 from resources.object_store import LocalObjectStore, object_store_from_url
 from resources.secure_store import SecureStore
 from resources.warehouse import Warehouse
-from telemetry_assets import settings
+from telemetry_assets import environment, settings
 from telemetry_assets.analytics.alert_rules import load_alert_rules
 from telemetry_assets.analytics.alerts import build_alerts
 from telemetry_assets.analytics.business import build_business
@@ -315,7 +315,7 @@ def _join_and_measure(lake: LocalObjectStore, home: Path, day: date, clock: Stag
 
 
 def _warehouse(home: Path) -> Warehouse:
-    return Warehouse(database=str(home / "warehouse.duckdb"), ingest_memory_limit=f"{settings.ingest_memory_mb()}MB")
+    return environment.warehouse(home / "warehouse.duckdb")
 
 
 def _secure_store(home: Path) -> SecureStore:

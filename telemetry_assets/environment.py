@@ -7,6 +7,8 @@ location (`definitions.py`) and the CLI's own steps (its checks before a run, pr
 `$TELEMETRY_HOME/warehouse.duckdb`, raw text only in `$TELEMETRY_HOME/secure.duckdb` (mode 0600).
 """
 
+from pathlib import Path
+
 from resources.alert_sinks import alert_router_from_env
 from resources.object_store import ObjectStore, object_store_from_url
 from resources.secrets import governance_secrets
@@ -19,8 +21,11 @@ def lake() -> ObjectStore:
     return object_store_from_url(settings.lake_url())
 
 
-def warehouse() -> Warehouse:
-    return Warehouse(database=str(settings.warehouse_path()), lock_wait_seconds=settings.lock_wait_seconds(),
+def warehouse(database: Path | None = None) -> Warehouse:
+    """The warehouse at `database` (by default `$TELEMETRY_HOME/warehouse.duckdb`), with the settings
+    this environment gives it."""
+    return Warehouse(database=str(database or settings.warehouse_path()),
+                     lock_wait_seconds=settings.lock_wait_seconds(),
                      ingest_memory_limit=f"{settings.ingest_memory_mb()}MB")
 
 

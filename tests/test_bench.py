@@ -207,12 +207,15 @@ def test_bench_on_a_later_day_of_your_own_lake_lands_the_day_before_first(tmp_pa
         f"(not counted), landed after 2026-10-03 (in {result['day_before_seconds']} s, not counted)")
 
 
-def test_bench_refuses_a_chunk_size_it_cannot_use_before_generating_a_day(monkeypatch, capsys):
-    monkeypatch.setenv("TELEMETRY_INGEST_CHUNK_MB", "0")
+@pytest.mark.parametrize("variable, complaint", [
+    ("TELEMETRY_INGEST_CHUNK_MB", "is not a whole number of MB from 1 to 1024"),
+    ("TELEMETRY_INGEST_MEMORY_MB", "is not a whole number of MB, 128 or more"),
+])
+def test_bench_refuses_an_ingest_size_it_cannot_use_before_generating_a_day(monkeypatch, capsys, variable, complaint):
+    monkeypatch.setenv(variable, "0")
     monkeypatch.setattr(bench, "run_bench", lambda events: pytest.fail("generated a day it could not ingest"))
     assert main(["bench", "--events", "1000000"]) == 2
-    assert ("telemetry bench: TELEMETRY_INGEST_CHUNK_MB='0' is not a whole number of MB from 1 to 1024"
-            in capsys.readouterr().err)
+    assert f"telemetry bench: {variable}='0' {complaint}" in capsys.readouterr().err
 
 
 def test_bench_says_clearly_when_the_lake_has_no_such_day(tmp_path, capsys):
